@@ -1,0 +1,189 @@
+//! The one error type. Its variants keep apart the four things a caller must
+//! handle differently: its own mistakes, concurrency conflicts, damage on
+//! disk, and failures of the machine.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::event::ExpectedVersion;
+
+/// Everything that can go wrong in annals.
+///
+/// - Caller mistakes ([`InvalidStreamId`](Error::InvalidStreamId),
+///   [`InvalidEventType`](Error::InvalidEventType),
+///   [`LimitExceeded`](Error::LimitExceeded),
+///   [`InvalidOptions`](Error::InvalidOptions),
+///   [`StreamNotFound`](Error::StreamNotFound)): nothing was written; fix the
+///   call.
+/// - Conflicts ([`WrongExpectedVersion`](Error::WrongExpectedVersion),
+///   [`Locked`](Error::Locked)): nothing was written; reload and retry, or
+///   wait.
+/// - Damage ([`Corruption`](Error::Corruption)): the files fail a check;
+///   nothing was modified. Restore from a backup or investigate the named file
+///   and offset.
+/// - Failures ([`Io`](Error::Io), [`Poisoned`](Error::Poisoned)): the
+///   machine failed; the store refuses further appends until it is reopened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream's version did not pass the append's expected-version check.
+    #[error("stream '{stream}': expected {expected}, but its last version is {}", display_version(*.actual))]
+    WrongExpectedVersion {
+        /// The stream appended to.
+        stream: String,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The stream's last version; `None` if it has no events.
+        actual: Option<u64>,
+    },
+
+    /// `read_stream` of a stream that has no events.
+    #[error("stream '{stream}' does not exist")]
+    StreamNotFound {
+        /// The stream asked for.
+        stream: String,
+    },
+
+    /// A stream id that is empty, too long or contains a control character.
+    #[error("invalid stream id {stream:?}: {reason}")]
+    InvalidStreamId {
+        /// The offending id, cut to its first 64 characters.
+        stream: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An event type that is empty, too long or contains a control character.
+    #[error("invalid event type {event_type:?} (event {index} of the batch): {reason}")]
+    InvalidEventType {
+        /// The offending type, cut to its first 64 characters.
+        event_type: String,
+        /// Its index in the batch.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A call went past one of the store's limits (see [`Limit`]).
+    #[error("{limit} exceeded: {actual} > {max}")]
+    LimitExceeded {
+        /// Which limit.
+        limit: Limit,
+        /// The size or count of the call.
+        actual: u64,
+        /// The limit in force.
+        max: u64,
+    },
+
+    /// [`Options`](crate::Options) out of their documented bounds.
+    #[error("invalid options: {reason}")]
+    InvalidOptions {
+        /// Which option and why.
+        reason: String,
+    },
+
+    /// A file in the data directory fails a check. `open` modified nothing.
+    #[error("corruption in {}: at byte offset {offset}: {reason}", file.display())]
+    Corruption {
+        /// The damaged (or missing, or unexpected) file.
+        file: PathBuf,
+        /// The byte offset of the first problem in that file.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// An operating-system I/O call failed.
+    #[error("I/O error while trying to {op} {}: {source}", path.display())]
+    Io {
+        /// What annals was doing.
+        op: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The error the OS returned.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Another `Store` (in this or another process) holds the directory.
+    #[error("the store at {} is locked by another open Store", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// An earlier write or sync failed, so appends are refused until the
+    /// store is reopened. Reads keep working.
+    #[error("the store is poisoned by an earlier write or sync failure; reopen it to recover")]
+    Poisoned,
+
+    /// The store was opened read-only.
+    #[error("the store was opened read-only")]
+    ReadOnly,
+}
+
+/// The limits a call can exceed, each set in [`Options`](crate::Options).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// Bytes of data plus metadata of one event (`max_event_size`).
+    EventSize,
+    /// Events in one append (`max_batch_events`).
+    BatchEvents,
+    /// Encoded bytes of one append: it must fit in one segment.
+    BatchSize,
+    /// Bytes of a stream id (`max_stream_id_len`).
+    StreamIdLength,
+    /// Bytes of an event type (`max_event_type_len`).
+    EventTypeLength,
+    /// Segments in one store (the format numbers them with 32 bits).
+    SegmentCount,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::EventSize => "event size limit (max_event_size, bytes of data + metadata)",
+            Limit::BatchEvents => "batch event count limit (max_batch_events)",
+            Limit::BatchSize => "batch size limit (encoded bytes that fit in one segment)",
+            Limit::StreamIdLength => "stream id length limit (max_stream_id_len, bytes)",
+            Limit::EventTypeLength => "event type length limit (max_event_type_len, bytes)",
+            Limit::SegmentCount => "segment count limit",
+        })
+    }
+}
+
+fn display_version(v: Option<u64>) -> String {
+    match v {
+        Some(v) => v.to_string(),
+        None => "none (the stream has no events)".to_owned(),
+    }
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corruption(
+        file: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The first 64 characters of a caller's string, for an error message that
+/// must not grow with the input.
+pub(crate) fn excerpt(s: &str) -> String {
+    s.chars().take(64).collect()
+}

@@ -1,0 +1,262 @@
+//! The public value types: what a caller appends and what a read returns.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+/// An event to append: a type name, a payload and optional metadata.
+///
+/// The payload and metadata are opaque bytes to annals; JSON, protobuf or
+/// anything else is the caller's choice.
+///
+/// ```
+/// use annals::EventData;
+///
+/// let event = EventData::new("OrderPlaced", br#"{"total":10}"#.to_vec())
+///     .with_metadata(br#"{"user":"ada"}"#.to_vec());
+/// assert_eq!(event.event_type(), "OrderPlaced");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct EventData {
+    pub(crate) event_type: String,
+    pub(crate) data: Vec<u8>,
+    pub(crate) metadata: Vec<u8>,
+    pub(crate) id: Option<Uuid>,
+}
+
+impl EventData {
+    /// An event of type `event_type` carrying `data`, with no metadata and an
+    /// id generated at append time (a time-ordered UUID v7).
+    pub fn new(event_type: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        EventData {
+            event_type: event_type.into(),
+            data: data.into(),
+            metadata: Vec::new(),
+            id: None,
+        }
+    }
+
+    /// Attaches metadata (correlation ids, the acting user, ...) to the event.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: impl Into<Vec<u8>>) -> Self {
+        self.metadata = metadata.into();
+        self
+    }
+
+    /// Gives the event a caller-chosen id instead of a generated one, for
+    /// example to make a retried command recognisable downstream.
+    #[must_use]
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// The event type.
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// The payload.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The metadata; empty when none was given.
+    pub fn metadata(&self) -> &[u8] {
+        &self.metadata
+    }
+
+    /// The caller-chosen id, if any.
+    pub fn id(&self) -> Option<Uuid> {
+        self.id
+    }
+}
+
+impl fmt::Debug for EventData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventData")
+            .field("event_type", &self.event_type)
+            .field("data_len", &self.data.len())
+            .field("metadata_len", &self.metadata.len())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+/// An event as stored: what [`Store::read_stream`](crate::Store::read_stream)
+/// and [`Store::read_all`](crate::Store::read_all) return.
+///
+/// `data` and `metadata` are [`Bytes`] that share the segment's memory map
+/// rather than copies: cloning one is a reference-count increment, and
+/// keeping one alive keeps its segment mapped. `stream_id` and `event_type`
+/// are shared strings, not allocated anew for every event read.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The stream the event belongs to.
+    pub stream_id: Arc<str>,
+    /// Its version within the stream, counting from 0.
+    pub version: u64,
+    /// Its position in the global log, counting from 0.
+    pub position: u64,
+    /// The event type.
+    pub event_type: Arc<str>,
+    /// The payload.
+    pub data: Bytes,
+    /// The metadata; empty when none was given.
+    pub metadata: Bytes,
+    /// The event id: the caller's, or a UUID v7 generated at append.
+    pub id: Uuid,
+    /// When the append was called, in microseconds since the Unix epoch.
+    pub recorded_at: u64,
+}
+
+impl fmt::Debug for RecordedEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordedEvent")
+            .field("stream_id", &self.stream_id)
+            .field("version", &self.version)
+            .field("position", &self.position)
+            .field("event_type", &self.event_type)
+            .field("data_len", &self.data.len())
+            .field("metadata_len", &self.metadata.len())
+            .field("id", &self.id)
+            .field("recorded_at", &self.recorded_at)
+            .finish()
+    }
+}
+
+/// The optimistic-concurrency check an append makes before it writes.
+///
+/// The rules are EventStoreDB's. A failed check returns
+/// [`Error::WrongExpectedVersion`](crate::Error::WrongExpectedVersion) and
+/// writes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExpectedVersion {
+    /// No check: the append always passes.
+    Any,
+    /// Passes only if the stream has no events.
+    NoStream,
+    /// Passes only if the stream has at least one event.
+    StreamExists,
+    /// Passes only if the stream's last version is exactly this one.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream whose last version is `actual` (`None`: no events)
+    /// passes this check.
+    pub fn admits(self, actual: Option<u64>) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual.is_none(),
+            ExpectedVersion::StreamExists => actual.is_some(),
+            ExpectedVersion::Exact(n) => actual == Some(n),
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::StreamExists => f.write_str("an existing stream"),
+            ExpectedVersion::Exact(n) => write!(f, "version {n}"),
+        }
+    }
+}
+
+/// What an append wrote: the versions and global positions its events got.
+///
+/// Both ranges are half-open and dense. For an empty batch they are empty and
+/// start where the next event would go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The stream versions written.
+    pub versions: Range<u64>,
+    /// The global positions written.
+    pub positions: Range<u64>,
+}
+
+impl AppendResult {
+    /// The version of the first event written, or of the next event when
+    /// nothing was written.
+    pub fn first_version(&self) -> u64 {
+        self.versions.start
+    }
+
+    /// The version of the last event written; for an empty batch, the
+    /// stream's last version (`None` if it still has no events).
+    pub fn last_version(&self) -> Option<u64> {
+        self.versions.end.checked_sub(1)
+    }
+
+    /// The global position of the first event written, or of the next event
+    /// when nothing was written.
+    pub fn first_position(&self) -> u64 {
+        self.positions.start
+    }
+
+    /// The global position of the last event written, `None` when nothing
+    /// was written.
+    pub fn last_position(&self) -> Option<u64> {
+        if self.positions.is_empty() {
+            None
+        } else {
+            self.positions.end.checked_sub(1)
+        }
+    }
+
+    /// How many events were written.
+    pub fn len(&self) -> usize {
+        usize::try_from(self.positions.end - self.positions.start).unwrap_or(usize::MAX)
+    }
+
+    /// Whether nothing was written (an empty batch).
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+}
+
+/// Microseconds since the Unix epoch, saturating at zero for a clock set
+/// before 1970.
+pub(crate) fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_version_rules_follow_eventstoredb() {
+        assert!(ExpectedVersion::Any.admits(None));
+        assert!(ExpectedVersion::Any.admits(Some(3)));
+        assert!(ExpectedVersion::NoStream.admits(None));
+        assert!(!ExpectedVersion::NoStream.admits(Some(0)));
+        assert!(!ExpectedVersion::StreamExists.admits(None));
+        assert!(ExpectedVersion::StreamExists.admits(Some(0)));
+        assert!(ExpectedVersion::Exact(2).admits(Some(2)));
+        assert!(!ExpectedVersion::Exact(2).admits(Some(1)));
+        assert!(!ExpectedVersion::Exact(0).admits(None));
+    }
+
+    #[test]
+    fn empty_append_result_names_the_stream_version() {
+        let r = AppendResult {
+            versions: 5..5,
+            positions: 9..9,
+        };
+        assert!(r.is_empty());
+        assert_eq!(r.last_version(), Some(4));
+        assert_eq!(r.last_position(), None);
+        assert_eq!(r.first_position(), 9);
+    }
+}

@@ -1,0 +1,131 @@
+//! The on-disk format: pure encoding and decoding of segment headers, commit
+//! frames and event records on byte slices. No I/O happens here, so the
+//! decoder can be fuzzed on its own.
+//!
+//! FORMAT.md is the source of truth for every layout; the constants in the
+//! submodules mirror its byte maps field by field. All integers are
+//! little-endian. Bytes handed to a decoder are `untrusted` until their
+//! checksum passes, so nothing here indexes a slice in a way that can panic.
+
+#![deny(clippy::indexing_slicing)]
+
+mod frame;
+mod header;
+mod record;
+
+use std::fmt;
+
+pub use frame::{
+    FRAME_HEADER_LEN, FrameHeader, decode_frame, decode_frame_header, encode_frame_header,
+};
+pub use header::{
+    FORMAT_VERSION, MAGIC, SEGMENT_HEADER_LEN, SegmentHeader, decode_segment_header,
+    encode_segment_header,
+};
+pub use record::{
+    RECORD_HEADER_LEN, RecordFields, RecordView, decode_record, encode_record, padded_record_len,
+    seal_record,
+};
+
+/// Every frame and record starts on a multiple of this many bytes.
+pub const ALIGN: usize = 8;
+
+/// Rounds `len` up to the next multiple of [`ALIGN`], or `None` on overflow.
+pub fn align_up(len: usize) -> Option<usize> {
+    len.checked_add(ALIGN - 1).map(|n| n & !(ALIGN - 1))
+}
+
+/// The per-segment checksum salt: the CRC32 of the store id and the segment
+/// number, used as the starting state of every frame and record checksum in
+/// that segment. Bytes copied from another segment, or another store, fail
+/// their checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Salt(u32);
+
+impl Salt {
+    /// The salt of segment `segment_number` of the store `store_id`.
+    pub fn new(store_id: u64, segment_number: u64) -> Salt {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&store_id.to_le_bytes());
+        h.update(&segment_number.to_le_bytes());
+        Salt(h.finalize())
+    }
+
+    /// A hasher that continues from the salt.
+    fn hasher(self) -> crc32fast::Hasher {
+        crc32fast::Hasher::new_with_initial(self.0)
+    }
+
+    /// The salted checksum of `parts` fed one after another.
+    pub(crate) fn checksum(self, parts: &[&[u8]]) -> u32 {
+        let mut h = self.hasher();
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize()
+    }
+}
+
+/// Why a byte slice is not what the format says it must be, and where in the
+/// slice the problem starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The byte offset of the problem, from the start of the decoded slice.
+    pub offset: usize,
+    /// What check failed, for people.
+    pub reason: String,
+}
+
+impl DecodeError {
+    pub(crate) fn new(offset: usize, reason: impl Into<String>) -> DecodeError {
+        DecodeError {
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// The same error, its offset moved by `base` bytes.
+    pub(crate) fn shifted(self, base: usize) -> DecodeError {
+        DecodeError {
+            offset: self.offset.saturating_add(base),
+            reason: self.reason,
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (at byte {})", self.reason, self.offset)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Reads `N` bytes at `at`, or says the slice is too short.
+fn array<const N: usize>(untrusted: &[u8], at: usize) -> Result<[u8; N], DecodeError> {
+    at.checked_add(N)
+        .and_then(|end| untrusted.get(at..end))
+        .and_then(|s| <[u8; N]>::try_from(s).ok())
+        .ok_or_else(|| DecodeError::new(at, format!("truncated: {N} bytes needed here")))
+}
+
+fn read_u16(untrusted: &[u8], at: usize) -> Result<u16, DecodeError> {
+    array::<2>(untrusted, at).map(u16::from_le_bytes)
+}
+
+fn read_u32(untrusted: &[u8], at: usize) -> Result<u32, DecodeError> {
+    array::<4>(untrusted, at).map(u32::from_le_bytes)
+}
+
+fn read_u64(untrusted: &[u8], at: usize) -> Result<u64, DecodeError> {
+    array::<8>(untrusted, at).map(u64::from_le_bytes)
+}
+
+/// Writes `bytes` at `at` in `buf`; the caller sized `buf` for its layout.
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    } else {
+        debug_assert!(false, "encode buffer too small for its layout");
+    }
+}

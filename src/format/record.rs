@@ -1,0 +1,296 @@
+//! One event record inside a commit frame.
+//!
+//! Format: { record len | crc32 | position | version | recorded at | id |
+//! stream len | type len | metadata len | data len | reserved | stream |
+//! type | metadata | data | zero padding to 8 }
+//!
+//! The checksum covers every byte of the record except itself and the
+//! padding, salted with the segment (see [`Salt`]).
+
+use std::ops::Range;
+
+use super::{ALIGN, DecodeError, Salt, align_up, array, put, read_u16, read_u32, read_u64};
+
+/// Bytes of a record's fixed part; the variable fields follow it.
+pub const RECORD_HEADER_LEN: usize = 64;
+
+const LEN_AT: usize = 0;
+const CRC_AT: usize = LEN_AT + 4;
+const POSITION_AT: usize = CRC_AT + 4;
+const VERSION_AT: usize = POSITION_AT + 8;
+const RECORDED_AT_AT: usize = VERSION_AT + 8;
+const ID_AT: usize = RECORDED_AT_AT + 8;
+const STREAM_LEN_AT: usize = ID_AT + 16;
+const TYPE_LEN_AT: usize = STREAM_LEN_AT + 2;
+const METADATA_LEN_AT: usize = TYPE_LEN_AT + 2;
+const DATA_LEN_AT: usize = METADATA_LEN_AT + 4;
+const RESERVED_AT: usize = DATA_LEN_AT + 4;
+
+const _: () = assert!(RESERVED_AT + 4 == RECORD_HEADER_LEN);
+const _: () = assert!(RECORD_HEADER_LEN.is_multiple_of(ALIGN));
+
+/// The caller-given fields of a record. Position and version are assigned
+/// at commit by [`seal_record`].
+#[derive(Clone, Copy, Debug)]
+pub struct RecordFields<'a> {
+    /// The stream id, 1 to 65,535 bytes of UTF-8.
+    pub stream: &'a str,
+    /// The event type, 1 to 65,535 bytes of UTF-8.
+    pub event_type: &'a str,
+    /// Opaque metadata.
+    pub metadata: &'a [u8],
+    /// Opaque payload.
+    pub data: &'a [u8],
+    /// The event id's 16 bytes.
+    pub id: [u8; 16],
+    /// Microseconds since the Unix epoch.
+    pub recorded_at_us: u64,
+}
+
+/// The unpadded and padded length of a record with these variable parts,
+/// or `None` when a field is over what the format can hold.
+pub fn padded_record_len(
+    stream_len: usize,
+    type_len: usize,
+    metadata_len: usize,
+    data_len: usize,
+) -> Option<(usize, usize)> {
+    if stream_len > usize::from(u16::MAX)
+        || type_len > usize::from(u16::MAX)
+        || u32::try_from(metadata_len).is_err()
+        || u32::try_from(data_len).is_err()
+    {
+        return None;
+    }
+    let len = RECORD_HEADER_LEN
+        .checked_add(stream_len)?
+        .checked_add(type_len)?
+        .checked_add(metadata_len)?
+        .checked_add(data_len)?;
+    u32::try_from(len).ok()?;
+    Some((len, align_up(len)?))
+}
+
+/// Appends the record, padded, to `out` with zero position, version and
+/// checksum, and returns its padded length. The caller has validated the
+/// field lengths with [`padded_record_len`].
+pub fn encode_record(out: &mut Vec<u8>, fields: &RecordFields<'_>) -> usize {
+    let Some((len, padded)) = padded_record_len(
+        fields.stream.len(),
+        fields.event_type.len(),
+        fields.metadata.len(),
+        fields.data.len(),
+    ) else {
+        debug_assert!(false, "encode_record called with unchecked lengths");
+        return 0;
+    };
+    let start = out.len();
+    out.resize(start + RECORD_HEADER_LEN, 0);
+    let head = out.get_mut(start..).unwrap_or_default();
+    put(head, LEN_AT, &(len as u32).to_le_bytes());
+    put(head, RECORDED_AT_AT, &fields.recorded_at_us.to_le_bytes());
+    put(head, ID_AT, &fields.id);
+    put(
+        head,
+        STREAM_LEN_AT,
+        &(fields.stream.len() as u16).to_le_bytes(),
+    );
+    put(
+        head,
+        TYPE_LEN_AT,
+        &(fields.event_type.len() as u16).to_le_bytes(),
+    );
+    put(
+        head,
+        METADATA_LEN_AT,
+        &(fields.metadata.len() as u32).to_le_bytes(),
+    );
+    put(head, DATA_LEN_AT, &(fields.data.len() as u32).to_le_bytes());
+    out.extend_from_slice(fields.stream.as_bytes());
+    out.extend_from_slice(fields.event_type.as_bytes());
+    out.extend_from_slice(fields.metadata);
+    out.extend_from_slice(fields.data);
+    out.resize(start + padded, 0);
+    padded
+}
+
+/// Fills in the position, version and checksum of an encoded record at the
+/// start of `record`.
+pub fn seal_record(record: &mut [u8], salt: Salt, position: u64, version: u64) {
+    put(record, POSITION_AT, &position.to_le_bytes());
+    put(record, VERSION_AT, &version.to_le_bytes());
+    let len = read_u32(record, LEN_AT).map_or(0, |l| l as usize);
+    let crc = salt.checksum(&[
+        record.get(LEN_AT..CRC_AT).unwrap_or_default(),
+        record.get(POSITION_AT..len).unwrap_or_default(),
+    ]);
+    put(record, CRC_AT, &crc.to_le_bytes());
+}
+
+/// A checked record, borrowing the bytes it was decoded from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// The global position.
+    pub position: u64,
+    /// The version within its stream.
+    pub version: u64,
+    /// Microseconds since the Unix epoch.
+    pub recorded_at_us: u64,
+    /// The event id's 16 bytes.
+    pub id: [u8; 16],
+    /// The stream id.
+    pub stream: &'a str,
+    /// The event type.
+    pub event_type: &'a str,
+    /// Where the metadata lies, relative to the start of the record.
+    pub metadata: Range<usize>,
+    /// Where the data lies, relative to the start of the record.
+    pub data: Range<usize>,
+    /// The record's length including padding: where the next one starts.
+    pub padded_len: usize,
+}
+
+/// Decodes and checks the record at the start of `untrusted`, which may
+/// extend past it.
+pub fn decode_record(untrusted: &[u8], salt: Salt) -> Result<RecordView<'_>, DecodeError> {
+    let len = read_u32(untrusted, LEN_AT)? as usize;
+    if len < RECORD_HEADER_LEN {
+        return Err(DecodeError::new(
+            LEN_AT,
+            format!("record length {len} is below the minimum {RECORD_HEADER_LEN}"),
+        ));
+    }
+    let padded_len = align_up(len).unwrap_or(usize::MAX);
+    let Some(record) = untrusted.get(..padded_len) else {
+        return Err(DecodeError::new(
+            LEN_AT,
+            format!(
+                "record length {len} runs past the end of its frame ({} bytes left)",
+                untrusted.len()
+            ),
+        ));
+    };
+    let stored_crc = read_u32(record, CRC_AT)?;
+    let crc = salt.checksum(&[
+        record.get(LEN_AT..CRC_AT).unwrap_or_default(),
+        record.get(POSITION_AT..len).unwrap_or_default(),
+    ]);
+    if crc != stored_crc {
+        return Err(DecodeError::new(CRC_AT, "record checksum mismatch"));
+    }
+    // From here on the bytes are the ones that were written; the checks below
+    // catch an encoder bug rather than damage.
+    if record
+        .get(len..)
+        .is_some_and(|pad| pad.iter().any(|b| *b != 0))
+    {
+        return Err(DecodeError::new(len, "record padding is not zero"));
+    }
+    if read_u32(record, RESERVED_AT)? != 0 {
+        return Err(DecodeError::new(
+            RESERVED_AT,
+            "reserved record bytes are not zero",
+        ));
+    }
+    let stream_len = usize::from(read_u16(record, STREAM_LEN_AT)?);
+    let type_len = usize::from(read_u16(record, TYPE_LEN_AT)?);
+    let metadata_len = read_u32(record, METADATA_LEN_AT)? as usize;
+    let data_len = read_u32(record, DATA_LEN_AT)? as usize;
+    if padded_record_len(stream_len, type_len, metadata_len, data_len).map(|(l, _)| l) != Some(len)
+    {
+        return Err(DecodeError::new(
+            STREAM_LEN_AT,
+            "field lengths do not add up to the record length",
+        ));
+    }
+    let stream_at = RECORD_HEADER_LEN;
+    let type_at = stream_at + stream_len;
+    let metadata_at = type_at + type_len;
+    let data_at = metadata_at + metadata_len;
+    let stream = text(record, stream_at..type_at, "stream id")?;
+    let event_type = text(record, type_at..metadata_at, "event type")?;
+    Ok(RecordView {
+        position: read_u64(record, POSITION_AT)?,
+        version: read_u64(record, VERSION_AT)?,
+        recorded_at_us: read_u64(record, RECORDED_AT_AT)?,
+        id: array::<16>(record, ID_AT)?,
+        stream,
+        event_type,
+        metadata: metadata_at..data_at,
+        data: data_at..len,
+        padded_len,
+    })
+}
+
+/// The non-empty UTF-8 text at `range` of a record.
+fn text<'a>(record: &'a [u8], range: Range<usize>, what: &str) -> Result<&'a str, DecodeError> {
+    let at = range.start;
+    let bytes = record
+        .get(range)
+        .ok_or_else(|| DecodeError::new(at, format!("{what} runs past the record")))?;
+    if bytes.is_empty() {
+        return Err(DecodeError::new(at, format!("{what} is empty")));
+    }
+    std::str::from_utf8(bytes).map_err(|_| DecodeError::new(at, format!("{what} is not UTF-8")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (Vec<u8>, Salt) {
+        let salt = Salt::new(42, 3);
+        let mut buf = Vec::new();
+        let n = encode_record(
+            &mut buf,
+            &RecordFields {
+                stream: "order-42",
+                event_type: "OrderPlaced",
+                metadata: b"meta",
+                data: br#"{"total":10}"#,
+                id: [7; 16],
+                recorded_at_us: 1_700_000_000_000_000,
+            },
+        );
+        assert_eq!(n, buf.len());
+        assert_eq!(n % ALIGN, 0);
+        seal_record(&mut buf, salt, 100, 5);
+        (buf, salt)
+    }
+
+    #[test]
+    fn record_round_trips() {
+        let (buf, salt) = sample();
+        let r = decode_record(&buf, salt).unwrap();
+        assert_eq!((r.position, r.version), (100, 5));
+        assert_eq!((r.stream, r.event_type), ("order-42", "OrderPlaced"));
+        assert_eq!(&buf[r.metadata.clone()], b"meta");
+        assert_eq!(&buf[r.data.clone()], br#"{"total":10}"#);
+        assert_eq!(r.id, [7; 16]);
+        assert_eq!(r.padded_len, buf.len());
+    }
+
+    #[test]
+    fn every_flipped_byte_or_other_salt_is_caught() {
+        let (buf, salt) = sample();
+        assert!(decode_record(&buf, Salt::new(42, 4)).is_err());
+        assert!(decode_record(&buf, Salt::new(43, 3)).is_err());
+        for i in 0..buf.len() {
+            let mut damaged = buf.clone();
+            damaged[i] ^= 0x01;
+            assert!(decode_record(&damaged, salt).is_err(), "flip at {i} passed");
+        }
+    }
+
+    #[test]
+    fn zeroes_and_truncations_never_parse() {
+        let (buf, salt) = sample();
+        assert!(decode_record(&[0u8; 256], salt).is_err());
+        for cut in 0..buf.len() {
+            assert!(
+                decode_record(&buf[..cut], salt).is_err(),
+                "cut at {cut} passed"
+            );
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The in-memory index: global positions and stream versions to where their
+//! records lie, and the segments those locations point into.
+//!
+//! Positions and versions are dense, so both maps are plain vectors: the
+//! location of position `p` is `events[p]`, and the position of version `v`
+//! of a stream is `positions[v]` of that stream. Memory use is about 24
+//! bytes per event plus one entry per stream and per distinct event type.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::segment::Segment;
+
+/// Where one event's record lies, and the ids of its stream and type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Location {
+    /// The segment number, which is also its index in [`Index::segments`].
+    pub segment: u32,
+    /// The record's byte offset in the segment file.
+    pub offset: u32,
+    /// The stream's id in [`Index::stream_name`].
+    pub stream: u32,
+    /// The event type's id in [`Index::type_name`].
+    pub event_type: u32,
+}
+
+#[derive(Debug)]
+struct Stream {
+    name: Arc<str>,
+    /// The global position of each version, in version order.
+    positions: Vec<u64>,
+}
+
+/// Positions, streams, event types and segments of one store.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    segments: Vec<Arc<Segment>>,
+    events: Vec<Location>,
+    streams: Vec<Stream>,
+    stream_ids: HashMap<Arc<str>, u32>,
+    types: Vec<Arc<str>>,
+    type_ids: HashMap<Arc<str>, u32>,
+}
+
+impl Index {
+    /// How many events the store holds: the next global position.
+    pub(crate) fn len(&self) -> u64 {
+        self.events.len() as u64
+    }
+
+    /// The segments, in number order.
+    pub(crate) fn segments(&self) -> &[Arc<Segment>] {
+        &self.segments
+    }
+
+    /// Adds the next segment.
+    pub(crate) fn push_segment(&mut self, segment: Arc<Segment>) {
+        debug_assert_eq!(segment.number(), self.segments.len() as u64);
+        self.segments.push(segment);
+    }
+
+    /// The last version of `stream`, `None` when it has no events.
+    pub(crate) fn stream_version(&self, stream: &str) -> Option<u64> {
+        let id = *self.stream_ids.get(stream)?;
+        let positions = &self.streams.get(id as usize)?.positions;
+        (positions.len() as u64).checked_sub(1)
+    }
+
+    /// How many streams there are.
+    pub(crate) fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Records the next event, at position [`len`](Index::len). Fails, naming
+    /// the problem, when `version` is not the stream's next version.
+    pub(crate) fn push(
+        &mut self,
+        stream: &str,
+        event_type: &str,
+        version: u64,
+        segment: u32,
+        offset: u32,
+    ) -> Result<(), String> {
+        let position = self.len();
+        let existing = self.stream_ids.get(stream).copied();
+        let next_version = existing
+            .and_then(|id| self.streams.get(id as usize))
+            .map_or(0, |s| s.positions.len() as u64);
+        if version != next_version {
+            return Err(format!(
+                "stream '{}' has version {version} where {next_version} was expected",
+                crate::error::excerpt(stream)
+            ));
+        }
+        let stream_id = match existing {
+            Some(id) => id,
+            None => {
+                let id = u32::try_from(self.streams.len())
+                    .map_err(|_| "more than 2^32 streams".to_owned())?;
+                let name: Arc<str> = Arc::from(stream);
+                self.stream_ids.insert(Arc::clone(&name), id);
+                self.streams.push(Stream {
+                    name,
+                    positions: Vec::new(),
+                });
+                id
+            }
+        };
+        let type_id = match self.type_ids.get(event_type) {
+            Some(id) => *id,
+            None => {
+                let id = u32::try_from(self.types.len())
+                    .map_err(|_| "more than 2^32 event types".to_owned())?;
+                let name: Arc<str> = Arc::from(event_type);
+                self.type_ids.insert(Arc::clone(&name), id);
+                self.types.push(name);
+                id
+            }
+        };
+        let Some(entry) = self.streams.get_mut(stream_id as usize) else {
+            return Err("stream table out of step".to_owned());
+        };
+        entry.positions.push(position);
+        self.events.push(Location {
+            segment,
+            offset,
+            stream: stream_id,
+            event_type: type_id,
+        });
+        Ok(())
+    }
+
+    /// The location of the event at `position`.
+    pub(crate) fn location(&self, position: u64) -> Option<Location> {
+        usize::try_from(position)
+            .ok()
+            .and_then(|p| self.events.get(p))
+            .copied()
+    }
+
+    /// Up to `max_count` positions of `stream`, from version `from_version`
+    /// on; `None` when the stream has no events.
+    pub(crate) fn stream_positions(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Option<&[u64]> {
+        let id = *self.stream_ids.get(stream)?;
+        let positions = &self.streams.get(id as usize)?.positions;
+        let from = usize::try_from(from_version)
+            .unwrap_or(usize::MAX)
+            .min(positions.len());
+        let to = from.saturating_add(max_count).min(positions.len());
+        positions.get(from..to)
+    }
+
+    /// The shared name of stream id `id`.
+    pub(crate) fn stream_name(&self, id: u32) -> Option<&Arc<str>> {
+        self.streams.get(id as usize).map(|s| &s.name)
+    }
+
+    /// The shared name of event type id `id`.
+    pub(crate) fn type_name(&self, id: u32) -> Option<&Arc<str>> {
+        self.types.get(id as usize)
+    }
+
+    /// Streams with their event counts, for statistics.
+    pub(crate) fn stream_lengths(&self) -> impl Iterator<Item = (&Arc<str>, u64)> {
+        self.streams
+            .iter()
+            .map(|s| (&s.name, s.positions.len() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_must_be_dense_per_stream() {
+        let mut index = Index::default();
+        index.push("a", "T", 0, 0, 64).unwrap();
+        index.push("b", "T", 0, 0, 128).unwrap();
+        index.push("a", "U", 1, 0, 192).unwrap();
+        assert!(index.push("a", "T", 5, 0, 256).is_err());
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.stream_version("a"), Some(1));
+        assert_eq!(index.stream_version("c"), None);
+        assert_eq!(index.stream_positions("a", 0, 10), Some(&[0u64, 2][..]));
+        assert_eq!(index.stream_positions("a", 1, 10), Some(&[2u64][..]));
+        assert_eq!(index.stream_positions("a", u64::MAX, 10), Some(&[][..]));
+        let loc = index.location(2).unwrap();
+        assert_eq!(index.type_name(loc.event_type).map(|t| &**t), Some("U"));
+        assert_eq!(index.location(3), None);
+    }
+}

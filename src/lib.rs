@@ -1,0 +1,96 @@
+//! # annals
+//!
+//! An embedded event store. Applications that do event sourcing link it
+//! in-process to append events to named streams with optimistic
+//! concurrency, read a stream back to rebuild an aggregate, and read the
+//! global log to drive projections. One process writes; many threads read.
+//!
+//! ```
+//! use annals::{EventData, ExpectedVersion, Store};
+//!
+//! # fn main() -> Result<(), annals::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path())?;
+//!
+//! // Append with an optimistic-concurrency check: the stream must be new.
+//! store.append("order-42", ExpectedVersion::NoStream, &[
+//!     EventData::new("OrderPlaced", br#"{"total":10}"#.to_vec()),
+//!     EventData::new("OrderPaid", br#"{"amount":10}"#.to_vec()),
+//! ])?;
+//!
+//! // A second writer that read version 0 loses the race, and nothing is written.
+//! let conflict = store.append("order-42", ExpectedVersion::Exact(0), &[
+//!     EventData::new("OrderCancelled", b"{}".to_vec()),
+//! ]);
+//! assert!(matches!(conflict, Err(annals::Error::WrongExpectedVersion { actual: Some(1), .. })));
+//!
+//! // Rebuild the aggregate from its stream.
+//! let events = store.read_stream("order-42", 0, 100)?;
+//! assert_eq!(events.len(), 2);
+//! assert_eq!(&*events[1].event_type, "OrderPaid");
+//!
+//! // Drive a projection from the global log.
+//! let all = store.read_all(0, 1000)?;
+//! assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), vec![0, 1]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## What it is not
+//!
+//! Not a server, not replicated, not a general database: there are no
+//! queries beyond "this stream" and "everything, in order", and no deletes.
+//! One process owns a data directory at a time.
+//!
+//! ## Durability
+//!
+//! [`Store::append`] returns only after the batch is on stable storage
+//! (`fdatasync` of the segment file; `fsync` of the directory after a
+//! segment file is created, renamed or removed). A batch is all or nothing,
+//! on disk and to readers. Every byte read from disk is checked by CRC
+//! before it is trusted. After a crash, `open` truncates a torn,
+//! unacknowledged tail (with a `tracing` warning) and refuses any other
+//! damage with [`Error::Corruption`], naming the file and offset and
+//! modifying nothing.
+//!
+//! What is *not* guaranteed: durability on hardware or file systems that
+//! acknowledge `fdatasync` without persisting (some consumer disks with
+//! volatile write caches, some network file systems); protection against a
+//! process that ignores the lock and writes into the files; and telling
+//! damage to the very last batch apart from a torn write — both look the
+//! same on disk, and that batch is dropped with a warning.
+//!
+//! After a failed write or sync the store is *poisoned*: appends fail with
+//! [`Error::Poisoned`], fsync is never retried (the kernel may already have
+//! dropped the dirty pages), and reads keep working. Reopening recovers from
+//! what is really on disk.
+//!
+//! ## Layout
+//!
+//! A data directory holds a `LOCK` file and numbered segment files of one
+//! fixed size (created with mode 0600 in a directory of mode 0700). The
+//! byte layouts are in FORMAT.md.
+
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod batch;
+mod error;
+mod event;
+pub mod format;
+mod index;
+pub mod io;
+mod options;
+mod read;
+mod recovery;
+mod segment;
+mod store;
+mod writer;
+
+pub use bytes::Bytes;
+pub use error::{Error, Limit};
+pub use event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
+pub use options::Options;
+pub use store::{Stats, Store};
+pub use uuid::Uuid;

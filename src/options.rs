@@ -1,0 +1,174 @@
+//! [`Options`]: the store's limits and settings, each with its default and
+//! bounds.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::io::{FileIo, RealIo};
+
+/// The smallest segment size accepted: one page.
+pub const MIN_SEGMENT_SIZE: u64 = 4 << 10;
+/// The largest segment size accepted. Offsets inside a segment are held in
+/// 32 bits in memory, and a segment is mapped whole.
+pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
+/// Segment sizes are multiples of this (the page size on common machines).
+pub const SEGMENT_SIZE_MULTIPLE: u64 = 4 << 10;
+/// The longest stream id or event type the format can hold.
+pub const MAX_NAME_LEN: usize = u16::MAX as usize;
+/// The most events one append may carry, whatever the options say.
+pub const MAX_BATCH_EVENTS: usize = 1 << 20;
+
+/// Settings for [`Store::open_with`](crate::Store::open_with).
+///
+/// Every limit has a documented default and bounds; `open_with` refuses
+/// options outside them with [`Error::InvalidOptions`].
+///
+/// ```
+/// use annals::Options;
+///
+/// let options = Options::default()
+///     .segment_size(8 << 20)
+///     .max_event_size(64 << 10)
+///     .max_batch_events(1_000);
+/// assert_eq!(options.get_segment_size(), 8 << 20);
+/// ```
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) segment_size: u64,
+    pub(crate) max_event_size: usize,
+    pub(crate) max_batch_events: usize,
+    pub(crate) max_stream_id_len: usize,
+    pub(crate) max_event_type_len: usize,
+    pub(crate) io: Arc<dyn FileIo>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            segment_size: 64 << 20,
+            max_event_size: 1 << 20,
+            max_batch_events: 10_000,
+            max_stream_id_len: 256,
+            max_event_type_len: 256,
+            io: Arc::new(RealIo),
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("segment_size", &self.segment_size)
+            .field("max_event_size", &self.max_event_size)
+            .field("max_batch_events", &self.max_batch_events)
+            .field("max_stream_id_len", &self.max_stream_id_len)
+            .field("max_event_type_len", &self.max_event_type_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    /// The size in bytes of every segment file of a new store.
+    ///
+    /// Default 64 MiB. Bounds: 4 KiB to 1 GiB, a multiple of 4 KiB. A batch
+    /// never spans two segments, so this also bounds the largest append.
+    /// The size is fixed when a store is created and recorded in every
+    /// segment header; opening an existing store keeps its size and ignores
+    /// this setting.
+    #[must_use]
+    pub fn segment_size(mut self, segment_size_bytes: u64) -> Self {
+        self.segment_size = segment_size_bytes;
+        self
+    }
+
+    /// The most bytes of data plus metadata one event may carry.
+    ///
+    /// Default 1 MiB. Bounds: 1 byte to 1 GiB; an event must also fit in
+    /// one segment with its headers, or its append fails with
+    /// [`Limit::BatchSize`](crate::Limit::BatchSize).
+    #[must_use]
+    pub fn max_event_size(mut self, max_event_size_bytes: usize) -> Self {
+        self.max_event_size = max_event_size_bytes;
+        self
+    }
+
+    /// The most events one append may carry.
+    ///
+    /// Default 10,000. Bounds: 1 to 1,048,576.
+    #[must_use]
+    pub fn max_batch_events(mut self, max_batch_events: usize) -> Self {
+        self.max_batch_events = max_batch_events;
+        self
+    }
+
+    /// The longest stream id, in bytes of UTF-8.
+    ///
+    /// Default 256. Bounds: 1 to 65,535.
+    #[must_use]
+    pub fn max_stream_id_len(mut self, max_stream_id_len_bytes: usize) -> Self {
+        self.max_stream_id_len = max_stream_id_len_bytes;
+        self
+    }
+
+    /// The longest event type, in bytes of UTF-8.
+    ///
+    /// Default 256. Bounds: 1 to 65,535.
+    #[must_use]
+    pub fn max_event_type_len(mut self, max_event_type_len_bytes: usize) -> Self {
+        self.max_event_type_len = max_event_type_len_bytes;
+        self
+    }
+
+    /// Routes every file-changing operation through `io`, for fault and
+    /// crash tests. Not a stable API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn file_io(mut self, io: Arc<dyn FileIo>) -> Self {
+        self.io = io;
+        self
+    }
+
+    /// The configured segment size in bytes.
+    pub fn get_segment_size(&self) -> u64 {
+        self.segment_size
+    }
+
+    /// Checks every option against its bounds.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let invalid = |reason: String| Err(Error::InvalidOptions { reason });
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&self.segment_size)
+            || !self.segment_size.is_multiple_of(SEGMENT_SIZE_MULTIPLE)
+        {
+            return invalid(format!(
+                "segment_size {} must be a multiple of {SEGMENT_SIZE_MULTIPLE} from \
+                 {MIN_SEGMENT_SIZE} to {MAX_SEGMENT_SIZE} bytes",
+                self.segment_size
+            ));
+        }
+        if !(1..=(1 << 30)).contains(&self.max_event_size) {
+            return invalid(format!(
+                "max_event_size {} must be from 1 to {} bytes",
+                self.max_event_size,
+                1 << 30
+            ));
+        }
+        if !(1..=MAX_BATCH_EVENTS).contains(&self.max_batch_events) {
+            return invalid(format!(
+                "max_batch_events {} must be from 1 to {MAX_BATCH_EVENTS}",
+                self.max_batch_events
+            ));
+        }
+        for (name, value) in [
+            ("max_stream_id_len", self.max_stream_id_len),
+            ("max_event_type_len", self.max_event_type_len),
+        ] {
+            if !(1..=MAX_NAME_LEN).contains(&value) {
+                return invalid(format!(
+                    "{name} {value} must be from 1 to {MAX_NAME_LEN} bytes"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! One segment file: create it (zero-filled, header written, synced), map
+//! it, read committed bytes out of the map, write and sync through the I/O
+//! seam. This is the only module with `unsafe`: it owns the memory maps.
+//!
+//! The argument that reading through the maps is sound rests on three
+//! invariants, each kept by this crate:
+//!
+//! 1. **No file is shrunk while mapped.** Segments have one fixed size from
+//!    creation on; annals never truncates one, so a read inside the map
+//!    cannot fault (SIGBUS).
+//! 2. **Committed bytes never change.** The writer only ever writes at or
+//!    past a segment's committed watermark; bytes below it were synced
+//!    before the watermark moved and are never written again. Slices handed
+//!    out by this module cover only bytes below the watermark (or, during
+//!    recovery, bytes that nothing else writes).
+//! 3. **One writer.** The data directory's exclusive lock keeps other annals
+//!    processes from writing. A process that ignores the lock and writes
+//!    into a segment breaks invariant 2; annals cannot defend against that,
+//!    and checksums are what would notice it.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::Error;
+use crate::format::{SEGMENT_HEADER_LEN, Salt, SegmentHeader, encode_segment_header};
+use crate::io::FileIo;
+
+/// The file name of segment `number`: twenty decimal digits, so that names
+/// sort in number order.
+pub(crate) fn file_name(number: u64) -> String {
+    format!("{number:020}.seg")
+}
+
+/// The suffix of a segment still being prepared; see [`Segment::create`].
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+
+/// How much zero-fill one write carries when a segment is preallocated.
+const ZERO_CHUNK_LEN: usize = 1 << 20;
+
+/// A mapped segment file.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    number: u64,
+    path: PathBuf,
+    salt: Salt,
+    map: MmapRaw,
+    /// Bytes from the start of the file that hold synced, published frames:
+    /// the watermark no read goes past.
+    committed: AtomicUsize,
+}
+
+impl Segment {
+    /// Creates segment `number` in `dir`, ready for appends, and returns it
+    /// with an open file for the writer.
+    ///
+    /// The file is written whole (header, then zeros to its full size),
+    /// synced, and only then renamed from a temporary name into place and the
+    /// directory synced. A crash at any point leaves either no segment or a
+    /// complete one: recovery never sees a half-prepared segment under a
+    /// segment's name. Writing the zeros rather than `fallocate`-ing them
+    /// makes the later `fdatasync` of each append cheaper: the blocks are
+    /// already allocated and written, so only data, not metadata, must reach
+    /// the disk.
+    pub(crate) fn create(
+        io: &dyn FileIo,
+        dir: &Path,
+        header: &SegmentHeader,
+    ) -> Result<(Arc<Segment>, File), Error> {
+        let name = file_name(header.segment_number);
+        let path = dir.join(&name);
+        let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+        let size = usize::try_from(header.segment_size).map_err(|_| Error::InvalidOptions {
+            reason: "segment size does not fit this platform's address space".into(),
+        })?;
+        let file = io
+            .create_new(&temp)
+            .map_err(|e| Error::io("create segment", &temp, e))?;
+        let zeros = vec![0u8; ZERO_CHUNK_LEN.min(size)];
+        let mut at = 0usize;
+        while at < size {
+            let n = zeros.len().min(size - at);
+            io.write_at(&file, &temp, &zeros[..n], at as u64)
+                .map_err(|e| Error::io("zero-fill segment", &temp, e))?;
+            at += n;
+        }
+        io.write_at(&file, &temp, &encode_segment_header(header), 0)
+            .map_err(|e| Error::io("write segment header", &temp, e))?;
+        io.sync_data(&file, &temp)
+            .map_err(|e| Error::io("sync new segment", &temp, e))?;
+        io.rename(&temp, &path)
+            .map_err(|e| Error::io("rename new segment into place", &path, e))?;
+        // Without this the rename could be lost in a crash while appends to
+        // the new segment were acknowledged.
+        io.sync_dir(dir)
+            .map_err(|e| Error::io("sync data directory", dir, e))?;
+        let segment = Segment::map(
+            &file,
+            path,
+            header.segment_number,
+            Salt::new(header.store_id, header.segment_number),
+        )?;
+        segment
+            .committed
+            .store(SEGMENT_HEADER_LEN, Ordering::Release);
+        Ok((Arc::new(segment), file))
+    }
+
+    /// Opens and maps an existing segment file, writable for recovery and
+    /// the writer or read-only. The caller has checked that `path` is a
+    /// regular file of a valid size. Nothing is committed until
+    /// [`publish`](Segment::publish) says so.
+    pub(crate) fn open(
+        path: PathBuf,
+        number: u64,
+        writable: bool,
+    ) -> Result<(Segment, File), Error> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(&path)
+            .map_err(|e| Error::io("open segment", &path, e))?;
+        // The salt needs the store id from the header, which the caller
+        // checks; it is set in `set_salt` once known.
+        let segment = Segment::map(&file, path, number, Salt::new(0, number))?;
+        Ok((segment, file))
+    }
+
+    fn map(file: &File, path: PathBuf, number: u64, salt: Salt) -> Result<Segment, Error> {
+        let map = MmapOptions::new()
+            .map_raw_read_only(file)
+            .map_err(|e| Error::io("map segment", &path, e))?;
+        Ok(Segment {
+            number,
+            path,
+            salt,
+            map,
+            committed: AtomicUsize::new(0),
+        })
+    }
+
+    /// Sets the checksum salt once the header has been read.
+    pub(crate) fn set_salt(&mut self, salt: Salt) {
+        self.salt = salt;
+    }
+
+    pub(crate) fn number(&self) -> u64 {
+        self.number
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn salt(&self) -> Salt {
+        self.salt
+    }
+
+    /// The size of the file, which is the size of the map.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The committed watermark: bytes below it hold published frames.
+    pub(crate) fn committed_len(&self) -> usize {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Moves the watermark to `len` after the bytes below it were synced.
+    pub(crate) fn publish(&self, len: usize) {
+        debug_assert!(len <= self.len() && len >= self.committed_len());
+        self.committed.store(len.min(self.len()), Ordering::Release);
+    }
+
+    /// The bytes below the committed watermark.
+    pub(crate) fn committed(&self) -> &[u8] {
+        let len = self.committed_len().min(self.len());
+        // SAFETY: the map is `self.len()` bytes long and lives as long as
+        // `self`; no file is shrunk while mapped (invariant 1), so the range
+        // is readable. Bytes below the watermark are never written again
+        // (invariant 2), so they may be shared as an immutable slice.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), len) }
+    }
+
+    /// The whole file, for the recovery scan that decides where the
+    /// watermark goes. Taking `&mut self` means the segment is not yet
+    /// shared: recovery runs before the writer and the readers exist.
+    pub(crate) fn whole(&mut self) -> &[u8] {
+        // SAFETY: the map is readable in full (invariant 1). The segment is
+        // not shared yet (`&mut self`) and the directory lock is held, so no
+        // writer of this store writes to the file while the slice lives. A
+        // read-only opener in another process may see a live writer append
+        // past that writer's watermark; such bytes fail their checksums and
+        // are treated as an unfinished tail, never trusted.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len()) }
+    }
+
+    /// The committed bytes as a [`Bytes`] that keeps the segment mapped:
+    /// slices of it are the zero-copy payloads handed to readers.
+    pub(crate) fn committed_bytes(self: &Arc<Self>) -> Bytes {
+        Bytes::from_owner(CommittedBytes {
+            len: self.committed_len(),
+            segment: Arc::clone(self),
+        })
+    }
+}
+
+/// An owner for [`Bytes`]: a segment's bytes below the watermark as it was
+/// when the owner was made.
+struct CommittedBytes {
+    segment: Arc<Segment>,
+    len: usize,
+}
+
+impl AsRef<[u8]> for CommittedBytes {
+    fn as_ref(&self) -> &[u8] {
+        let committed = self.segment.committed();
+        committed.get(..self.len).unwrap_or(committed)
+    }
+}

@@ -1,0 +1,330 @@
+//! [`Store`]: the public API, a thin layer over recovery, the writer and the
+//! index.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use parking_lot::RwLock;
+
+use crate::batch::Batch;
+use crate::error::Error;
+use crate::event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
+use crate::index::Index;
+use crate::io::{DIR_MODE, FILE_MODE};
+use crate::options::Options;
+use crate::read::read_positions;
+use crate::recovery::{LOCK_FILE, recover};
+use crate::writer::{Engine, Writer};
+
+/// An open event store.
+///
+/// `Store` is `Send + Sync` and every method takes `&self`: share it between
+/// threads as `Arc<Store>`. Appends are serialised (and batched together
+/// under load); reads run in parallel with each other and with appends.
+///
+/// ```
+/// use annals::{EventData, ExpectedVersion, Store};
+///
+/// # fn main() -> Result<(), annals::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(dir.path())?;
+/// let r = store.append(
+///     "order-42",
+///     ExpectedVersion::NoStream,
+///     &[EventData::new("OrderPlaced", br#"{"total":10}"#.to_vec())],
+/// )?;
+/// assert_eq!(r.first_version(), 0);
+/// let events = store.read_stream("order-42", 0, 100)?;
+/// assert_eq!(&*events[0].event_type, "OrderPlaced");
+/// store.close()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Store {
+    dir: PathBuf,
+    options: Options,
+    segment_size: u64,
+    index: RwLock<Index>,
+    /// `None` when opened read-only.
+    writer: Option<Writer>,
+    /// Held for the store's lifetime; closing it releases the lock.
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("segment_size", &self.segment_size)
+            .field("read_only", &self.writer.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store in `dir` with default [`Options`], creating the
+    /// directory and an empty store if there is none.
+    ///
+    /// Recovery runs first: every segment is checked, a torn tail left by a
+    /// crash is truncated (with a warning), and any other damage is refused
+    /// with [`Error::Corruption`], modifying nothing.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, Error> {
+        Store::open_with(dir, Options::default())
+    }
+
+    /// Opens the store in `dir` with `options`; see [`Store::open`].
+    ///
+    /// Fails with [`Error::Locked`] at once when another `Store` (in this
+    /// process or another) has the directory open.
+    pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Store, Error> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        create_dir(&dir, &options)?;
+        let lock = lock(&dir)?;
+        let recovered = recover(&dir, &*options.io, true, options.segment_size)?;
+        if recovered.segment_size != options.segment_size {
+            tracing::info!(
+                dir = %dir.display(),
+                segment_size = recovered.segment_size,
+                "keeping the existing store's segment size"
+            );
+        }
+        let active = recovered
+            .index
+            .segments()
+            .get(recovered.active as usize)
+            .cloned()
+            .ok_or_else(|| Error::corruption(&dir, 0, "active segment missing after recovery"))?;
+        let engine = Engine {
+            io: options.io.clone(),
+            dir: dir.clone(),
+            store_id: recovered.store_id,
+            segment_size: recovered.segment_size,
+            file: Writer::open_active(&active)?,
+            active,
+            write_offset: recovered.write_offset,
+            next_position: recovered.index.len(),
+            buf: Vec::new(),
+            frame_first_position: recovered.index.len(),
+            frame_events: 0,
+        };
+        Ok(Store {
+            dir,
+            options,
+            segment_size: recovered.segment_size,
+            index: RwLock::new(recovered.index),
+            writer: Some(Writer::new(engine)),
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens the store in `dir` for reading only, without taking the lock,
+    /// so that another process may have it open for writing.
+    ///
+    /// Nothing on disk is modified: a torn or unfinished tail (for example
+    /// a write the live writer has not finished) ends the log where it
+    /// starts. Appends fail with [`Error::ReadOnly`]. The view is the store
+    /// as it was at open; [`Store::refresh`] picks up what was appended
+    /// since.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        let options = Options::default();
+        let recovered = recover(&dir, &*options.io, false, options.segment_size)?;
+        Ok(Store {
+            dir,
+            options,
+            segment_size: recovered.segment_size,
+            index: RwLock::new(recovered.index),
+            writer: None,
+            _lock: None,
+        })
+    }
+
+    /// Appends `events` to `stream` as one atomic batch, if the stream's
+    /// version passes `expected`; returns once the batch is on stable
+    /// storage.
+    ///
+    /// The batch is all or nothing, on disk and to readers. A failed check
+    /// returns [`Error::WrongExpectedVersion`] and writes nothing; an empty
+    /// batch checks and writes nothing. Invalid arguments are refused before
+    /// anything is written (see [`Error`]). After a failed write or sync,
+    /// this and every later append returns an error ([`Error::Io`], then
+    /// [`Error::Poisoned`]) until the store is reopened.
+    pub fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+    ) -> Result<AppendResult, Error> {
+        let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        let batch = Batch::new(&self.options, self.segment_size, stream, expected, events)?;
+        writer.append(batch, &self.index)
+    }
+
+    /// Reads up to `max_count` events of `stream`, from version
+    /// `from_version` on, in version order.
+    ///
+    /// Fails with [`Error::StreamNotFound`] when the stream has no events;
+    /// returns an empty `Vec` when `from_version` is past its end.
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let index = self.index.read();
+        let positions = index
+            .stream_positions(stream, from_version, max_count)
+            .ok_or_else(|| Error::StreamNotFound {
+                stream: stream.to_owned(),
+            })?;
+        read_positions(&index, positions.iter().copied())
+    }
+
+    /// Reads up to `max_count` events of the global log, from position
+    /// `from_position` on, in position order. Returns an empty `Vec` past the
+    /// end.
+    pub fn read_all(
+        &self,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let index = self.index.read();
+        let end = index.len();
+        let from = from_position.min(end);
+        let to = from.saturating_add(max_count as u64).min(end);
+        read_positions(&index, from..to)
+    }
+
+    /// The last version of `stream`, `None` when it has no events.
+    pub fn stream_version(&self, stream: &str) -> Option<u64> {
+        self.index.read().stream_version(stream)
+    }
+
+    /// How many events the store holds, which is the position the next
+    /// event will get.
+    pub fn global_position(&self) -> u64 {
+        self.index.read().len()
+    }
+
+    /// Syncs the active segment again. Appends are already durable when
+    /// they return; this is for callers that want to be sure nothing is
+    /// outstanding, and reports a poisoned store.
+    pub fn sync(&self) -> Result<(), Error> {
+        match &self.writer {
+            Some(writer) => writer.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the store, releasing the directory lock. Reports a store
+    /// poisoned by an earlier failure; dropping the store instead is fine
+    /// and loses nothing acknowledged.
+    pub fn close(self) -> Result<(), Error> {
+        self.sync()
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Creates the data directory (mode 0700) if it is missing, and syncs its
+/// parent so that the new directory survives a crash.
+fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "the path exists but is not a directory",
+            );
+            return Err(Error::io("open data directory", dir, e));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("inspect data directory", dir, e)),
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(|e| Error::io("create data directory", dir, e))?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    options
+        .io
+        .sync_dir(parent)
+        .map_err(|e| Error::io("sync parent directory", parent, e))
+}
+
+/// Takes the exclusive lock on the directory, at once or not at all.
+fn lock(dir: &Path) -> Result<File, Error> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(&path)
+        .map_err(|e| Error::io("open lock file", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+    }
+}
+
+/// A summary of a store, from [`Store::stats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events in the store.
+    pub events: u64,
+    /// Streams with at least one event.
+    pub streams: u64,
+    /// Segment files, including one prepared ahead of need.
+    pub segments: u64,
+    /// The size of each segment file in bytes.
+    pub segment_size: u64,
+    /// Bytes of segment files holding committed data (headers included).
+    pub bytes_used: u64,
+    /// The on-disk format version.
+    pub format_version: u32,
+}
+
+impl Store {
+    /// Counts of events, streams, segments and bytes.
+    pub fn stats(&self) -> Stats {
+        let index = self.index.read();
+        Stats {
+            events: index.len(),
+            streams: index.stream_count() as u64,
+            segments: index.segments().len() as u64,
+            segment_size: self.segment_size,
+            bytes_used: index
+                .segments()
+                .iter()
+                .map(|s| s.committed_len() as u64)
+                .sum(),
+            format_version: crate::format::FORMAT_VERSION,
+        }
+    }
+
+    /// The `n` streams with the most events, largest first, with their
+    /// event counts.
+    pub fn largest_streams(&self, n: usize) -> Vec<(std::sync::Arc<str>, u64)> {
+        let index = self.index.read();
+        let mut all: Vec<_> = index
+            .stream_lengths()
+            .map(|(name, len)| (std::sync::Arc::clone(name), len))
+            .collect();
+        all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+}

@@ -1,0 +1,388 @@
+//! The single writer: expected-version checks, frame building, one
+//! positioned write and one `fdatasync` per commit, then publishing to
+//! readers; with group commit across concurrent appenders.
+//!
+//! Group commit is leader/follower. An appender queues its encoded batch;
+//! if no commit is under way it becomes the leader, takes every queued
+//! batch, and commits them together: each batch gets its own
+//! expected-version check (against the index plus the batches before it in
+//! the same group) and its own result, and the batches that pass share one
+//! write and one sync. Followers wait for their result. A lone appender
+//! finds the queue empty and commits at once, so it waits for nobody.
+//!
+//! Readers never wait for a sync: the index lock is taken only to publish,
+//! after the sync returned.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+
+use crate::batch::Batch;
+use crate::error::{Error, Limit};
+use crate::event::AppendResult;
+use crate::format::{
+    FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
+    seal_record,
+};
+use crate::index::Index;
+use crate::io::FileIo;
+use crate::segment::Segment;
+
+type Outcome = Result<AppendResult, Error>;
+
+/// The writer of one store.
+pub(crate) struct Writer {
+    queue: Mutex<Queue>,
+    turn: Condvar,
+    engine: Mutex<Engine>,
+    /// Set for good after a failed write or sync. Checked before queueing
+    /// so that a poisoned store answers at once.
+    poisoned: AtomicBool,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<(u64, Batch)>,
+    next_ticket: u64,
+    leader_busy: bool,
+    done: HashMap<u64, Outcome>,
+}
+
+/// What only the commit leader touches.
+pub(crate) struct Engine {
+    pub io: Arc<dyn FileIo>,
+    pub dir: PathBuf,
+    pub store_id: u64,
+    pub segment_size: u64,
+    pub active: Arc<Segment>,
+    pub file: File,
+    /// Where the next frame goes in the active segment.
+    pub write_offset: usize,
+    /// The position the next event gets.
+    pub next_position: u64,
+    /// The frame being built; reused so that steady appends do not allocate.
+    pub buf: Vec<u8>,
+    /// The position of the first event in the frame being built.
+    pub frame_first_position: u64,
+    /// How many events the frame being built holds.
+    pub frame_events: u32,
+}
+
+/// A batch placed in the frame being built.
+struct Member {
+    ticket: u64,
+    batch: Batch,
+    first_version: u64,
+    first_position: u64,
+    /// Where its first record starts in the frame.
+    frame_offset: usize,
+}
+
+impl Writer {
+    pub(crate) fn new(engine: Engine) -> Writer {
+        Writer {
+            queue: Mutex::new(Queue::default()),
+            turn: Condvar::new(),
+            engine: Mutex::new(engine),
+            poisoned: AtomicBool::new(false),
+        }
+    }
+
+    /// Opens the active segment for writing, for an [`Engine`].
+    pub(crate) fn open_active(segment: &Segment) -> Result<File, Error> {
+        OpenOptions::new()
+            .write(true)
+            .open(segment.path())
+            .map_err(|e| Error::io("open active segment", segment.path(), e))
+    }
+
+    /// Commits `batch`, alone or with others, and returns once it is durable
+    /// and visible to readers, or refused.
+    pub(crate) fn append(&self, batch: Batch, index: &RwLock<Index>) -> Outcome {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let mut queue = self.queue.lock();
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.waiting.push((ticket, batch));
+        loop {
+            if let Some(outcome) = queue.done.remove(&ticket) {
+                return outcome;
+            }
+            if queue.leader_busy {
+                self.turn.wait(&mut queue);
+                continue;
+            }
+            queue.leader_busy = true;
+            let group = std::mem::take(&mut queue.waiting);
+            let tickets: Vec<u64> = group.iter().map(|(t, _)| *t).collect();
+            let committed = MutexGuard::unlocked(&mut queue, || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    let mut engine = self.engine.lock();
+                    self.commit_group(&mut engine, index, group)
+                }))
+            });
+            queue.leader_busy = false;
+            match committed {
+                Ok(results) => queue.done.extend(results),
+                Err(panic) => {
+                    // A bug, not a disk failure; but what reached the disk is
+                    // unknown, so the store stops writing, and no follower is
+                    // left waiting for a result that will never come.
+                    self.poisoned.store(true, Ordering::Release);
+                    queue
+                        .done
+                        .extend(tickets.into_iter().map(|t| (t, Err(Error::Poisoned))));
+                    self.turn.notify_all();
+                    drop(queue);
+                    resume_unwind(panic);
+                }
+            }
+            self.turn.notify_all();
+        }
+    }
+
+    /// Syncs the active segment, to be sure nothing is outstanding.
+    pub(crate) fn sync(&self) -> Result<(), Error> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let engine = self.engine.lock();
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let path = engine.active.path();
+        engine
+            .io
+            .sync_data(&engine.file, path)
+            .map_err(|e| self.poison("sync segment", path.into(), e))
+    }
+
+    /// Whether a write or sync has failed.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Latches the poison flag and turns `source` into the error to return.
+    fn poison(&self, op: &'static str, path: PathBuf, source: io::Error) -> Error {
+        self.poisoned.store(true, Ordering::Release);
+        tracing::error!(%op, path = %path.display(), error = %source, "write path failed; the store is poisoned until reopened");
+        Error::io(op, path, source)
+    }
+
+    fn commit_group(
+        &self,
+        engine: &mut Engine,
+        index: &RwLock<Index>,
+        group: Vec<(u64, Batch)>,
+    ) -> Vec<(u64, Outcome)> {
+        let mut results = Vec::with_capacity(group.len());
+        let mut members: Vec<Member> = Vec::new();
+        // Stream versions as the batches already placed in this group leave
+        // them; the index knows the rest.
+        let mut versions: HashMap<String, Option<u64>> = HashMap::new();
+        engine.start_frame();
+        for (ticket, batch) in group {
+            if self.is_poisoned() {
+                results.push((ticket, Err(Error::Poisoned)));
+                continue;
+            }
+            let actual = match versions.get(&batch.stream) {
+                Some(v) => *v,
+                None => index.read().stream_version(&batch.stream),
+            };
+            if !batch.expected.admits(actual) {
+                results.push((
+                    ticket,
+                    Err(Error::WrongExpectedVersion {
+                        stream: batch.stream,
+                        expected: batch.expected,
+                        actual,
+                    }),
+                ));
+                continue;
+            }
+            let needed = batch.encoded.len();
+            if engine.write_offset + engine.buf.len() + needed > engine.active.len() {
+                self.flush(engine, index, &mut members, &mut results);
+                if let Err(e) = self.rotate(engine, index) {
+                    results.push((ticket, Err(e)));
+                    continue;
+                }
+            }
+            let first_version = actual.map_or(0, |v| v + 1);
+            let count = batch.records.len() as u64;
+            if count > 0 {
+                versions.insert(batch.stream.clone(), Some(first_version + count - 1));
+            }
+            let member = engine.place(ticket, batch, first_version);
+            members.push(member);
+        }
+        self.flush(engine, index, &mut members, &mut results);
+        results
+    }
+
+    /// Writes, syncs and publishes the frame being built, and answers its
+    /// members.
+    fn flush(
+        &self,
+        engine: &mut Engine,
+        index: &RwLock<Index>,
+        members: &mut Vec<Member>,
+        results: &mut Vec<(u64, Outcome)>,
+    ) {
+        if members.is_empty() {
+            return;
+        }
+        if let Err(e) = engine.write_frame() {
+            let e = self.poison(e.0, e.1, e.2);
+            let mut first = Some(e);
+            for m in members.drain(..) {
+                results.push((m.ticket, Err(first.take().unwrap_or(Error::Poisoned))));
+            }
+            return;
+        }
+        let segment = engine.active.number() as u32;
+        let frame_start = engine.write_offset;
+        let frame_end = frame_start + engine.buf.len();
+        {
+            let mut index = index.write();
+            engine.active.publish(frame_end);
+            for m in members.iter() {
+                let mut at = frame_start + m.frame_offset;
+                for (i, (len, event_type)) in m.batch.records.iter().enumerate() {
+                    let pushed = index.push(
+                        &m.batch.stream,
+                        event_type,
+                        m.first_version + i as u64,
+                        segment,
+                        at as u32,
+                    );
+                    debug_assert!(
+                        pushed.is_ok(),
+                        "index refused a checked version: {pushed:?}"
+                    );
+                    at += len;
+                }
+            }
+        }
+        engine.write_offset = frame_end;
+        for m in members.drain(..) {
+            let n = m.batch.records.len() as u64;
+            results.push((
+                m.ticket,
+                Ok(AppendResult {
+                    versions: m.first_version..m.first_version + n,
+                    positions: m.first_position..m.first_position + n,
+                }),
+            ));
+        }
+        engine.start_frame();
+    }
+
+    /// Seals the active segment and makes the next one active, creating it
+    /// unless it was prepared ahead.
+    fn rotate(&self, engine: &mut Engine, index: &RwLock<Index>) -> Result<(), Error> {
+        if self.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        let number = engine.active.number() + 1;
+        if u32::try_from(number).is_err() {
+            return Err(Error::LimitExceeded {
+                limit: Limit::SegmentCount,
+                actual: number,
+                max: u64::from(u32::MAX),
+            });
+        }
+        let prepared = index.read().segments().get(number as usize).cloned();
+        let (segment, file) = match prepared {
+            Some(segment) => {
+                let file = Writer::open_active(&segment)?;
+                (segment, file)
+            }
+            None => {
+                let header = SegmentHeader {
+                    store_id: engine.store_id,
+                    segment_number: number,
+                    segment_size: engine.segment_size,
+                };
+                let (segment, file) = Segment::create(&*engine.io, &engine.dir, &header)
+                    .inspect_err(|_| {
+                        self.poisoned.store(true, Ordering::Release);
+                    })?;
+                index.write().push_segment(Arc::clone(&segment));
+                (segment, file)
+            }
+        };
+        engine.active = segment;
+        engine.file = file;
+        engine.write_offset = SEGMENT_HEADER_LEN;
+        engine.start_frame();
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Empties the frame buffer, leaving room for its header.
+    fn start_frame(&mut self) {
+        self.buf.clear();
+        self.buf.resize(FRAME_HEADER_LEN, 0);
+        self.frame_first_position = self.next_position;
+        self.frame_events = 0;
+    }
+
+    /// Copies `batch`'s records into the frame and seals them with their
+    /// positions and versions.
+    fn place(&mut self, ticket: u64, batch: Batch, first_version: u64) -> Member {
+        let frame_offset = self.buf.len();
+        let first_position = self.next_position;
+        self.buf.extend_from_slice(&batch.encoded);
+        let salt = self.active.salt();
+        let mut at = frame_offset;
+        for (i, (len, _)) in batch.records.iter().enumerate() {
+            if let Some(record) = self.buf.get_mut(at..at + len) {
+                seal_record(record, salt, self.next_position, first_version + i as u64);
+            }
+            self.next_position += 1;
+            self.frame_events += 1;
+            at += len;
+        }
+        Member {
+            ticket,
+            batch,
+            first_version,
+            first_position,
+            frame_offset,
+        }
+    }
+
+    /// Writes the frame at the end of the log and syncs it. Nothing to do
+    /// when it holds no events (a group of empty batches).
+    fn write_frame(&mut self) -> Result<(), (&'static str, PathBuf, io::Error)> {
+        let first_position = self.frame_first_position;
+        let event_count = self.frame_events;
+        if event_count == 0 {
+            return Ok(());
+        }
+        let header = FrameHeader {
+            frame_len: self.buf.len() as u32,
+            first_position,
+            event_count,
+        };
+        encode_frame_header(&mut self.buf, self.active.salt(), &header);
+        let path = self.active.path();
+        self.io
+            .write_at(&self.file, path, &self.buf, self.write_offset as u64)
+            .map_err(|e| ("write frame", path.to_path_buf(), e))?;
+        self.io
+            .sync_data(&self.file, path)
+            .map_err(|e| ("sync segment", path.to_path_buf(), e))
+    }
+}
