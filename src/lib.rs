@@ -78,6 +78,7 @@
 mod batch;
 mod error;
 mod event;
+mod follow;
 pub mod format;
 mod index;
 pub mod io;

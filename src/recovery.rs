@@ -233,7 +233,7 @@ fn segment_id(number: u64, path: &Path) -> Result<u32, Error> {
 
 /// Opens and maps a segment and checks its header against its name and
 /// against the first segment's.
-fn open_segment(
+pub(crate) fn open_segment(
     path: PathBuf,
     number: u64,
     first: &mut Option<SegmentHeader>,

@@ -199,6 +199,28 @@ impl Segment {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len()) }
     }
 
+    /// A copy of `len` bytes at `offset`, which may lie past the watermark,
+    /// or `None` past the end of the file. For a read-only store following a
+    /// writer in another process: the bytes may be changing while they are
+    /// copied, so they are copied out through a raw pointer rather than
+    /// borrowed, and the copy is checked before anything trusts it.
+    pub(crate) fn copy_out(&self, offset: usize, len: usize) -> Option<Vec<u8>> {
+        let end = offset.checked_add(len)?;
+        if end > self.len() {
+            return None;
+        }
+        let mut copy = vec![0u8; len];
+        // SAFETY: `offset..end` lies inside the map (checked above), which
+        // stays readable while `self` lives (invariant 1). No reference to
+        // the mapped bytes is created, so bytes another process is writing
+        // at this moment reach only the copy, whose checksums are verified
+        // before use.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(offset), copy.as_mut_ptr(), len);
+        }
+        Some(copy)
+    }
+
     /// The committed bytes as a [`Bytes`] that keeps the segment mapped:
     /// slices of it are the zero-copy payloads handed to readers.
     pub(crate) fn committed_bytes(self: &Arc<Self>) -> Bytes {

@@ -5,11 +5,13 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::batch::Batch;
 use crate::error::Error;
 use crate::event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
+use crate::follow::{Tail, follow};
+use crate::format::SegmentHeader;
 use crate::index::Index;
 use crate::io::{DIR_MODE, FILE_MODE};
 use crate::options::Options;
@@ -50,6 +52,9 @@ pub struct Store {
     writer: Option<Writer>,
     /// Held for the store's lifetime; closing it releases the lock.
     _lock: Option<File>,
+    /// For a read-only store: the first segment's header and how far the
+    /// log has been read, for [`Store::refresh`].
+    follower: Option<(SegmentHeader, Mutex<Tail>)>,
 }
 
 impl std::fmt::Debug for Store {
@@ -116,6 +121,7 @@ impl Store {
             index: RwLock::new(recovered.index),
             writer: Some(Writer::new(engine)),
             _lock: Some(lock),
+            follower: None,
         })
     }
 
@@ -131,6 +137,15 @@ impl Store {
         let dir = dir.as_ref().to_path_buf();
         let options = Options::default();
         let recovered = recover(&dir, &*options.io, false, options.segment_size)?;
+        let first = SegmentHeader {
+            store_id: recovered.store_id,
+            segment_number: 0,
+            segment_size: recovered.segment_size,
+        };
+        let tail = Tail {
+            segment: recovered.active,
+            offset: recovered.write_offset,
+        };
         Ok(Store {
             dir,
             options,
@@ -138,7 +153,25 @@ impl Store {
             index: RwLock::new(recovered.index),
             writer: None,
             _lock: None,
+            follower: Some((first, Mutex::new(tail))),
         })
+    }
+
+    /// For a store opened with [`Store::open_read_only`]: picks up the
+    /// events appended since the last open or refresh, and returns how many.
+    /// A store opened for writing is always current, and returns 0.
+    ///
+    /// A batch appears whole or not at all. A batch its writer has written
+    /// but not yet synced may appear a moment before the writer's `append`
+    /// returns; if the machine then loses power, that batch may be gone
+    /// after the writer recovers.
+    pub fn refresh(&self) -> Result<u64, Error> {
+        let Some((first, tail)) = &self.follower else {
+            return Ok(0);
+        };
+        let mut tail = tail.lock();
+        let mut index = self.index.write();
+        follow(&self.dir, *first, &mut index, &mut tail)
     }
 
     /// Appends `events` to `stream` as one atomic batch, if the stream's
