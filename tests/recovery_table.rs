@@ -1,0 +1,405 @@
+//! One test per row of the recovery table in `src/recovery.rs`: what `open`
+//! does with each state a data directory can be found in after a crash or
+//! after damage. The rule they guard: a torn tail of the active segment is
+//! truncated, anything else is refused with `Error::Corruption` naming the
+//! file and offset, and a refused open modifies nothing.
+
+mod fixture;
+
+use std::path::{Path, PathBuf};
+
+use annals::format::{
+    self, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
+    encode_segment_header, seal_record,
+};
+use annals::{Error, ExpectedVersion, Store};
+use fixture::*;
+
+/// Appends `batches` batches of one to three events to four streams and
+/// returns what each position should hold.
+fn fill(store: &Store, batches: u64) -> Vec<(String, u64)> {
+    let mut expected = Vec::new();
+    for b in 0..batches {
+        let stream = format!("s{}", b % 4);
+        let first = store.stream_version(&stream).map_or(0, |v| v + 1);
+        let n = 1 + b % 3;
+        let events: Vec<_> = (first..first + n).map(|i| event(&stream, i)).collect();
+        store
+            .append(&stream, ExpectedVersion::Any, &events)
+            .unwrap();
+        expected.extend((first..first + n).map(|i| (stream.clone(), i)));
+    }
+    expected
+}
+
+/// Asserts that the store holds exactly `expected`, in order.
+fn assert_holds(store: &Store, expected: &[(String, u64)]) {
+    let all = store.read_all(0, usize::MAX).unwrap();
+    assert_eq!(all.len(), expected.len(), "event count");
+    for (e, (stream, i)) in all.iter().zip(expected) {
+        assert_event(e, stream, *i);
+    }
+    assert_eq!(store.global_position(), expected.len() as u64);
+}
+
+/// Builds a store of `batches` batches in `dir` and closes it.
+fn build(dir: &Path, segment_size: u64, batches: u64) -> Vec<(String, u64)> {
+    let store = Store::open_with(dir, small(segment_size)).unwrap();
+    let expected = fill(&store, batches);
+    store.close().unwrap();
+    expected
+}
+
+/// Opens `dir`, expecting `Corruption` in `file` at an offset in `range`,
+/// and checks that nothing in the directory changed.
+fn assert_refused(dir: &Path, file: &Path, range: std::ops::Range<u64>, segment_size: u64) {
+    let before = snapshot(dir);
+    match Store::open_with(dir, small(segment_size)) {
+        Err(Error::Corruption {
+            file: f, offset, ..
+        }) => {
+            assert_eq!(f, file, "wrong file named");
+            assert!(range.contains(&offset), "offset {offset} not in {range:?}");
+        }
+        other => panic!("expected corruption in {}, got {other:?}", file.display()),
+    }
+    assert_eq!(
+        snapshot(dir),
+        before,
+        "a refused open modified the directory"
+    );
+}
+
+#[test]
+fn clean_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = build(dir.path(), 64 << 10, 10);
+    let before = snapshot(dir.path());
+    let store = Store::open_with(dir.path(), small(64 << 10)).unwrap();
+    assert_holds(&store, &expected);
+    assert_eq!(snapshot(dir.path()), before, "a clean open modified files");
+    // Appends continue where the log ended.
+    let r = store
+        .append("s0", ExpectedVersion::Any, &[event("s0", 99)])
+        .unwrap();
+    assert_eq!(r.first_position(), expected.len() as u64);
+}
+
+#[test]
+fn zero_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    Store::open_with(dir.path(), small(8192))
+        .unwrap()
+        .close()
+        .unwrap();
+    let before = snapshot(dir.path());
+    let store = Store::open_with(dir.path(), small(8192)).unwrap();
+    assert_eq!(store.global_position(), 0);
+    assert!(store.read_all(0, 10).unwrap().is_empty());
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+/// Rebuilds `bytes` as if the write of the last frame had been cut at
+/// `cut`: what follows is zeros, or garbage when `garbage` is set.
+fn tear(bytes: &[u8], frame: &FrameAt, cut: usize, garbage: bool) -> Vec<u8> {
+    let mut torn = bytes.to_vec();
+    let mut x = 0x9e37_79b9_u32 ^ cut as u32;
+    for b in &mut torn[cut..frame.end] {
+        *b = if garbage {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x as u8) | 1
+        } else {
+            0
+        };
+    }
+    torn
+}
+
+#[test]
+fn torn_tail_at_every_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = build(dir.path(), 64 << 10, 8);
+    let seg = segments(dir.path()).remove(0);
+    let original = std::fs::read(&seg).unwrap();
+    let last = frames(&original).pop().unwrap();
+    let kept = &expected[..last.first_position as usize];
+    for garbage in [false, true] {
+        for cut in last.start..last.end {
+            let torn = tear(&original, &last, cut, garbage);
+            std::fs::write(&seg, &torn).unwrap();
+            let store = Store::open_with(dir.path(), small(64 << 10))
+                .unwrap_or_else(|e| panic!("cut at {cut} (garbage {garbage}): {e}"));
+            if torn == original {
+                // The cut fell in the frame's zero padding: nothing was torn.
+                assert_holds(&store, &expected);
+                continue;
+            }
+            assert_holds(&store, kept);
+            drop(store);
+            let repaired = std::fs::read(&seg).unwrap();
+            assert_eq!(repaired.len(), original.len(), "the file must never shrink");
+            assert_eq!(&repaired[..last.start], &original[..last.start]);
+            assert!(
+                repaired[last.start..].iter().all(|b| *b == 0),
+                "torn bytes left behind at cut {cut}"
+            );
+        }
+    }
+    // The repaired store takes appends again where the torn batch was.
+    std::fs::write(&seg, tear(&original, &last, last.start + 9, true)).unwrap();
+    let store = Store::open_with(dir.path(), small(64 << 10)).unwrap();
+    let r = store
+        .append("new", ExpectedVersion::NoStream, &[event("new", 0)])
+        .unwrap();
+    assert_eq!(r.first_position(), last.first_position);
+}
+
+#[test]
+fn bad_record_followed_by_valid_data() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 64 << 10, 6);
+    let seg = segments(dir.path()).remove(0);
+    let original = std::fs::read(&seg).unwrap();
+    let all = frames(&original);
+    // Every byte of every frame that has a valid frame after it.
+    for frame in &all[..all.len() - 1] {
+        for i in frame.start..frame.end {
+            let mut damaged = original.clone();
+            damaged[i] ^= 0x20;
+            std::fs::write(&seg, &damaged).unwrap();
+            assert_refused(
+                dir.path(),
+                &seg,
+                frame.start as u64..frame.end as u64,
+                64 << 10,
+            );
+        }
+    }
+}
+
+#[test]
+fn damage_in_sealed_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 4096, 60);
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 3, "the workload must rotate");
+    let sealed = &segs[0];
+    let original = std::fs::read(sealed).unwrap();
+    // Every byte of the sealed segment: header, frames and the zero tail.
+    for i in 0..original.len() {
+        let mut damaged = original.clone();
+        damaged[i] ^= 0x01;
+        std::fs::write(sealed, &damaged).unwrap();
+        assert_refused(dir.path(), sealed, 0..original.len() as u64, 4096);
+    }
+    std::fs::write(sealed, &original).unwrap();
+    Store::open_with(dir.path(), small(4096)).unwrap();
+}
+
+#[test]
+fn inconsistent_positions() {
+    // A frame whose checksums pass but whose positions skip one: not a torn
+    // write but a broken log, refused wherever it lies.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 64 << 10, 4);
+    let seg = segments(dir.path()).remove(0);
+    let original = std::fs::read(&seg).unwrap();
+    let salt = salt_of(&original);
+    let all = frames(&original);
+    for target in [1, all.len() - 1] {
+        let frame = &all[target];
+        let mut bytes = original.clone();
+        for (k, &r) in frame.records.iter().enumerate() {
+            let view = format::decode_record(&original[r..], salt).unwrap();
+            let position = frame.first_position + 1 + k as u64;
+            seal_record(&mut bytes[r..], salt, position, view.version);
+        }
+        let header = FrameHeader {
+            frame_len: (frame.end - frame.start) as u32,
+            first_position: frame.first_position + 1,
+            event_count: frame.records.len() as u32,
+        };
+        encode_frame_header(&mut bytes[frame.start..], salt, &header);
+        std::fs::write(&seg, &bytes).unwrap();
+        assert_refused(
+            dir.path(),
+            &seg,
+            frame.start as u64..frame.end as u64,
+            64 << 10,
+        );
+    }
+}
+
+fn header_of(path: &Path) -> SegmentHeader {
+    format::decode_segment_header(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Writes an empty segment (valid header, zero body) at `path`.
+fn write_empty_segment(path: &Path, header: SegmentHeader) {
+    let mut bytes = vec![0u8; header.segment_size as usize];
+    bytes[..SEGMENT_HEADER_LEN].copy_from_slice(&encode_segment_header(&header));
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn seg_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:020}.seg"))
+}
+
+#[test]
+fn bad_or_foreign_header() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 4096, 40);
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 3);
+    let saved = snapshot(dir.path());
+
+    // A segment from another store, under a valid name.
+    let other = tempfile::tempdir().unwrap();
+    build(other.path(), 4096, 40);
+    std::fs::copy(&segments(other.path())[1], &segs[1]).unwrap();
+    assert_refused(dir.path(), &segs[1], 0..64, 4096);
+    restore(&saved);
+
+    // A segment whose header names another number.
+    std::fs::copy(&segs[1], &segs[2]).unwrap();
+    assert_refused(dir.path(), &segs[2], 0..64, 4096);
+    restore(&saved);
+
+    // A file longer than its header says.
+    let mut longer = saved[&segs[1]].clone();
+    longer.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&segs[1], longer).unwrap();
+    assert_refused(dir.path(), &segs[1], 0..u64::MAX, 4096);
+    restore(&saved);
+
+    // A format version this build does not read, with a valid checksum.
+    let mut bytes = saved[&segs[0]].clone();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&segs[0], bytes).unwrap();
+    assert_refused(dir.path(), &segs[0], 0..64, 4096);
+    restore(&saved);
+
+    // A segment file too short to hold a header.
+    std::fs::write(&segs[2], [0u8; 10]).unwrap();
+    assert_refused(dir.path(), &segs[2], 0..64, 4096);
+    restore(&saved);
+
+    Store::open_with(dir.path(), small(4096)).unwrap();
+}
+
+#[test]
+fn missing_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 4096, 40);
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 3);
+    let saved = snapshot(dir.path());
+    for missing in [1, 0] {
+        std::fs::remove_file(&segs[missing]).unwrap();
+        assert_refused(dir.path(), &segs[missing], 0..1, 4096);
+        restore(&saved);
+    }
+}
+
+#[test]
+fn stray_file() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), 4096, 10);
+    let stray = dir.path().join("notes.txt");
+    std::fs::write(&stray, b"hello").unwrap();
+    assert_refused(dir.path(), &stray, 0..1, 4096);
+    std::fs::remove_file(&stray).unwrap();
+
+    let short_name = dir.path().join("1.seg");
+    std::fs::write(&short_name, b"").unwrap();
+    assert_refused(dir.path(), &short_name, 0..1, 4096);
+    std::fs::remove_file(&short_name).unwrap();
+
+    let next = seg_path(dir.path(), segments(dir.path()).len() as u64);
+    std::fs::create_dir(&next).unwrap();
+    assert_refused(dir.path(), &next, 0..1, 4096);
+    std::fs::remove_dir(&next).unwrap();
+
+    Store::open_with(dir.path(), small(4096)).unwrap();
+}
+
+#[test]
+fn interrupted_preparation() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = build(dir.path(), 4096, 10);
+    let n = segments(dir.path()).len() as u64;
+    let temp = dir.path().join(format!("{n:020}.seg.tmp"));
+    std::fs::write(&temp, vec![0xAB; 100]).unwrap();
+    let store = Store::open_with(dir.path(), small(4096)).unwrap();
+    assert_holds(&store, &expected);
+    assert!(
+        !temp.exists(),
+        "the interrupted preparation was not removed"
+    );
+}
+
+#[test]
+fn extra_empty_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = build(dir.path(), 4096, 3);
+    assert_eq!(segments(dir.path()).len(), 1);
+    let header = header_of(&segments(dir.path())[0]);
+    let prepared = |n: u64| SegmentHeader {
+        segment_number: n,
+        ..header
+    };
+
+    // One empty segment after the active one is a segment prepared ahead:
+    // fine, and the writer moves into it when the active one fills up.
+    write_empty_segment(&seg_path(dir.path(), 1), prepared(1));
+    let store = Store::open_with(dir.path(), small(4096)).unwrap();
+    assert_holds(&store, &expected);
+    drop(store);
+
+    // Two are not something annals leaves behind.
+    write_empty_segment(&seg_path(dir.path(), 2), prepared(2));
+    assert_refused(dir.path(), &seg_path(dir.path(), 2), 0..1, 4096);
+
+    // Nor is an empty segment followed by one holding data.
+    let other = tempfile::tempdir().unwrap();
+    build(other.path(), 4096, 3);
+    let mut data = std::fs::read(&segments(other.path())[0]).unwrap();
+    data[..SEGMENT_HEADER_LEN].copy_from_slice(&encode_segment_header(&prepared(2)));
+    std::fs::write(seg_path(dir.path(), 2), data).unwrap();
+    assert_refused(
+        dir.path(),
+        &seg_path(dir.path(), 2),
+        SEGMENT_HEADER_LEN as u64..4096,
+        4096,
+    );
+}
+
+#[test]
+fn prepared_segment_is_used_when_the_active_one_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = build(dir.path(), 4096, 3);
+    let header = header_of(&segments(dir.path())[0]);
+    write_empty_segment(
+        &seg_path(dir.path(), 1),
+        SegmentHeader {
+            segment_number: 1,
+            ..header
+        },
+    );
+    let store = Store::open_with(dir.path(), small(4096)).unwrap();
+    for i in 0..40 {
+        store
+            .append("p", ExpectedVersion::Any, &[event("p", i)])
+            .unwrap();
+        expected.push(("p".to_owned(), i));
+    }
+    assert_holds(&store, &expected);
+    drop(store);
+    assert!(segments(dir.path()).len() >= 2);
+    let store = Store::open_with(dir.path(), small(4096)).unwrap();
+    assert_holds(&store, &expected);
+}
