@@ -83,6 +83,7 @@ pub mod format;
 mod index;
 pub mod io;
 mod options;
+mod prepare;
 mod read;
 mod recovery;
 mod segment;

@@ -40,6 +40,7 @@ pub struct Options {
     pub(crate) max_batch_events: usize,
     pub(crate) max_stream_id_len: usize,
     pub(crate) max_event_type_len: usize,
+    pub(crate) prepare_ahead: bool,
     pub(crate) io: Arc<dyn FileIo>,
 }
 
@@ -51,6 +52,7 @@ impl Default for Options {
             max_batch_events: 10_000,
             max_stream_id_len: 256,
             max_event_type_len: 256,
+            prepare_ahead: true,
             io: Arc::new(RealIo),
         }
     }
@@ -64,6 +66,7 @@ impl fmt::Debug for Options {
             .field("max_batch_events", &self.max_batch_events)
             .field("max_stream_id_len", &self.max_stream_id_len)
             .field("max_event_type_len", &self.max_event_type_len)
+            .field("prepare_ahead", &self.prepare_ahead)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +120,21 @@ impl Options {
     #[must_use]
     pub fn max_event_type_len(mut self, max_event_type_len_bytes: usize) -> Self {
         self.max_event_type_len = max_event_type_len_bytes;
+        self
+    }
+
+    /// Whether to create the next segment on a background thread before it
+    /// is needed, so that no append waits for a segment to be created and
+    /// zero-filled.
+    ///
+    /// Default `true`. With `false`, the append that fills a segment creates
+    /// the next one itself, and every file operation happens on the
+    /// appending thread in a fixed order (what deterministic fault tests
+    /// want). Either way a store holds at most one segment beyond the one
+    /// being written.
+    #[must_use]
+    pub fn prepare_segments_ahead(mut self, prepare_ahead: bool) -> Self {
+        self.prepare_ahead = prepare_ahead;
         self
     }
 

@@ -113,6 +113,8 @@ impl Store {
             buf: Vec::new(),
             frame_first_position: recovered.index.len(),
             frame_events: 0,
+            prepare_ahead: options.prepare_ahead,
+            preparing: None,
         };
         Ok(Store {
             dir,

@@ -32,6 +32,7 @@ use crate::format::{
 };
 use crate::index::Index;
 use crate::io::FileIo;
+use crate::prepare::Preparation;
 use crate::segment::Segment;
 
 type Outcome = Result<AppendResult, Error>;
@@ -72,6 +73,20 @@ pub(crate) struct Engine {
     pub frame_first_position: u64,
     /// How many events the frame being built holds.
     pub frame_events: u32,
+    /// Whether to prepare the next segment in the background.
+    pub prepare_ahead: bool,
+    /// The next segment, if it is being prepared.
+    pub preparing: Option<Preparation>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // The directory lock is released after this: a preparation must not
+        // create files in a directory that another opener may be scanning.
+        if let Some(p) = self.preparing.take() {
+            let _ = p.finish();
+        }
+    }
 }
 
 /// A batch placed in the frame being built.
@@ -274,6 +289,7 @@ impl Writer {
             }
         }
         engine.write_offset = frame_end;
+        engine.prepare_next(index);
         for m in members.drain(..) {
             let n = m.batch.records.len() as u64;
             results.push((
@@ -301,22 +317,26 @@ impl Writer {
                 max: u64::from(u32::MAX),
             });
         }
-        let prepared = index.read().segments().get(number as usize).cloned();
-        let (segment, file) = match prepared {
+        let existing = index.read().segments().get(number as usize).cloned();
+        let (segment, file) = match existing {
             Some(segment) => {
-                let file = Writer::open_active(&segment)?;
+                let file = Writer::open_active(&segment)
+                    .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
                 (segment, file)
             }
             None => {
-                let header = SegmentHeader {
-                    store_id: engine.store_id,
-                    segment_number: number,
-                    segment_size: engine.segment_size,
+                let prepared = match engine.preparing.take() {
+                    Some(p) if p.number() == number => p.finish().inspect_err(|e| {
+                        tracing::warn!(error = %e, "preparing the next segment failed; creating it now");
+                    }),
+                    _ => Err(Error::Poisoned),
                 };
-                let (segment, file) = Segment::create(&*engine.io, &engine.dir, &header)
-                    .inspect_err(|_| {
-                        self.poisoned.store(true, Ordering::Release);
-                    })?;
+                let (segment, file) = match prepared {
+                    Ok(ready) => ready,
+                    Err(_) => engine
+                        .create_segment(number)
+                        .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?,
+                };
                 index.write().push_segment(Arc::clone(&segment));
                 (segment, file)
             }
@@ -330,6 +350,38 @@ impl Writer {
 }
 
 impl Engine {
+    fn next_header(&self, number: u64) -> SegmentHeader {
+        SegmentHeader {
+            store_id: self.store_id,
+            segment_number: number,
+            segment_size: self.segment_size,
+        }
+    }
+
+    /// Creates segment `number` on this thread.
+    fn create_segment(&self, number: u64) -> Result<(Arc<Segment>, File), Error> {
+        Segment::create(&*self.io, &self.dir, &self.next_header(number))
+    }
+
+    /// Starts preparing the segment after the active one, unless it exists
+    /// or is under way. Called once the active segment holds a durable
+    /// frame.
+    fn prepare_next(&mut self, index: &RwLock<Index>) {
+        let number = self.active.number() + 1;
+        if !self.prepare_ahead
+            || self.preparing.is_some()
+            || u32::try_from(number).is_err()
+            || index.read().segments().len() as u64 > number
+        {
+            return;
+        }
+        self.preparing = Preparation::start(
+            Arc::clone(&self.io),
+            self.dir.clone(),
+            self.next_header(number),
+        );
+    }
+
     /// Empties the frame buffer, leaving room for its header.
     fn start_frame(&mut self) {
         self.buf.clear();

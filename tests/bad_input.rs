@@ -16,6 +16,9 @@ struct Guard {
 
 impl Guard {
     fn new(options: Options) -> Guard {
+        // Preparing the next segment in the background changes the directory
+        // on its own schedule; with it off, any change is the refused call's.
+        let options = options.prepare_segments_ahead(false);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_with(dir.path(), options).unwrap();
         store

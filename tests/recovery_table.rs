@@ -346,16 +346,18 @@ fn interrupted_preparation() {
 fn extra_empty_segments() {
     let dir = tempfile::tempdir().unwrap();
     let expected = build(dir.path(), 4096, 3);
-    assert_eq!(segments(dir.path()).len(), 1);
     let header = header_of(&segments(dir.path())[0]);
     let prepared = |n: u64| SegmentHeader {
         segment_number: n,
         ..header
     };
 
-    // One empty segment after the active one is a segment prepared ahead:
-    // fine, and the writer moves into it when the active one fills up.
-    write_empty_segment(&seg_path(dir.path(), 1), prepared(1));
+    // One empty segment after the active one is a segment prepared ahead
+    // (the writer made one in the background once segment 0 held data).
+    assert_eq!(segments(dir.path()).len(), 2);
+    let seg1 = std::fs::read(seg_path(dir.path(), 1)).unwrap();
+    assert_eq!(format::decode_segment_header(&seg1).unwrap(), prepared(1));
+    assert!(seg1[SEGMENT_HEADER_LEN..].iter().all(|b| *b == 0));
     let store = Store::open_with(dir.path(), small(4096)).unwrap();
     assert_holds(&store, &expected);
     drop(store);

@@ -1,6 +1,104 @@
-//! The `annals` command-line tool (placeholder until the CLI lands).
+//! `annals`: the command-line tool of the annals event store.
+//!
+//! `annals demo` is the main job: it fills a fresh store from several
+//! threads, reopens it, reads everything back, verifies it and reports the
+//! figures. The other commands are what an operator needs to look inside a
+//! store without writing code: `append`, `read`, `tail`, `stats`, `verify`
+//! and `dump`.
+//!
+//! Every command uses only the crate's public API. Only `append` and
+//! `demo` take the writer lock; the others open the store read-only (or
+//! read segment files directly), so they work while another process writes,
+//! and never modify anything. One module per command; exit codes live in
+//! [`exit`].
 
-fn main() {
-    eprintln!("annals: the command-line tool is not built yet; see README.md");
-    std::process::exit(2);
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
+
+mod append;
+mod demo;
+mod demo_data;
+mod dump;
+mod events;
+mod exit;
+mod fmt;
+mod open;
+mod read;
+mod segments;
+mod stats;
+mod tail;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The examples and exit codes at the end of `annals --help`.
+const AFTER_HELP: &str = "\
+Examples:
+  annals demo                                  # the main job, on a temporary store
+  annals append ./data order-42 --type OrderPlaced --data '{\"total\":10}' --create
+  annals read ./data order-42
+  annals read ./data --all --json
+  annals tail ./data                           # follow a live writer; Ctrl-C to stop
+  annals stats ./data
+  annals verify ./data
+  annals dump ./data --segment 0
+
+Only append and demo take the store's writer lock. read, tail, stats and
+verify open it read-only and dump reads one file, so they work while
+another process writes, and none of them modifies anything.
+
+Run `annals <COMMAND> --help` for each command's options and examples.";
+
+/// An embedded event store's command-line tool: run the demo, append and
+/// read events, follow a live store, inspect, verify and dump its files.
+#[derive(Debug, Parser)]
+#[command(name = "annals", version, propagate_version = true)]
+#[command(after_help = exit::with_codes(AFTER_HELP))]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the main job on a fresh store and print its figures.
+    Demo(demo::Args),
+    /// Append one event to a stream.
+    Append(append::Args),
+    /// Read a stream, or the global log with --all.
+    Read(read::Args),
+    /// Print events as they are appended, until interrupted.
+    Tail(tail::Args),
+    /// Show what a store holds.
+    Stats(stats::Args),
+    /// Check every record of every segment; modifies nothing.
+    Verify(verify::Args),
+    /// Print the frames and records of one segment file.
+    Dump(dump::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Append(args) => append::run(args),
+        Command::Read(args) => read::run(args),
+        Command::Tail(args) => tail::run(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Dump(args) => dump::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                eprintln!("annals: {failure}");
+            }
+            ExitCode::from(failure.code as u8)
+        }
+    }
 }

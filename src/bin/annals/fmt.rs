@@ -1,0 +1,208 @@
+//! Small formatting helpers for people: counts, sizes, rates, times and
+//! aligned tables.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::time::Duration;
+
+/// `1234567` as `1,234,567`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `n` and `what`, with an `s` unless `n` is one: `1 event`, `2 events`.
+pub fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("{n} {what}")
+    } else {
+        format!("{} {what}s", count(n))
+    }
+}
+
+/// A byte count in binary units: `344.1 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for next in &UNITS[1..] {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    format!("{value:.1} {unit}")
+}
+
+/// A duration at a precision that suits its size: `850 µs`, `12.3 ms`,
+/// `4.56 s`.
+pub fn duration(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1_000.0 {
+        format!("{us:.0} µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.1} ms", us / 1e3)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+/// Events per second over `elapsed`, rounded, with separators.
+pub fn rate(events: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 {
+        return "n/a".to_owned();
+    }
+    format!("{} events/s", count((events as f64 / secs).round() as u64))
+}
+
+/// Microseconds since the Unix epoch as an RFC 3339 UTC time with
+/// microseconds: `2026-11-26T03:46:09.123456Z`.
+pub fn utc(us: u64) -> String {
+    let secs = us / 1_000_000;
+    let micros = us % 1_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, for non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A payload as one line of text for a table: UTF-8 with control
+/// characters escaped, cut to `max_chars`; or a note that it is binary.
+pub fn payload_excerpt(data: &[u8], max_chars: usize) -> String {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return format!("<{} bytes, not UTF-8; use --json>", data.len());
+    };
+    let mut out = String::new();
+    let mut shown = 0;
+    for c in text.chars() {
+        if shown == max_chars {
+            out.push('…');
+            return out;
+        }
+        if c.is_control() {
+            let _ = write!(out, "{}", c.escape_debug());
+        } else {
+            out.push(c);
+        }
+        shown += 1;
+    }
+    out
+}
+
+/// A table of left-aligned text columns, separated by two spaces; the last
+/// column is not padded.
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table whose first row is `header` (pass an empty slice for none).
+    pub fn new(header: &[&str]) -> Table {
+        let mut rows = Vec::new();
+        if !header.is_empty() {
+            rows.push(header.iter().map(|s| (*s).to_owned()).collect());
+        }
+        Table { rows }
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Writes the table to `out`.
+    pub fn write(&self, out: &mut impl Write) -> io::Result<()> {
+        let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut widths = vec![0usize; columns];
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in &self.rows {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    let pad = widths.get(i).copied().unwrap_or(0);
+                    let _ = write!(line, "{cell:<pad$}  ");
+                }
+            }
+            writeln!(out, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_get_separators() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn utc_matches_known_instants() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000000Z");
+        // 2000-02-29 12:34:56.789 UTC, a leap day.
+        assert_eq!(utc(951_827_696_789_000), "2000-02-29T12:34:56.789000Z");
+        // 2024-12-31 23:59:59 UTC.
+        assert_eq!(utc(1_735_689_599_000_000), "2024-12-31T23:59:59.000000Z");
+    }
+
+    #[test]
+    fn sizes_use_binary_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(64 << 20), "64.0 MiB");
+        assert_eq!(bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn excerpts_escape_and_cut() {
+        assert_eq!(payload_excerpt(b"a\nb", 10), "a\\nb");
+        assert_eq!(payload_excerpt(b"abcdef", 3), "abc…");
+        assert_eq!(payload_excerpt(b"abc", 3), "abc");
+        assert_eq!(
+            payload_excerpt(&[0xff, 0xfe], 10),
+            "<2 bytes, not UTF-8; use --json>"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! Segment files read straight from disk and decoded with `annals::format`,
+//! for `dump` and for the tail check of `verify`.
+//!
+//! The crate does not expose how segment files are named or listed, so the
+//! naming rule (twenty decimal digits and `.seg`, as the engine writes them)
+//! is repeated here. Nothing in this module writes.
+
+use std::path::{Path, PathBuf};
+
+use annals::format::{
+    FrameHeader, RecordView, SEGMENT_HEADER_LEN, Salt, SegmentHeader, decode_frame,
+    decode_segment_header,
+};
+
+use crate::exit::{Code, Failure};
+
+/// The file of segment `number` in `dir`.
+pub fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:020}.seg"))
+}
+
+/// The segment files in `dir`, in number order. Other files are ignored
+/// here; opening the store is what judges them.
+pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Failure::new(Code::Failure, format!("cannot list {}: {e}", dir.display())))?;
+    let mut segments = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| {
+            Failure::new(Code::Failure, format!("cannot list {}: {e}", dir.display()))
+        })?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(digits) = name.strip_suffix(".seg") else {
+            continue;
+        };
+        if digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(number) = digits.parse::<u64>() {
+                segments.push((number, entry.path()));
+            }
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// The first thing in a segment file that fails a check.
+#[derive(Debug)]
+pub struct Problem {
+    /// Byte offset from the start of the file.
+    pub offset: u64,
+    /// What failed, for people.
+    pub reason: String,
+}
+
+/// What the walk hands its visitor.
+pub enum Visit<'a> {
+    /// The segment header, checked.
+    Header(&'a SegmentHeader),
+    /// A frame that checked out whole, at `offset` in the file, with its
+    /// records at their offsets in the file.
+    Frame {
+        /// Where the frame starts in the file.
+        offset: usize,
+        /// Its header.
+        header: &'a FrameHeader,
+        /// Its records, each with its offset in the file.
+        records: &'a [(usize, RecordView<'a>)],
+    },
+}
+
+/// How a segment's walk ended without a problem.
+#[derive(Debug, Clone, Copy)]
+pub struct Walked {
+    /// Frames that checked out.
+    pub frames: u64,
+    /// Events in them.
+    pub events: u64,
+    /// Where the written part ends (the end marker, or the end of the file).
+    pub end: usize,
+    /// The position the next segment's first frame must start at.
+    pub next_position: u64,
+}
+
+/// Why a walk stopped early.
+pub enum Stop {
+    /// The segment fails a check.
+    Bad(Problem),
+    /// The visitor failed (writing output).
+    Visitor(Failure),
+}
+
+/// Walks the segment `number` whose file holds `untrusted`: checks its
+/// header, then every frame up to the end marker, then that only zeros
+/// follow. `next_position`, when given, is where the first frame's position
+/// must start (positions run densely across frames and segments).
+pub fn walk(
+    untrusted: &[u8],
+    number: u64,
+    next_position: Option<u64>,
+    mut visit: impl FnMut(Visit<'_>) -> Result<(), Failure>,
+) -> Result<Walked, Stop> {
+    let bad = |offset: usize, reason: String| {
+        Stop::Bad(Problem {
+            offset: offset as u64,
+            reason,
+        })
+    };
+    let header = decode_segment_header(untrusted).map_err(|e| bad(e.offset, e.reason))?;
+    if header.segment_number != number {
+        return Err(bad(
+            0,
+            format!(
+                "the header says segment {}, but the file name says {number}",
+                header.segment_number
+            ),
+        ));
+    }
+    if header.segment_size != untrusted.len() as u64 {
+        return Err(bad(
+            0,
+            format!(
+                "the file is {} bytes, but its header says segments are {} bytes",
+                untrusted.len(),
+                header.segment_size
+            ),
+        ));
+    }
+    visit(Visit::Header(&header)).map_err(Stop::Visitor)?;
+    let salt = Salt::new(header.store_id, number);
+    let mut walked = Walked {
+        frames: 0,
+        events: 0,
+        end: untrusted.len(),
+        next_position: next_position.unwrap_or(0),
+    };
+    let mut expected = next_position;
+    let mut offset = SEGMENT_HEADER_LEN;
+    let mut records = Vec::new();
+    // A frame length word needs four bytes; with fewer left, the frames
+    // filled the file exactly.
+    while untrusted.len().saturating_sub(offset) >= 4 {
+        let rest = untrusted.get(offset..).unwrap_or_default();
+        match decode_frame(rest, salt, &mut records) {
+            Ok(None) => {
+                walked.end = offset;
+                if let Some(nonzero) = rest.iter().position(|b| *b != 0) {
+                    return Err(bad(
+                        offset + nonzero,
+                        format!(
+                            "non-zero bytes after the end of the data (which ends at byte {offset})"
+                        ),
+                    ));
+                }
+                return Ok(walked);
+            }
+            Ok(Some(frame)) => {
+                if let Some(want) = expected {
+                    if frame.first_position != want {
+                        return Err(bad(
+                            offset,
+                            format!(
+                                "the frame starts at position {} where {want} was expected",
+                                frame.first_position
+                            ),
+                        ));
+                    }
+                }
+                let in_file: Vec<(usize, RecordView<'_>)> = records
+                    .drain(..)
+                    .map(|(at, record)| (offset + at, record))
+                    .collect();
+                visit(Visit::Frame {
+                    offset,
+                    header: &frame,
+                    records: &in_file,
+                })
+                .map_err(Stop::Visitor)?;
+                let next = frame.first_position + u64::from(frame.event_count);
+                expected = Some(next);
+                walked.next_position = next;
+                walked.frames += 1;
+                walked.events += u64::from(frame.event_count);
+                offset += frame.frame_len as usize;
+            }
+            Err(e) => return Err(bad(offset + e.offset, e.reason)),
+        }
+    }
+    walked.end = offset;
+    Ok(walked)
+}

@@ -1,0 +1,87 @@
+//! `annals stats`: what a store holds, from a read-only open.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::exit::{Failure, out};
+use crate::fmt::{Table, bytes, count};
+use crate::open;
+
+/// Show a store's segments, events, streams, bytes, largest streams and
+/// format version. Opens the store read-only, so it works while another
+/// process writes.
+#[derive(Debug, clap::Args)]
+#[command(after_help = crate::exit::with_codes("\
+Examples:
+  annals stats ./data
+  annals stats ./data --top 3 --json"))]
+pub struct Args {
+    /// The store's data directory.
+    pub dir: PathBuf,
+    /// How many of the largest streams to list.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `annals stats`.
+pub fn run(args: &Args) -> Result<(), Failure> {
+    let store = open::reader(&args.dir)?;
+    let stats = store.stats();
+    let largest = store.largest_streams(args.top);
+    let mut stdout = BufWriter::new(std::io::stdout().lock());
+    if args.json {
+        let largest: Vec<_> = largest
+            .iter()
+            .map(|(stream, events)| json!({ "stream": &**stream, "events": events }))
+            .collect();
+        let value = json!({
+            "dir": args.dir.display().to_string(),
+            "format_version": stats.format_version,
+            "segments": stats.segments,
+            "segment_size": stats.segment_size,
+            "events": stats.events,
+            "streams": stats.streams,
+            "bytes_used": stats.bytes_used,
+            "largest_streams": largest,
+        });
+        out(writeln!(stdout, "{value}"))?;
+    } else {
+        let mut table = Table::new(&[]);
+        let mut row = |name: &str, value: String| table.row(vec![name.to_owned(), value]);
+        row("store", args.dir.display().to_string());
+        row("format version", stats.format_version.to_string());
+        row(
+            "segments",
+            format!(
+                "{} of {} each (one may be prepared ahead, still empty)",
+                stats.segments,
+                bytes(stats.segment_size)
+            ),
+        );
+        row("events", count(stats.events));
+        row("streams", count(stats.streams));
+        row(
+            "bytes used",
+            format!(
+                "{} ({} bytes)",
+                bytes(stats.bytes_used),
+                count(stats.bytes_used)
+            ),
+        );
+        out(table.write(&mut stdout))?;
+        if !largest.is_empty() {
+            out(writeln!(stdout, "\nlargest streams:"))?;
+            let mut top = Table::new(&["  STREAM", "EVENTS"]);
+            for (stream, events) in &largest {
+                top.row(vec![format!("  {stream}"), count(*events)]);
+            }
+            out(top.write(&mut stdout))?;
+        }
+    }
+    out(stdout.flush())
+}
