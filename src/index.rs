@@ -40,6 +40,9 @@ pub(crate) struct Index {
     stream_ids: HashMap<Arc<str>, u32>,
     types: Vec<Arc<str>>,
     type_ids: HashMap<Arc<str>, u32>,
+    /// The stream and type ids of the last push: a batch's records share
+    /// them, so most pushes skip both hash lookups.
+    last: Option<(u32, u32)>,
 }
 
 impl Index {
@@ -82,7 +85,14 @@ impl Index {
         offset: u32,
     ) -> Result<(), String> {
         let position = self.len();
-        let existing = self.stream_ids.get(stream).copied();
+        let (last_stream, last_type) = match self.last {
+            Some((s, t)) => (
+                self.stream_name(s).filter(|n| ***n == *stream).map(|_| s),
+                self.type_name(t).filter(|n| ***n == *event_type).map(|_| t),
+            ),
+            None => (None, None),
+        };
+        let existing = last_stream.or_else(|| self.stream_ids.get(stream).copied());
         let next_version = existing
             .and_then(|id| self.streams.get(id as usize))
             .map_or(0, |s| s.positions.len() as u64);
@@ -106,8 +116,8 @@ impl Index {
                 id
             }
         };
-        let type_id = match self.type_ids.get(event_type) {
-            Some(id) => *id,
+        let type_id = match last_type.or_else(|| self.type_ids.get(event_type).copied()) {
+            Some(id) => id,
             None => {
                 let id = u32::try_from(self.types.len())
                     .map_err(|_| "more than 2^32 event types".to_owned())?;
@@ -121,6 +131,7 @@ impl Index {
             return Err("stream table out of step".to_owned());
         };
         entry.positions.push(position);
+        self.last = Some((stream_id, type_id));
         self.events.push(Location {
             segment,
             offset,

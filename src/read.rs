@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::event::RecordedEvent;
-use crate::format::decode_record;
+use crate::format::decode_record_bytes;
 use crate::index::Index;
 
 /// Reads the events at `positions`, which the index holds.
@@ -27,20 +27,21 @@ pub(crate) fn read_positions(
             .segments()
             .get(location.segment as usize)
             .ok_or_else(|| internal(format!("segment {} is not open", location.segment)))?;
-        let bytes = match &current {
-            Some((number, bytes)) if *number == location.segment => bytes.clone(),
-            _ => {
-                let bytes = segment.committed_bytes();
-                current = Some((location.segment, bytes.clone()));
-                bytes
-            }
+        if current
+            .as_ref()
+            .is_none_or(|(number, _)| *number != location.segment)
+        {
+            current = Some((location.segment, segment.committed_bytes()));
+        }
+        let Some((_, bytes)) = &current else {
+            return Err(internal("segment bytes missing".into()));
         };
         let offset = location.offset as usize;
         let corrupt = |reason: String| Error::corruption(segment.path(), offset as u64, reason);
         let untrusted = bytes
             .get(offset..)
             .ok_or_else(|| corrupt("record lies past the committed end of its segment".into()))?;
-        let record = decode_record(untrusted, segment.salt())
+        let record = decode_record_bytes(untrusted, segment.salt())
             .map_err(|e| Error::corruption(segment.path(), (offset + e.offset) as u64, e.reason))?;
         let stream_id = index
             .stream_name(location.stream)
@@ -48,14 +49,15 @@ pub(crate) fn read_positions(
         let event_type = index
             .type_name(location.event_type)
             .ok_or_else(|| internal("event type id out of range".into()))?;
+        // Equal bytes to the indexed names also prove them valid UTF-8.
         if record.position != position
-            || record.stream != &**stream_id
-            || record.event_type != &**event_type
+            || record.stream != stream_id.as_bytes()
+            || record.event_type != event_type.as_bytes()
         {
             return Err(corrupt(format!(
                 "record at position {} of stream '{}' is not the indexed position {position}",
                 record.position,
-                crate::error::excerpt(record.stream)
+                crate::error::excerpt(&String::from_utf8_lossy(record.stream))
             )));
         }
         events.push(RecordedEvent {

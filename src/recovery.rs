@@ -35,7 +35,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::format::{
     FRAME_HEADER_LEN, RecordView, SEGMENT_HEADER_LEN, Salt, SegmentHeader, align_up, decode_frame,
-    decode_frame_header, decode_segment_header,
+    decode_frame_header, decode_segment_header, first_nonzero, last_nonzero,
 };
 use crate::index::Index;
 use crate::io::FileIo;
@@ -370,7 +370,7 @@ fn scan_frames(
 
 /// The end of the frames at `at`: clean if only zeros follow.
 fn zeros_after(rest: &[u8], at: usize) -> Scan {
-    match rest.iter().position(|b| *b != 0) {
+    match first_nonzero(rest) {
         None => Scan::Clean(at),
         Some(i) => Scan::Failed {
             at,
@@ -388,10 +388,7 @@ fn check_trailing<'a>(
 ) -> Result<(), Error> {
     for seg in rest {
         let untrusted = seg.whole();
-        if let Some(i) = untrusted
-            .get(SEGMENT_HEADER_LEN..)
-            .and_then(|body| body.iter().position(|b| *b != 0))
-        {
+        if let Some(i) = untrusted.get(SEGMENT_HEADER_LEN..).and_then(first_nonzero) {
             return Err(match bad {
                 Some((_, offset, reason)) => Error::corruption(
                     last.path(),
@@ -436,7 +433,7 @@ fn torn_tail(seg: &mut Segment, at: usize, offset: usize, reason: &str) -> Resul
         }
         probe += crate::format::ALIGN;
     }
-    let last_nonzero = untrusted.iter().rposition(|b| *b != 0).unwrap_or(at);
+    let last_nonzero = last_nonzero(untrusted).unwrap_or(at);
     Ok((last_nonzero + 1).saturating_sub(at))
 }
 

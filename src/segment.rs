@@ -77,6 +77,13 @@ impl Segment {
         let size = usize::try_from(header.segment_size).map_err(|_| Error::InvalidOptions {
             reason: "segment size does not fit this platform's address space".into(),
         })?;
+        // A temporary file under this name is left from a preparation that
+        // failed earlier in this process (we hold the directory lock, so it is
+        // ours): it holds nothing and goes.
+        if std::fs::symlink_metadata(&temp).is_ok() {
+            io.remove_file(&temp)
+                .map_err(|e| Error::io("remove failed segment preparation", &temp, e))?;
+        }
         let file = io
             .create_new(&temp)
             .map_err(|e| Error::io("create segment", &temp, e))?;
@@ -103,6 +110,7 @@ impl Segment {
             path,
             header.segment_number,
             Salt::new(header.store_id, header.segment_number),
+            false,
         )?;
         segment
             .committed
@@ -125,13 +133,24 @@ impl Segment {
             .open(&path)
             .map_err(|e| Error::io("open segment", &path, e))?;
         // The salt needs the store id from the header, which the caller
-        // checks; it is set in `set_salt` once known.
-        let segment = Segment::map(&file, path, number, Salt::new(0, number))?;
+        // checks; it is set in `set_salt` once known. Recovery reads every
+        // byte at once, so the pages are faulted in up front, in one go.
+        let segment = Segment::map(&file, path, number, Salt::new(0, number), true)?;
         Ok((segment, file))
     }
 
-    fn map(file: &File, path: PathBuf, number: u64, salt: Salt) -> Result<Segment, Error> {
-        let map = MmapOptions::new()
+    fn map(
+        file: &File,
+        path: PathBuf,
+        number: u64,
+        salt: Salt,
+        populate: bool,
+    ) -> Result<Segment, Error> {
+        let mut options = MmapOptions::new();
+        if populate {
+            options.populate();
+        }
+        let map = options
             .map_raw_read_only(file)
             .map_err(|e| Error::io("map segment", &path, e))?;
         Ok(Segment {

@@ -23,12 +23,55 @@ pub use header::{
     encode_segment_header,
 };
 pub use record::{
-    RECORD_HEADER_LEN, RecordFields, RecordView, decode_record, encode_record, padded_record_len,
-    seal_record,
+    RECORD_HEADER_LEN, RawRecordView, RecordFields, RecordView, decode_record, decode_record_bytes,
+    encode_record, padded_record_len, seal_record,
 };
 
 /// Every frame and record starts on a multiple of this many bytes.
 pub const ALIGN: usize = 8;
+
+/// The index of the first non-zero byte of `bytes`. Segments are mostly
+/// zeros past their end of log, and recovery checks that they are, so this
+/// looks at 64 bytes at a time in a form the compiler vectorises.
+pub fn first_nonzero(bytes: &[u8]) -> Option<usize> {
+    const CHUNK: usize = 64;
+    let chunks = bytes.chunks_exact(CHUNK);
+    let tail_at = bytes.len() - chunks.remainder().len();
+    for (i, chunk) in chunks.enumerate() {
+        if any_nonzero(chunk) {
+            return chunk.iter().position(|b| *b != 0).map(|j| i * CHUNK + j);
+        }
+    }
+    bytes
+        .get(tail_at..)
+        .and_then(|tail| tail.iter().position(|b| *b != 0))
+        .map(|j| tail_at + j)
+}
+
+/// Whether a 64-byte chunk holds a non-zero byte, a word at a time.
+fn any_nonzero(chunk: &[u8]) -> bool {
+    chunk
+        .chunks_exact(8)
+        .map(|w| u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or_default()))
+        .fold(0, |acc, w| acc | w)
+        != 0
+}
+
+/// The index of the last non-zero byte of `bytes`.
+pub fn last_nonzero(bytes: &[u8]) -> Option<usize> {
+    const CHUNK: usize = 64;
+    let chunks = bytes.rchunks_exact(CHUNK);
+    let head_len = chunks.remainder().len();
+    for (i, chunk) in chunks.enumerate() {
+        if any_nonzero(chunk) {
+            let start = bytes.len() - (i + 1) * CHUNK;
+            return chunk.iter().rposition(|b| *b != 0).map(|j| start + j);
+        }
+    }
+    bytes
+        .get(..head_len)
+        .and_then(|head| head.iter().rposition(|b| *b != 0))
+}
 
 /// Rounds `len` up to the next multiple of [`ALIGN`], or `None` on overflow.
 pub fn align_up(len: usize) -> Option<usize> {
@@ -127,5 +170,29 @@ fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
         dst.copy_from_slice(bytes);
     } else {
         debug_assert!(false, "encode buffer too small for its layout");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonzero_search_matches_the_naive_one() {
+        for len in [0usize, 1, 63, 64, 65, 200, 1000] {
+            for at in 0..len {
+                let mut v = vec![0u8; len];
+                v[at] = 1;
+                assert_eq!(first_nonzero(&v), Some(at));
+                assert_eq!(last_nonzero(&v), Some(at));
+                if at + 7 < len {
+                    v[at + 7] = 9;
+                    assert_eq!(first_nonzero(&v), Some(at));
+                    assert_eq!(last_nonzero(&v), Some(at + 7));
+                }
+            }
+            assert_eq!(first_nonzero(&vec![0u8; len]), None);
+            assert_eq!(last_nonzero(&vec![0u8; len]), None);
+        }
     }
 }

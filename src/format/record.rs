@@ -150,9 +150,57 @@ pub struct RecordView<'a> {
     pub padded_len: usize,
 }
 
+/// A checked record whose stream id and event type are still bytes: what
+/// [`decode_record_bytes`] returns, for a reader that compares them with
+/// names it already holds instead of validating them as UTF-8 again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawRecordView<'a> {
+    /// The global position.
+    pub position: u64,
+    /// The version within its stream.
+    pub version: u64,
+    /// Microseconds since the Unix epoch.
+    pub recorded_at_us: u64,
+    /// The event id's 16 bytes.
+    pub id: [u8; 16],
+    /// The stream id's bytes, not yet checked to be UTF-8.
+    pub stream: &'a [u8],
+    /// The event type's bytes, not yet checked to be UTF-8.
+    pub event_type: &'a [u8],
+    /// Where the metadata lies, relative to the start of the record.
+    pub metadata: Range<usize>,
+    /// Where the data lies, relative to the start of the record.
+    pub data: Range<usize>,
+    /// The record's length including padding: where the next one starts.
+    pub padded_len: usize,
+}
+
 /// Decodes and checks the record at the start of `untrusted`, which may
-/// extend past it.
+/// extend past it, including that its stream id and event type are
+/// non-empty UTF-8.
 pub fn decode_record(untrusted: &[u8], salt: Salt) -> Result<RecordView<'_>, DecodeError> {
+    let raw = decode_record_bytes(untrusted, salt)?;
+    Ok(RecordView {
+        position: raw.position,
+        version: raw.version,
+        recorded_at_us: raw.recorded_at_us,
+        id: raw.id,
+        stream: text(raw.stream, RECORD_HEADER_LEN, "stream id")?,
+        event_type: text(
+            raw.event_type,
+            RECORD_HEADER_LEN + raw.stream.len(),
+            "event type",
+        )?,
+        metadata: raw.metadata,
+        data: raw.data,
+        padded_len: raw.padded_len,
+    })
+}
+
+/// Decodes and checks the record at the start of `untrusted` like
+/// [`decode_record`], except that the stream id and event type are left as
+/// bytes.
+pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView<'_>, DecodeError> {
     let len = read_u32(untrusted, LEN_AT)? as usize;
     if len < RECORD_HEADER_LEN {
         return Err(DecodeError::new(
@@ -207,9 +255,15 @@ pub fn decode_record(untrusted: &[u8], salt: Salt) -> Result<RecordView<'_>, Dec
     let type_at = stream_at + stream_len;
     let metadata_at = type_at + type_len;
     let data_at = metadata_at + metadata_len;
-    let stream = text(record, stream_at..type_at, "stream id")?;
-    let event_type = text(record, type_at..metadata_at, "event type")?;
-    Ok(RecordView {
+    let field = |range: Range<usize>| {
+        let at = range.start;
+        record
+            .get(range)
+            .ok_or_else(|| DecodeError::new(at, "field runs past the record"))
+    };
+    let stream = field(stream_at..type_at)?;
+    let event_type = field(type_at..metadata_at)?;
+    Ok(RawRecordView {
         position: read_u64(record, POSITION_AT)?,
         version: read_u64(record, VERSION_AT)?,
         recorded_at_us: read_u64(record, RECORDED_AT_AT)?,
@@ -222,12 +276,8 @@ pub fn decode_record(untrusted: &[u8], salt: Salt) -> Result<RecordView<'_>, Dec
     })
 }
 
-/// The non-empty UTF-8 text at `range` of a record.
-fn text<'a>(record: &'a [u8], range: Range<usize>, what: &str) -> Result<&'a str, DecodeError> {
-    let at = range.start;
-    let bytes = record
-        .get(range)
-        .ok_or_else(|| DecodeError::new(at, format!("{what} runs past the record")))?;
+/// `bytes`, found at offset `at` of a record, as non-empty UTF-8 text.
+fn text<'a>(bytes: &'a [u8], at: usize, what: &str) -> Result<&'a str, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::new(at, format!("{what} is empty")));
     }

@@ -7,19 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use annals::{EventData, ExpectedVersion, Options, Stats, Store};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::demo_data::{self, Plan};
+use crate::demo_read::{ALL_PAGE, Problems, STREAM_PAGE, read_all, read_streams};
 use crate::exit::{Code, Failure, out};
-use crate::fmt::{Table, bytes, count, duration, rate};
-
-/// How many events one `read_stream` call asks for.
-const STREAM_PAGE: usize = 1_000;
-/// How many events one `read_all` call asks for.
-const ALL_PAGE: usize = 10_000;
-/// How many verification failures are described before the rest are only
-/// counted.
-const PROBLEMS_SHOWN: usize = 10;
+use crate::fmt::{Table, bytes, count, duration, progress_bar, rate};
 
 /// Run the main job on a fresh store: append from several threads in
 /// batches, reopen, read everything back and verify it, print the figures.
@@ -72,22 +65,6 @@ struct Report {
     read_stream_time: Duration,
     read_all_time: Duration,
     total_time: Duration,
-}
-
-/// Verification failures: counted, the first few described.
-#[derive(Default)]
-struct Problems {
-    count: u64,
-    shown: Vec<String>,
-}
-
-impl Problems {
-    fn add(&mut self, what: String) {
-        self.count += 1;
-        if self.shown.len() < PROBLEMS_SHOWN {
-            self.shown.push(what);
-        }
-    }
 }
 
 /// Runs `annals demo`.
@@ -206,17 +183,6 @@ fn io_failure(what: &str, path: &Path, e: &std::io::Error) -> Failure {
     )
 }
 
-fn progress(len: u64, what: &str) -> ProgressBar {
-    let template = format!(
-        "{what:<13} [{{bar:30}}] {{human_pos}}/{{human_len}} events  {{per_sec}}  eta {{eta}}"
-    );
-    ProgressBar::new(len).with_style(
-        ProgressStyle::with_template(&template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    )
-}
-
 /// Append, close, reopen, read back, verify.
 fn phases(
     dir: &Path,
@@ -228,7 +194,7 @@ fn phases(
     let started = Instant::now();
 
     let store = Store::open_with(dir, options.clone())?;
-    let bar = progress(plan.events, "appending");
+    let bar = progress_bar(plan.events, "appending");
     let append_start = Instant::now();
     let shares: Vec<Result<Vec<u64>, Failure>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -352,107 +318,6 @@ fn append_share(
             return Ok(latencies_us);
         }
     }
-}
-
-/// Reads every stream back in pages and checks every event; returns the
-/// time spent inside `read_stream`.
-fn read_streams(store: &Store, plan: Plan, problems: &mut Problems) -> Result<Duration, Failure> {
-    let bar = progress(plan.events, "read_stream");
-    let mut in_reads = Duration::ZERO;
-    let mut scratch = Vec::new();
-    for s in 0..plan.streams {
-        let name = demo_data::stream_name(s);
-        let len = plan.stream_len(s);
-        let mut version = 0u64;
-        loop {
-            let t0 = Instant::now();
-            let page = store.read_stream(&name, version, STREAM_PAGE)?;
-            in_reads += t0.elapsed();
-            if page.is_empty() {
-                break;
-            }
-            for e in &page {
-                if let Err(p) = demo_data::check(e, s, version, &mut scratch) {
-                    problems.add(p);
-                }
-                version += 1;
-            }
-            bar.inc(page.len() as u64);
-        }
-        if version != len || store.stream_version(&name) != Some(len - 1) {
-            problems.add(format!(
-                "{name}: read {version} events and last version {:?} where {len} were appended",
-                store.stream_version(&name)
-            ));
-        }
-    }
-    bar.finish_and_clear();
-    Ok(in_reads)
-}
-
-/// Scans the global log in pages and checks that positions are dense and
-/// that every stream's events come in version order with the right content;
-/// returns the time spent inside `read_all`.
-fn read_all(store: &Store, plan: Plan, problems: &mut Problems) -> Result<Duration, Failure> {
-    let bar = progress(plan.events, "read_all");
-    let mut in_reads = Duration::ZERO;
-    let mut scratch = Vec::new();
-    let mut next_version = vec![0u64; plan.streams as usize];
-    let mut position = 0u64;
-    loop {
-        let t0 = Instant::now();
-        let page = store.read_all(position, ALL_PAGE)?;
-        in_reads += t0.elapsed();
-        if page.is_empty() {
-            break;
-        }
-        for e in &page {
-            if e.position != position {
-                problems.add(format!(
-                    "read_all gave position {} where {position} was expected",
-                    e.position
-                ));
-            }
-            position = e.position + 1;
-            let Some(s) = demo_data::stream_number(&e.stream_id) else {
-                problems.add(format!(
-                    "position {}: unknown stream {}",
-                    e.position, e.stream_id
-                ));
-                continue;
-            };
-            let Some(next) = next_version.get_mut(s as usize) else {
-                problems.add(format!(
-                    "position {}: stream {} is not one of the demo's",
-                    e.position, e.stream_id
-                ));
-                continue;
-            };
-            if let Err(p) = demo_data::check(e, s, *next, &mut scratch) {
-                problems.add(p);
-            }
-            *next = e.version + 1;
-        }
-        bar.inc(page.len() as u64);
-    }
-    bar.finish_and_clear();
-    if position != plan.events {
-        problems.add(format!(
-            "read_all ended at position {position} where {} events were appended",
-            plan.events
-        ));
-    }
-    for (s, next) in next_version.iter().enumerate() {
-        if *next != plan.stream_len(s as u64) {
-            problems.add(format!(
-                "read_all saw {} versions of {} where {} were appended",
-                next,
-                demo_data::stream_name(s as u64),
-                plan.stream_len(s as u64)
-            ));
-        }
-    }
-    Ok(in_reads)
 }
 
 /// The nearest-rank percentile `p` (0 to 100) of sorted `values`.

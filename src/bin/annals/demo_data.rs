@@ -178,7 +178,10 @@ mod tests {
             metadata: annals::Bytes::from_static(b"m"),
             ..good
         };
-        assert!(check(&with_metadata, 3, 5, &mut scratch).is_err(), "metadata");
+        assert!(
+            check(&with_metadata, 3, 5, &mut scratch).is_err(),
+            "metadata"
+        );
     }
 
     #[test]

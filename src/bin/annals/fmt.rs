@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressStyle};
+
 /// `1234567` as `1,234,567`.
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -105,8 +107,7 @@ pub fn payload_excerpt(data: &[u8], max_chars: usize) -> String {
         return format!("<{} bytes, not UTF-8; use --json>", data.len());
     };
     let mut out = String::new();
-    let mut shown = 0;
-    for c in text.chars() {
+    for (shown, c) in text.chars().enumerate() {
         if shown == max_chars {
             out.push('…');
             return out;
@@ -116,9 +117,21 @@ pub fn payload_excerpt(data: &[u8], max_chars: usize) -> String {
         } else {
             out.push(c);
         }
-        shown += 1;
     }
     out
+}
+
+/// A progress bar over `len` events, labelled `what`, showing events/s. It
+/// draws on standard error only when that is a terminal.
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let template = format!(
+        "{what:<13} [{{bar:30}}] {{human_pos}}/{{human_len}} events  {{per_sec}}  eta {{eta}}"
+    );
+    ProgressBar::new(len).with_style(
+        ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    )
 }
 
 /// A table of left-aligned text columns, separated by two spaces; the last

@@ -18,6 +18,7 @@
 mod append;
 mod demo;
 mod demo_data;
+mod demo_read;
 mod dump;
 mod events;
 mod exit;

@@ -56,26 +56,25 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         out(events::table(&events).write(&mut stdout))?;
     }
     out(stdout.flush())?;
-    if !args.json {
-        if let Some(last) = events.last() {
-            let (more, next) = match &args.stream {
-                Some(stream) if !args.all => (
-                    store
-                        .stream_version(stream)
-                        .is_some_and(|v| v > last.version),
-                    last.version + 1,
-                ),
-                _ => (
-                    store.global_position() > last.position + 1,
-                    last.position + 1,
-                ),
-            };
-            if more {
-                eprintln!("(more events follow: --from {next})");
-            }
-        } else {
-            eprintln!("(no events from {})", args.from);
+    // Hints go to standard error, so that they never mix with --json.
+    if let Some(last) = events.last() {
+        let (more, next) = match &args.stream {
+            Some(stream) if !args.all => (
+                store
+                    .stream_version(stream)
+                    .is_some_and(|v| v > last.version),
+                last.version + 1,
+            ),
+            _ => (
+                store.global_position() > last.position + 1,
+                last.position + 1,
+            ),
+        };
+        if more {
+            eprintln!("(more events follow: --from {next})");
         }
+    } else {
+        eprintln!("(no events from {})", args.from);
     }
     Ok(())
 }

@@ -34,10 +34,11 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
         let Some(digits) = name.strip_suffix(".seg") else {
             continue;
         };
-        if digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(number) = digits.parse::<u64>() {
-                segments.push((number, entry.path()));
-            }
+        if digits.len() == 20
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(number) = digits.parse::<u64>()
+        {
+            segments.push((number, entry.path()));
         }
     }
     segments.sort();
@@ -51,6 +52,8 @@ pub struct Problem {
     pub offset: u64,
     /// What failed, for people.
     pub reason: String,
+    /// Events in the frames of this segment that checked out before it.
+    pub events_before: u64,
 }
 
 /// What the walk hands its visitor.
@@ -100,13 +103,14 @@ pub fn walk(
     next_position: Option<u64>,
     mut visit: impl FnMut(Visit<'_>) -> Result<(), Failure>,
 ) -> Result<Walked, Stop> {
-    let bad = |offset: usize, reason: String| {
+    let bad = |offset: usize, reason: String, events_before: u64| {
         Stop::Bad(Problem {
             offset: offset as u64,
             reason,
+            events_before,
         })
     };
-    let header = decode_segment_header(untrusted).map_err(|e| bad(e.offset, e.reason))?;
+    let header = decode_segment_header(untrusted).map_err(|e| bad(e.offset, e.reason, 0))?;
     if header.segment_number != number {
         return Err(bad(
             0,
@@ -114,6 +118,7 @@ pub fn walk(
                 "the header says segment {}, but the file name says {number}",
                 header.segment_number
             ),
+            0,
         ));
     }
     if header.segment_size != untrusted.len() as u64 {
@@ -124,6 +129,7 @@ pub fn walk(
                 untrusted.len(),
                 header.segment_size
             ),
+            0,
         ));
     }
     visit(Visit::Header(&header)).map_err(Stop::Visitor)?;
@@ -150,21 +156,23 @@ pub fn walk(
                         format!(
                             "non-zero bytes after the end of the data (which ends at byte {offset})"
                         ),
+                        walked.events,
                     ));
                 }
                 return Ok(walked);
             }
             Ok(Some(frame)) => {
-                if let Some(want) = expected {
-                    if frame.first_position != want {
-                        return Err(bad(
-                            offset,
-                            format!(
-                                "the frame starts at position {} where {want} was expected",
-                                frame.first_position
-                            ),
-                        ));
-                    }
+                if let Some(want) = expected
+                    && frame.first_position != want
+                {
+                    return Err(bad(
+                        offset,
+                        format!(
+                            "the frame starts at position {} where {want} was expected",
+                            frame.first_position
+                        ),
+                        walked.events,
+                    ));
                 }
                 let in_file: Vec<(usize, RecordView<'_>)> = records
                     .drain(..)
@@ -183,7 +191,7 @@ pub fn walk(
                 walked.events += u64::from(frame.event_count);
                 offset += frame.frame_len as usize;
             }
-            Err(e) => return Err(bad(offset + e.offset, e.reason)),
+            Err(e) => return Err(bad(offset + e.offset, e.reason, walked.events)),
         }
     }
     walked.end = offset;

@@ -19,10 +19,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use crate::exit::{Code, Failure, corrupt_message, out};
-use crate::fmt::{duration, plural};
+use crate::fmt::{duration, plural, progress_bar};
 use crate::open;
 use crate::segments::{self, Stop};
 
@@ -50,13 +48,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let store = open::reader(&args.dir)?;
     let total = store.global_position();
 
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template(
-            "verifying [{bar:30}] {human_pos}/{human_len} events  {per_sec}  eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(total, "verifying");
     let mut position = 0u64;
     while position < total {
         let page = store.read_all(position, PAGE_EVENTS)?;
@@ -103,7 +95,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 files += 1;
             }
             Err(Stop::Bad(problem)) => {
-                let torn = if file_events >= total && problem.offset > 0 {
+                let torn = if file_events + problem.events_before >= total && problem.offset > 0 {
                     " (the log ends in an unfinished write: a torn tail, which the next \
                      writable open drops)"
                 } else {
