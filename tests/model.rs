@@ -371,40 +371,40 @@ fn run(ops: &[Op]) {
                     ),
                 };
                 let result = s.append(stream, ExpectedVersion::Any, &events);
-                let right = match (bad, &result) {
-                    (
-                        Bad::EmptyStream | Bad::LongStream | Bad::ControlStream,
-                        Err(Error::InvalidStreamId { .. }),
-                    ) => true,
-                    (Bad::EmptyType, Err(Error::InvalidEventType { index: 1, .. })) => true,
-                    (
-                        Bad::LongType | Bad::ControlType,
-                        Err(Error::InvalidEventType { index: 0, .. }),
-                    ) => true,
-                    (
-                        Bad::OversizeEvent,
-                        Err(Error::LimitExceeded {
-                            limit: Limit::EventSize,
-                            ..
-                        }),
-                    ) => true,
-                    (
-                        Bad::TooManyEvents,
-                        Err(Error::LimitExceeded {
-                            limit: Limit::BatchEvents,
-                            ..
-                        }),
-                    ) => true,
-                    (
-                        Bad::BatchTooBig,
-                        Err(Error::LimitExceeded {
-                            limit: Limit::BatchSize,
-                            ..
-                        }),
-                    ) => true,
-                    _ => false,
-                };
-                assert!(right, "{bad:?} gave {result:?}");
+                assert!(
+                    matches!(
+                        (bad, &result),
+                        (
+                            Bad::EmptyStream | Bad::LongStream | Bad::ControlStream,
+                            Err(Error::InvalidStreamId { .. })
+                        ) | (
+                            Bad::EmptyType,
+                            Err(Error::InvalidEventType { index: 1, .. })
+                        ) | (
+                            Bad::LongType | Bad::ControlType,
+                            Err(Error::InvalidEventType { index: 0, .. })
+                        ) | (
+                            Bad::OversizeEvent,
+                            Err(Error::LimitExceeded {
+                                limit: Limit::EventSize,
+                                ..
+                            })
+                        ) | (
+                            Bad::TooManyEvents,
+                            Err(Error::LimitExceeded {
+                                limit: Limit::BatchEvents,
+                                ..
+                            })
+                        ) | (
+                            Bad::BatchTooBig,
+                            Err(Error::LimitExceeded {
+                                limit: Limit::BatchSize,
+                                ..
+                            })
+                        )
+                    ),
+                    "{bad:?} gave {result:?}"
+                );
                 assert_eq!(
                     s.global_position(),
                     position,
