@@ -86,8 +86,18 @@ impl Store {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         create_dir(&dir, &options)?;
-        let lock = lock(&dir)?;
-        let recovered = recover(&dir, &*options.io, true, options.segment_size)?;
+        let (lock, created_lock) = lock(&dir)?;
+        let recovered = match recover(&dir, &*options.io, true, options.segment_size) {
+            Ok(recovered) => recovered,
+            Err(e) => {
+                // A refused open leaves the directory as it found it, so a
+                // lock file this open created goes again (while still held).
+                if created_lock {
+                    let _ = std::fs::remove_file(dir.join(LOCK_FILE));
+                }
+                return Err(e);
+            }
+        };
         if recovered.segment_size != options.segment_size {
             tracing::info!(
                 dir = %dir.display(),
@@ -138,7 +148,17 @@ impl Store {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store, Error> {
         let dir = dir.as_ref().to_path_buf();
         let options = Options::default();
-        let recovered = recover(&dir, &*options.io, false, options.segment_size)?;
+        // A live writer may finish one frame and start the next while the
+        // scan passes over them, which looks like damage followed by valid
+        // data; real damage stays put, so a refusal is confirmed by scanning
+        // again.
+        let mut attempt = 0;
+        let recovered = loop {
+            match recover(&dir, &*options.io, false, options.segment_size) {
+                Err(Error::Corruption { .. }) if attempt < 2 => attempt += 1,
+                other => break other?,
+            }
+        };
         let first = SegmentHeader {
             store_id: recovered.store_id,
             segment_number: 0,
@@ -269,7 +289,9 @@ impl Store {
 /// Creates the data directory (mode 0700) if it is missing, and syncs its
 /// parent so that the new directory survives a crash.
 fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
-    match std::fs::symlink_metadata(dir) {
+    // The data directory itself may be a symlink (to another disk, say);
+    // the files inside it may not.
+    match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => return Ok(()),
         Ok(_) => {
             let e = std::io::Error::new(
@@ -296,9 +318,23 @@ fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
         .map_err(|e| Error::io("sync parent directory", parent, e))
 }
 
-/// Takes the exclusive lock on the directory, at once or not at all.
-fn lock(dir: &Path) -> Result<File, Error> {
+/// Takes the exclusive lock on the directory, at once or not at all, and
+/// says whether the lock file was created for it.
+fn lock(dir: &Path) -> Result<(File, bool), Error> {
     let path = dir.join(LOCK_FILE);
+    let existed = match std::fs::symlink_metadata(&path) {
+        // Opening a symlink would create or lock a file outside the data
+        // directory: refuse it, as any other stranger in the directory.
+        Ok(meta) if !meta.is_file() => {
+            return Err(Error::corruption(
+                &path,
+                0,
+                "the lock file is not a regular file (a symlink or a directory?)",
+            ));
+        }
+        Ok(_) => true,
+        Err(_) => false,
+    };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -308,7 +344,7 @@ fn lock(dir: &Path) -> Result<File, Error> {
         .open(&path)
         .map_err(|e| Error::io("open lock file", &path, e))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
+        Ok(()) => Ok((file, !existed)),
         Err(TryLockError::WouldBlock) => Err(Error::Locked { path }),
         Err(TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
     }

@@ -84,3 +84,30 @@ fn read_only_open_takes_no_lock() {
     let events = reader.read_stream("s", 0, 10).unwrap();
     assert_eq!(&events[1].data[..], b"z");
 }
+
+#[test]
+fn a_refused_open_of_a_foreign_directory_leaves_no_lock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("thesis.tex"), b"\\documentclass{article}").unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("thesis.tex")]);
+}
+
+#[test]
+fn the_data_directory_may_be_a_symlink() {
+    let real = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let link = parent.path().join("data");
+    std::os::unix::fs::symlink(real.path(), &link).unwrap();
+    let store = Store::open(&link).unwrap();
+    store
+        .append("s", ExpectedVersion::NoStream, &[EventData::new("E", "x")])
+        .unwrap();
+    drop(store);
+    assert_eq!(Store::open(real.path()).unwrap().global_position(), 1);
+}

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 /// `1234567` as `1,234,567`.
 pub fn count(n: u64) -> String {
@@ -125,13 +125,18 @@ pub fn payload_excerpt(data: &[u8], max_chars: usize) -> String {
 /// draws on standard error only when that is a terminal.
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let template = format!(
-        "{what:<13} [{{bar:30}}] {{human_pos}}/{{human_len}} events  {{per_sec}}  eta {{eta}}"
+        "{what:<13} [{{bar:30}}] {{human_pos}}/{{human_len}} events  {{rate}}  eta {{eta}}"
     );
-    ProgressBar::new(len).with_style(
-        ProgressStyle::with_template(&template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    )
+    let style = ProgressStyle::with_template(&template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{} events/s", count(state.per_sec().round() as u64));
+            },
+        )
+        .progress_chars("=> ");
+    ProgressBar::new(len).with_style(style)
 }
 
 /// A table of left-aligned text columns, separated by two spaces; the last

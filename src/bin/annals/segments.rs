@@ -2,8 +2,8 @@
 //! for `dump` and for the tail check of `verify`.
 //!
 //! The crate does not expose how segment files are named or listed, so the
-//! naming rule (twenty decimal digits and `.seg`, as the engine writes them)
-//! is repeated here. Nothing in this module writes.
+//! naming rule of FORMAT.md (twenty decimal digits and `.seg`) is repeated
+//! here. Nothing in this module writes.
 
 use std::path::{Path, PathBuf};
 
