@@ -266,8 +266,13 @@ impl Writer {
         }
         let segment = engine.active.number() as u32;
         let frame_start = engine.write_offset;
-        let frame_end = frame_start + engine.buf.len();
-        {
+        // A group of empty batches wrote nothing, and nothing moves.
+        let frame_end = if engine.frame_events == 0 {
+            frame_start
+        } else {
+            frame_start + engine.buf.len()
+        };
+        if frame_end > frame_start {
             let mut index = index.write();
             engine.active.publish(frame_end);
             for m in members.iter() {
@@ -280,16 +285,22 @@ impl Writer {
                         segment,
                         at as u32,
                     );
-                    debug_assert!(
-                        pushed.is_ok(),
-                        "index refused a checked version: {pushed:?}"
-                    );
+                    if let Err(reason) = pushed {
+                        // The frame is durable but the index disagrees with
+                        // it: a bug. Stop writing; a reopen rebuilds the
+                        // index from what is on disk.
+                        debug_assert!(false, "index refused a checked version: {reason}");
+                        tracing::error!(%reason, "index out of step with the log; poisoning");
+                        self.poisoned.store(true, Ordering::Release);
+                    }
                     at += len;
                 }
             }
         }
-        engine.write_offset = frame_end;
-        engine.prepare_next(index);
+        if frame_end > frame_start {
+            engine.write_offset = frame_end;
+            engine.prepare_next(index);
+        }
         for m in members.drain(..) {
             let n = m.batch.records.len() as u64;
             results.push((

@@ -52,6 +52,18 @@ fn appends_and_reads_follow_the_contract() {
 
     assert_eq!(store.stream_version("a"), Some(3));
     assert_eq!(store.global_position(), 5);
+
+    // Empty batches leave no trace on disk: appends after them follow on
+    // directly, and the log reopens clean.
+    let r = store
+        .append("b", ExpectedVersion::Exact(0), &[event("b", 1)])
+        .unwrap();
+    assert_eq!((r.versions, r.positions), (1..2, 5..6));
+    store.append("b", ExpectedVersion::Any, &[]).unwrap();
+    store.close().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.global_position(), 6);
+    assert_event(&store.read_all(5, 1).unwrap()[0], "b", 1);
     let check = |store: &Store| {
         let a = store.read_stream("a", 0, 100).unwrap();
         assert_eq!(a.len(), 4);
@@ -73,7 +85,7 @@ fn appends_and_reads_follow_the_contract() {
             all.iter()
                 .map(|e| (&*e.stream_id, e.version))
                 .collect::<Vec<_>>(),
-            vec![("a", 0), ("a", 1), ("b", 0), ("a", 2), ("a", 3)]
+            vec![("a", 0), ("a", 1), ("b", 0), ("a", 2), ("a", 3), ("b", 1)]
         );
         let page = store.read_all(3, 1).unwrap();
         assert_eq!(page[0].position, 3);
