@@ -65,6 +65,32 @@
 //! dropped the dirty pages), and reads keep working. Reopening recovers from
 //! what is really on disk.
 //!
+//! ## Concurrency
+//!
+//! [`Store`] is `Send + Sync`; share it as `Arc<Store>`. Appends from many
+//! threads are committed together (group commit): each keeps its own
+//! expected-version check and its own all-or-nothing result, and they share
+//! one write and one `fdatasync`. A lone appender never waits for company.
+//! Reads run in parallel with each other and with appends and never wait
+//! for an `fdatasync`; they see only whole, synced batches. The next
+//! segment is prepared on a background thread before it is needed, so the
+//! append that fills a segment does not pay for creating the next one
+//! ([`Options::prepare_segments_ahead`]).
+//!
+//! Another process can read a live store with [`Store::open_read_only`],
+//! which takes no lock and modifies nothing, and pick up new events with
+//! [`Store::refresh`].
+//!
+//! ## Limits
+//!
+//! Everything that comes from outside is bounded, by [`Options`] with
+//! documented defaults: segment size (64 MiB), bytes of data plus metadata
+//! per event (1 MiB), events per append (10,000), stream id and event type
+//! length (256 bytes each). A batch must fit in one segment. Stream ids and
+//! event types are non-empty UTF-8 without control characters. Exceeding a
+//! limit returns [`Error::LimitExceeded`] (or `InvalidStreamId` /
+//! `InvalidEventType`) and writes nothing.
+//!
 //! ## Layout
 //!
 //! A data directory holds a `LOCK` file and numbered segment files of one
