@@ -21,6 +21,9 @@ version, type, id, recorded_at (RFC 3339, UTC), recorded_at_us, data and
 metadata; data_encoding and metadata_encoding say whether each is UTF-8
 text (\"utf8\") or base64 (\"base64\")."))]
 #[command(group = clap::ArgGroup::new("what").required(true).args(["stream", "all"]))]
+#[command(
+    override_usage = "annals read [OPTIONS] <DIR> <STREAM>\n       annals read [OPTIONS] <DIR> --all"
+)]
 pub struct Args {
     /// The store's data directory.
     pub dir: PathBuf,
