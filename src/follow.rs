@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::format::{
-    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, SegmentHeader, decode_frame, decode_frame_header,
+    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, SegmentHeader, decode_frame_bytes, decode_frame_header,
 };
 use crate::index::Index;
 use crate::recovery::open_segment;
@@ -88,7 +88,7 @@ fn take_frame(seg: &Segment, offset: usize, index: &mut Index) -> Result<Option<
         return Ok(None);
     };
     let mut records = Vec::new();
-    if !matches!(decode_frame(&frame, salt, &mut records), Ok(Some(_))) {
+    if !matches!(decode_frame_bytes(&frame, salt, &mut records), Ok(Some(_))) {
         return Ok(None);
     }
     if header.first_position != index.len() {

@@ -74,12 +74,15 @@ impl Index {
         self.streams.len()
     }
 
-    /// Records the next event, at position [`len`](Index::len). Fails, naming
-    /// the problem, when `version` is not the stream's next version.
+    /// Records the next event, at position [`len`](Index::len). The stream
+    /// id and event type come as bytes from disk: they are checked to be
+    /// non-empty UTF-8 unless they equal the last push's names, which were.
+    /// Fails, naming the problem, on bad names or when `version` is not the
+    /// stream's next version.
     pub(crate) fn push(
         &mut self,
-        stream: &str,
-        event_type: &str,
+        stream: &[u8],
+        event_type: &[u8],
         version: u64,
         segment: u32,
         offset: u32,
@@ -87,27 +90,37 @@ impl Index {
         let position = self.len();
         let (last_stream, last_type) = match self.last {
             Some((s, t)) => (
-                self.stream_name(s).filter(|n| ***n == *stream).map(|_| s),
-                self.type_name(t).filter(|n| ***n == *event_type).map(|_| t),
+                self.stream_name(s)
+                    .filter(|n| n.as_bytes() == stream)
+                    .map(|_| s),
+                self.type_name(t)
+                    .filter(|n| n.as_bytes() == event_type)
+                    .map(|_| t),
             ),
             None => (None, None),
         };
-        let existing = last_stream.or_else(|| self.stream_ids.get(stream).copied());
-        let next_version = existing
+        let stream_id = match last_stream {
+            Some(id) => Some(id),
+            None => {
+                let name = name(stream, "stream id")?;
+                self.stream_ids.get(name).copied()
+            }
+        };
+        let next_version = stream_id
             .and_then(|id| self.streams.get(id as usize))
             .map_or(0, |s| s.positions.len() as u64);
         if version != next_version {
             return Err(format!(
                 "stream '{}' has version {version} where {next_version} was expected",
-                crate::error::excerpt(stream)
+                crate::error::excerpt(&String::from_utf8_lossy(stream))
             ));
         }
-        let stream_id = match existing {
+        let stream_id = match stream_id {
             Some(id) => id,
             None => {
                 let id = u32::try_from(self.streams.len())
                     .map_err(|_| "more than 2^32 streams".to_owned())?;
-                let name: Arc<str> = Arc::from(stream);
+                let name: Arc<str> = Arc::from(name(stream, "stream id")?);
                 self.stream_ids.insert(Arc::clone(&name), id);
                 self.streams.push(Stream {
                     name,
@@ -116,15 +129,21 @@ impl Index {
                 id
             }
         };
-        let type_id = match last_type.or_else(|| self.type_ids.get(event_type).copied()) {
+        let type_id = match last_type {
             Some(id) => id,
             None => {
-                let id = u32::try_from(self.types.len())
-                    .map_err(|_| "more than 2^32 event types".to_owned())?;
-                let name: Arc<str> = Arc::from(event_type);
-                self.type_ids.insert(Arc::clone(&name), id);
-                self.types.push(name);
-                id
+                let name = name(event_type, "event type")?;
+                match self.type_ids.get(name) {
+                    Some(id) => *id,
+                    None => {
+                        let id = u32::try_from(self.types.len())
+                            .map_err(|_| "more than 2^32 event types".to_owned())?;
+                        let name: Arc<str> = Arc::from(name);
+                        self.type_ids.insert(Arc::clone(&name), id);
+                        self.types.push(name);
+                        id
+                    }
+                }
             }
         };
         let Some(entry) = self.streams.get_mut(stream_id as usize) else {
@@ -184,6 +203,14 @@ impl Index {
     }
 }
 
+/// `bytes` as a name: non-empty UTF-8.
+fn name<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, String> {
+    if bytes.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    std::str::from_utf8(bytes).map_err(|_| format!("{what} is not UTF-8"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,10 +218,12 @@ mod tests {
     #[test]
     fn versions_must_be_dense_per_stream() {
         let mut index = Index::default();
-        index.push("a", "T", 0, 0, 64).unwrap();
-        index.push("b", "T", 0, 0, 128).unwrap();
-        index.push("a", "U", 1, 0, 192).unwrap();
-        assert!(index.push("a", "T", 5, 0, 256).is_err());
+        index.push(b"a", b"T", 0, 0, 64).unwrap();
+        index.push(b"b", b"T", 0, 0, 128).unwrap();
+        index.push(b"a", b"U", 1, 0, 192).unwrap();
+        assert!(index.push(b"a", b"T", 5, 0, 256).is_err());
+        assert!(index.push(b"\xff", b"T", 0, 0, 256).is_err());
+        assert!(index.push(b"c", b"", 0, 0, 256).is_err());
         assert_eq!(index.len(), 3);
         assert_eq!(index.stream_version("a"), Some(1));
         assert_eq!(index.stream_version("c"), None);

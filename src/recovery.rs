@@ -34,8 +34,8 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::format::{
-    FRAME_HEADER_LEN, RecordView, SEGMENT_HEADER_LEN, Salt, SegmentHeader, align_up, decode_frame,
-    decode_frame_header, decode_segment_header, first_nonzero, last_nonzero,
+    FRAME_HEADER_LEN, RawRecordView, SEGMENT_HEADER_LEN, Salt, SegmentHeader, align_up,
+    decode_frame_bytes, decode_frame_header, decode_segment_header, first_nonzero, last_nonzero,
 };
 use crate::index::Index;
 use crate::io::FileIo;
@@ -320,14 +320,14 @@ fn scan_frames(
     let salt = seg.salt();
     let path = seg.path().to_path_buf();
     let untrusted = seg.whole();
-    let mut records: Vec<(usize, RecordView<'_>)> = Vec::new();
+    let mut records: Vec<(usize, RawRecordView<'_>)> = Vec::new();
     let mut at = SEGMENT_HEADER_LEN;
     loop {
         let rest = untrusted.get(at..).unwrap_or_default();
         if rest.len() < FRAME_HEADER_LEN {
             return Ok(zeros_after(rest, at));
         }
-        match decode_frame(rest, salt, &mut records) {
+        match decode_frame_bytes(rest, salt, &mut records) {
             Ok(None) => return Ok(zeros_after(rest, at)),
             Ok(Some(header)) => {
                 // The checksums passed, so these bytes are as written: a

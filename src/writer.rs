@@ -279,8 +279,8 @@ impl Writer {
                 let mut at = frame_start + m.frame_offset;
                 for (i, (len, event_type)) in m.batch.records.iter().enumerate() {
                     let pushed = index.push(
-                        &m.batch.stream,
-                        event_type,
+                        m.batch.stream.as_bytes(),
+                        event_type.as_bytes(),
                         m.first_version + i as u64,
                         segment,
                         at as u32,

@@ -10,7 +10,8 @@
 //! end of the written part of a segment.
 
 use super::{
-    ALIGN, DecodeError, RECORD_HEADER_LEN, RecordView, Salt, decode_record, put, read_u32, read_u64,
+    ALIGN, DecodeError, RECORD_HEADER_LEN, RawRecordView, RecordView, Salt, decode_record,
+    decode_record_bytes, put, read_u32, read_u64,
 };
 
 /// Bytes of a frame header; the first record follows it.
@@ -107,6 +108,50 @@ pub fn decode_frame<'a>(
     salt: Salt,
     records: &mut Vec<(usize, RecordView<'a>)>,
 ) -> Result<Option<FrameHeader>, DecodeError> {
+    decode_frame_with(untrusted, salt, records, decode_record)
+}
+
+/// [`decode_frame`], with each record's stream id and event type left as
+/// bytes ([`decode_record_bytes`]): for a caller that compares them with
+/// names it already holds before paying for a UTF-8 check.
+pub fn decode_frame_bytes<'a>(
+    untrusted: &'a [u8],
+    salt: Salt,
+    records: &mut Vec<(usize, RawRecordView<'a>)>,
+) -> Result<Option<FrameHeader>, DecodeError> {
+    decode_frame_with(untrusted, salt, records, decode_record_bytes)
+}
+
+/// What the frame decoder needs to know of a decoded record.
+trait Placed {
+    fn position(&self) -> u64;
+    fn padded_len(&self) -> usize;
+}
+
+impl Placed for RecordView<'_> {
+    fn position(&self) -> u64 {
+        self.position
+    }
+    fn padded_len(&self) -> usize {
+        self.padded_len
+    }
+}
+
+impl Placed for RawRecordView<'_> {
+    fn position(&self) -> u64 {
+        self.position
+    }
+    fn padded_len(&self) -> usize {
+        self.padded_len
+    }
+}
+
+fn decode_frame_with<'a, R: Placed>(
+    untrusted: &'a [u8],
+    salt: Salt,
+    records: &mut Vec<(usize, R)>,
+    decode: fn(&'a [u8], Salt) -> Result<R, DecodeError>,
+) -> Result<Option<FrameHeader>, DecodeError> {
     records.clear();
     let Some(header) = decode_frame_header(untrusted, salt)? else {
         return Ok(None);
@@ -125,18 +170,18 @@ pub fn decode_frame<'a>(
     let mut expected_position = header.first_position;
     for _ in 0..header.event_count {
         let rest = frame.get(at..).unwrap_or_default();
-        let record = decode_record(rest, salt).map_err(|e| e.shifted(at))?;
-        if record.position != expected_position {
+        let record = decode(rest, salt).map_err(|e| e.shifted(at))?;
+        if record.position() != expected_position {
             return Err(DecodeError::new(
                 at,
                 format!(
                     "record position {} where {expected_position} was expected",
-                    record.position
+                    record.position()
                 ),
             ));
         }
         expected_position = expected_position.saturating_add(1);
-        let next = at + record.padded_len;
+        let next = at + record.padded_len();
         records.push((at, record));
         at = next;
     }

@@ -16,7 +16,8 @@ mod record;
 use std::fmt;
 
 pub use frame::{
-    FRAME_HEADER_LEN, FrameHeader, decode_frame, decode_frame_header, encode_frame_header,
+    FRAME_HEADER_LEN, FrameHeader, decode_frame, decode_frame_bytes, decode_frame_header,
+    encode_frame_header,
 };
 pub use header::{
     FORMAT_VERSION, MAGIC, SEGMENT_HEADER_LEN, SegmentHeader, decode_segment_header,
@@ -35,9 +36,9 @@ pub const ALIGN: usize = 8;
 /// looks at 64 bytes at a time in a form the compiler vectorises.
 pub fn first_nonzero(bytes: &[u8]) -> Option<usize> {
     const CHUNK: usize = 64;
-    let chunks = bytes.chunks_exact(CHUNK);
-    let tail_at = bytes.len() - chunks.remainder().len();
-    for (i, chunk) in chunks.enumerate() {
+    let (chunks, remainder) = bytes.as_chunks::<CHUNK>();
+    let tail_at = bytes.len() - remainder.len();
+    for (i, chunk) in chunks.iter().enumerate() {
         if any_nonzero(chunk) {
             return chunk.iter().position(|b| *b != 0).map(|j| i * CHUNK + j);
         }
@@ -48,21 +49,18 @@ pub fn first_nonzero(bytes: &[u8]) -> Option<usize> {
         .map(|j| tail_at + j)
 }
 
-/// Whether a 64-byte chunk holds a non-zero byte, a word at a time.
-fn any_nonzero(chunk: &[u8]) -> bool {
-    chunk
-        .chunks_exact(8)
-        .map(|w| u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or_default()))
-        .fold(0, |acc, w| acc | w)
-        != 0
+/// Whether a 64-byte chunk holds a non-zero byte; a fixed-size fold the
+/// compiler turns into a few vector instructions.
+fn any_nonzero(chunk: &[u8; 64]) -> bool {
+    chunk.iter().fold(0u8, |acc, b| acc | b) != 0
 }
 
 /// The index of the last non-zero byte of `bytes`.
 pub fn last_nonzero(bytes: &[u8]) -> Option<usize> {
     const CHUNK: usize = 64;
-    let chunks = bytes.rchunks_exact(CHUNK);
-    let head_len = chunks.remainder().len();
-    for (i, chunk) in chunks.enumerate() {
+    let (remainder, chunks) = bytes.as_rchunks::<CHUNK>();
+    let head_len = remainder.len();
+    for (i, chunk) in chunks.iter().rev().enumerate() {
         if any_nonzero(chunk) {
             let start = bytes.len() - (i + 1) * CHUNK;
             return chunk.iter().rposition(|b| *b != 0).map(|j| start + j);
