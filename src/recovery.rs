@@ -70,11 +70,11 @@ pub(crate) fn recover(
     let listing = list(dir)?;
     if listing.segments.is_empty() {
         if !writable {
-            return Err(Error::corruption(
-                dir,
-                0,
+            let e = std::io::Error::new(
+                std::io::ErrorKind::NotFound,
                 "no segment files: this is not an annals store",
-            ));
+            );
+            return Err(Error::io("open store read-only", dir, e));
         }
         remove_temps(dir, io, &listing.temps)?;
         return create_store(dir, io, new_segment_size);

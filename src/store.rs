@@ -358,7 +358,8 @@ pub struct Stats {
     pub events: u64,
     /// Streams with at least one event.
     pub streams: u64,
-    /// Segment files, including one prepared ahead of need.
+    /// Segment files holding events (at least 1); a segment prepared ahead
+    /// of need is not counted.
     pub segments: u64,
     /// The size of each segment file in bytes.
     pub segment_size: u64,
@@ -372,16 +373,22 @@ impl Store {
     /// Counts of events, streams, segments and bytes.
     pub fn stats(&self) -> Stats {
         let index = self.index.read();
+        // Segments holding events, and segment 0 of an empty store; a
+        // segment prepared ahead of need is not counted, whether this store
+        // has found it on disk yet or not.
+        let in_use: Vec<_> = index
+            .segments()
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i == 0 || s.committed_len() > crate::format::SEGMENT_HEADER_LEN)
+            .map(|(_, s)| s.committed_len() as u64)
+            .collect();
         Stats {
             events: index.len(),
             streams: index.stream_count() as u64,
-            segments: index.segments().len() as u64,
+            segments: in_use.len() as u64,
             segment_size: self.segment_size,
-            bytes_used: index
-                .segments()
-                .iter()
-                .map(|s| s.committed_len() as u64)
-                .sum(),
+            bytes_used: in_use.iter().sum(),
             format_version: crate::format::FORMAT_VERSION,
         }
     }

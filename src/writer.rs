@@ -375,8 +375,9 @@ impl Engine {
     }
 
     /// Starts preparing the segment after the active one, unless it exists
-    /// or is under way. Called once the active segment holds a durable
-    /// frame.
+    /// or is under way. Called after a durable frame, so the active segment
+    /// is never empty then. The cost is disk space: a store holds one
+    /// segment more than its data needs, ready before any append waits.
     fn prepare_next(&mut self, index: &RwLock<Index>) {
         let number = self.active.number() + 1;
         if !self.prepare_ahead
