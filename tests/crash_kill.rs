@@ -57,7 +57,7 @@ fn acknowledged_appends_survive_sigkill() {
         return;
     }
     let seed = seed("crash_kill");
-    let cycles = env_count("ANNALS_CRASH_CYCLES", 50);
+    let cycles = env_count("ANNALS_CRASH_CYCLES", 100);
     let w = workload(seed);
     let mut rng = Rng::new(mix(seed, 0x4b49_4c4c));
     let mut dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 use annals::{Error, Options, Store};
 use common::{Workload, seed};
@@ -47,6 +48,17 @@ fn options(prepare_ahead: bool) -> Options {
     Options::default()
         .segment_size(SEGMENT_SIZE)
         .prepare_segments_ahead(prepare_ahead)
+}
+
+/// Held by each test's parent side, so that the tests of this file run one
+/// at a time. They spawn children, and a child briefly holds a copy of
+/// every descriptor of this process between its fork and its exec,
+/// including another test's directory lock: a reopen in that instant would
+/// see the lock held (a property of `flock` and `fork`, not of annals).
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs the test `name` again as a child on `dir`, and returns its stdout.
@@ -195,6 +207,7 @@ fn a_frame_that_runs_past_the_limit_fails_cleanly() {
         println!("child done");
         return;
     }
+    let _serial = serial();
     let seed = seed("disk_full_frame");
     let w = workload(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -232,6 +245,7 @@ fn a_segment_that_cannot_be_created_at_rotation_fails_cleanly() {
         println!("child done");
         return;
     }
+    let _serial = serial();
     let seed = seed("disk_full_rotation");
     let w = small_workload(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -266,6 +280,7 @@ fn a_store_that_cannot_be_created_fails_cleanly() {
         println!("child done");
         return;
     }
+    let _serial = serial();
     let seed = seed("disk_full_create");
     let w = workload(seed);
     let dir = tempfile::tempdir().unwrap();

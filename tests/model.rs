@@ -563,7 +563,7 @@ fn adopt_survivors(model: &mut Model, store: &Store, image: CrashImage, started_
 #[test]
 fn the_store_agrees_with_a_plain_model() {
     let seed = common::seed("model");
-    let cases = common::env_count("ANNALS_MODEL_CASES", 64) as u32;
+    let cases = common::env_count("ANNALS_MODEL_CASES", 256) as u32;
     let config = Config {
         cases,
         rng_seed: RngSeed::Fixed(seed),

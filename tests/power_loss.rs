@@ -276,7 +276,7 @@ fn power_cut_during_recovery_loses_nothing_acknowledged() {
     // A sample of first cuts, each leaving a torn write for recovery to
     // repair (or a prepared segment to remove), then a second cut after
     // every operation of that recovery and of the appends that follow it.
-    for _ in 0..12 {
+    for _ in 0..24 {
         let n = rng.between(1, total);
         let live = tempfile::tempdir().unwrap();
         let disk = SimDisk::attach(live.path());
@@ -336,7 +336,7 @@ fn power_cut_while_segments_are_prepared_ahead() {
     // The background thread makes the order of operations vary from run to
     // run, so the crash points are a random sample rather than a sweep.
     let mut rng = Rng::new(mix(seed, 3));
-    let trials = common::env_count("ANNALS_POWER_LOSS_TRIALS", 60);
+    let trials = common::env_count("ANNALS_POWER_LOSS_TRIALS", 150);
     for _ in 0..trials {
         let n = rng.below(total + 1);
         let live = tempfile::tempdir().unwrap();
