@@ -53,21 +53,29 @@ pub(crate) fn follow(
                 if !path.exists() {
                     break;
                 }
-                let seg = open_segment(path, u64::from(number), &mut Some(first))?;
+                let seg = open_segment(path, u64::from(number), &mut Some(first), false)?;
                 seg.publish(SEGMENT_HEADER_LEN);
                 let seg = Arc::new(seg);
                 index.push_segment(Arc::clone(&seg));
                 seg
             }
         };
-        match take_frame(&next, SEGMENT_HEADER_LEN, index)? {
-            Some(end) => {
+        match take_frame(&next, SEGMENT_HEADER_LEN, index) {
+            Ok(Some(end)) => {
                 *tail = Tail {
                     segment: number,
                     offset: end,
                 }
             }
-            None => break,
+            Ok(None) => break,
+            // The writer may have finished the frame this follower was
+            // waiting for, rotated, and written on: the next segment then
+            // starts past positions not taken yet. Only if the current
+            // segment has nothing more is the mismatch real.
+            Err(e) => match take_frame(&seg, tail.offset, index)? {
+                Some(end) => tail.offset = end,
+                None => return Err(e),
+            },
         }
     }
     Ok(index.len() - start)
@@ -103,17 +111,21 @@ fn take_frame(seg: &Segment, offset: usize, index: &mut Index) -> Result<Option<
         ));
     }
     let number = seg.number() as u32;
+    let mark = index.checkpoint();
     for (at, record) in &records {
         let record_at = offset + at;
-        index
-            .push(
-                record.stream,
-                record.event_type,
-                record.version,
-                number,
-                record_at as u32,
-            )
-            .map_err(|reason| Error::corruption(seg.path(), record_at as u64, reason))?;
+        let pushed = index.push(
+            record.stream,
+            record.event_type,
+            record.version,
+            number,
+            record_at as u32,
+        );
+        if let Err(reason) = pushed {
+            // The frame is refused whole: none of it stays visible.
+            index.rollback(mark);
+            return Err(Error::corruption(seg.path(), record_at as u64, reason));
+        }
     }
     seg.publish(offset + len);
     Ok(Some(offset + len))

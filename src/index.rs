@@ -24,6 +24,14 @@ pub(crate) struct Location {
     pub event_type: u32,
 }
 
+/// The sizes of an [`Index`] at one moment; see [`Index::rollback`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Checkpoint {
+    events: usize,
+    streams: usize,
+    types: usize,
+}
+
 #[derive(Debug)]
 struct Stream {
     name: Arc<str>,
@@ -99,14 +107,24 @@ impl Index {
             ),
             None => (None, None),
         };
+        // Resolve and check both names and the version before changing
+        // anything, so that a refused push leaves the index as it was.
         let stream_id = match last_stream {
-            Some(id) => Some(id),
+            Some(id) => Ok(id),
             None => {
                 let name = name(stream, "stream id")?;
-                self.stream_ids.get(name).copied()
+                self.stream_ids.get(name).copied().ok_or(name)
+            }
+        };
+        let type_id = match last_type {
+            Some(id) => Ok(id),
+            None => {
+                let name = name(event_type, "event type")?;
+                self.type_ids.get(name).copied().ok_or(name)
             }
         };
         let next_version = stream_id
+            .ok()
             .and_then(|id| self.streams.get(id as usize))
             .map_or(0, |s| s.positions.len() as u64);
         if version != next_version {
@@ -116,11 +134,11 @@ impl Index {
             ));
         }
         let stream_id = match stream_id {
-            Some(id) => id,
-            None => {
+            Ok(id) => id,
+            Err(name) => {
                 let id = u32::try_from(self.streams.len())
                     .map_err(|_| "more than 2^32 streams".to_owned())?;
-                let name: Arc<str> = Arc::from(name(stream, "stream id")?);
+                let name: Arc<str> = Arc::from(name);
                 self.stream_ids.insert(Arc::clone(&name), id);
                 self.streams.push(Stream {
                     name,
@@ -129,21 +147,15 @@ impl Index {
                 id
             }
         };
-        let type_id = match last_type {
-            Some(id) => id,
-            None => {
-                let name = name(event_type, "event type")?;
-                match self.type_ids.get(name) {
-                    Some(id) => *id,
-                    None => {
-                        let id = u32::try_from(self.types.len())
-                            .map_err(|_| "more than 2^32 event types".to_owned())?;
-                        let name: Arc<str> = Arc::from(name);
-                        self.type_ids.insert(Arc::clone(&name), id);
-                        self.types.push(name);
-                        id
-                    }
-                }
+        let type_id = match type_id {
+            Ok(id) => id,
+            Err(name) => {
+                let id = u32::try_from(self.types.len())
+                    .map_err(|_| "more than 2^32 event types".to_owned())?;
+                let name: Arc<str> = Arc::from(name);
+                self.type_ids.insert(Arc::clone(&name), id);
+                self.types.push(name);
+                id
             }
         };
         let Some(entry) = self.streams.get_mut(stream_id as usize) else {
@@ -158,6 +170,32 @@ impl Index {
             event_type: type_id,
         });
         Ok(())
+    }
+
+    /// A mark to [`rollback`](Index::rollback) to.
+    pub(crate) fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            events: self.events.len(),
+            streams: self.streams.len(),
+            types: self.types.len(),
+        }
+    }
+
+    /// Undoes every push since `mark`, so that a frame refused halfway
+    /// leaves no part of itself visible.
+    pub(crate) fn rollback(&mut self, mark: Checkpoint) {
+        for location in self.events.drain(mark.events..) {
+            if let Some(stream) = self.streams.get_mut(location.stream as usize) {
+                stream.positions.pop();
+            }
+        }
+        for stream in self.streams.drain(mark.streams..) {
+            self.stream_ids.remove(&stream.name);
+        }
+        for name in self.types.drain(mark.types..) {
+            self.type_ids.remove(&name);
+        }
+        self.last = None;
     }
 
     /// The location of the event at `position`.
@@ -223,7 +261,10 @@ mod tests {
         index.push(b"a", b"U", 1, 0, 192).unwrap();
         assert!(index.push(b"a", b"T", 5, 0, 256).is_err());
         assert!(index.push(b"\xff", b"T", 0, 0, 256).is_err());
+        // A bad type refuses the push whole: no orphan stream "c".
         assert!(index.push(b"c", b"", 0, 0, 256).is_err());
+        assert!(index.push(b"c", b"\xff", 0, 0, 256).is_err());
+        assert_eq!(index.stream_count(), 2);
         assert_eq!(index.len(), 3);
         assert_eq!(index.stream_version("a"), Some(1));
         assert_eq!(index.stream_version("c"), None);
@@ -233,5 +274,16 @@ mod tests {
         let loc = index.location(2).unwrap();
         assert_eq!(index.type_name(loc.event_type).map(|t| &**t), Some("U"));
         assert_eq!(index.location(3), None);
+
+        let mark = index.checkpoint();
+        index.push(b"a", b"T", 2, 0, 256).unwrap();
+        index.push(b"new", b"NewType", 0, 0, 320).unwrap();
+        index.rollback(mark);
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.stream_version("a"), Some(1));
+        assert_eq!(index.stream_version("new"), None);
+        assert_eq!(index.stream_count(), 2);
+        index.push(b"new", b"T", 0, 0, 256).unwrap();
+        assert_eq!(index.stream_version("new"), Some(0));
     }
 }

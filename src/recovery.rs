@@ -10,7 +10,7 @@
 //! | --- | --- | --- | --- |
 //! | clean end | frames, then a zero length word and zeros to the end of the file | open; appends continue at the end | `recovery_table::clean_end` |
 //! | zero tail | no frame at all after the header | open; an empty segment | `recovery_table::zero_tail` |
-//! | torn tail | the last frames of the active segment fail a check, and no valid frame header follows anywhere | zero the torn bytes (the file never shrinks), sync, `warn!` with file, offset and bytes dropped; open | `recovery_table::torn_tail_at_every_offset` |
+//! | torn tail | the last frames of the active segment fail a check, no valid frame header follows in the segment, and no later segment holds data | zero the torn bytes (the file never shrinks), sync, `warn!` with file, offset and bytes dropped; open | `recovery_table::torn_tail_at_every_offset` |
 //! | bad record, valid data after | a frame fails a check, and a valid frame header follows it in the same segment, or a later segment holds data | `Corruption` at the bad frame; nothing modified | `recovery_table::bad_record_followed_by_valid_data` |
 //! | damage in a sealed segment | any frame of a sealed segment fails a check, or non-zero bytes follow its end | `Corruption`; nothing modified | `recovery_table::damage_in_sealed_segment` |
 //! | inconsistent frame | a frame whose checksums pass but whose positions or versions do not follow on | `Corruption`; nothing modified | `recovery_table::inconsistent_positions` |
@@ -19,6 +19,12 @@
 //! | stray file | a file or directory that is neither the lock, a segment, nor a segment being prepared; a segment that is a symlink or not a regular file | `Corruption` naming it; nothing modified | `recovery_table::stray_file` |
 //! | interrupted preparation | a `NNN.seg.tmp` left by a crash while a segment was being created | remove it, sync the directory, `warn!`; open | `recovery_table::interrupted_preparation` |
 //! | extra empty segments | more than one empty segment after the active one, or an empty segment followed by one holding data | `Corruption`; nothing modified | `recovery_table::extra_empty_segments` |
+//! | bad first frame, segment after | the first frame of a segment fails a check and another segment follows it (one is prepared only after a frame of this one was durable) | `Corruption`; nothing modified | `regressions::damage_to_the_first_frame_of_a_segment_before_a_prepared_one_is_refused` |
+//!
+//! A writable open ends by syncing the directory, so that a segment name a
+//! crash left unsynced is durable before any append goes into it; a
+//! read-only open scans the last two segments from copies, since a live
+//! writer may be appending to them.
 //!
 //! A torn tail is told apart from damage by what follows it. The writer
 //! writes sequentially into zeroed space and acknowledges a frame only after
@@ -28,6 +34,7 @@
 //! to the very last frame with nothing after it: it looks exactly like a
 //! torn write and is treated as one. FORMAT.md says the same.
 
+use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,8 +87,18 @@ pub(crate) fn recover(
         return create_store(dir, io, new_segment_size);
     }
 
-    let mut segments: Vec<Segment> = Vec::with_capacity(listing.segments.len());
-    let mut ends: Vec<usize> = Vec::with_capacity(listing.segments.len());
+    let count = listing.segments.len();
+    // Segments before the last two are sealed: nothing writes to them. A live
+    // writer may be appending to the last two while a read-only open scans
+    // them, so those are scanned from copies, never borrowed from the map.
+    let copy_from = if writable {
+        count
+    } else {
+        count.saturating_sub(2)
+    };
+
+    let mut segments: Vec<Segment> = Vec::with_capacity(count);
+    let mut ends: Vec<usize> = Vec::with_capacity(count);
     let mut index = Index::default();
     let mut next_position = 0u64;
     let mut first: Option<SegmentHeader> = None;
@@ -90,55 +107,103 @@ pub(crate) fn recover(
 
     let mut paths = listing.segments.into_iter().enumerate();
     while let Some((k, (number, path))) = paths.next() {
-        let mut seg = open_segment(path, number, &mut first)?;
+        let mut seg = open_segment(path, number, &mut first, true)?;
         let number32 = segment_id(number, seg.path())?;
-        match scan_frames(&mut seg, number32, &mut index, &mut next_position)? {
-            Scan::Clean(end) if end > SEGMENT_HEADER_LEN => {
-                segments.push(seg);
-                ends.push(end);
-            }
-            outcome => {
-                // This segment ends the log: it is empty, or its tail fails a
-                // check. Whatever follows must be an empty prepared segment.
-                let bad = match outcome {
-                    Scan::Failed { at, offset, reason } => Some((at, offset, reason)),
-                    Scan::Clean(_) => None,
-                };
-                let mut rest: Vec<(usize, Segment)> = paths
-                    .by_ref()
-                    .map(|(j, (n, p))| open_segment(p, n, &mut first).map(|s| (j, s)))
-                    .collect::<Result<_, _>>()?;
-                let empty_here = bad.is_none();
-                check_trailing(&seg, bad.as_ref(), rest.iter_mut().map(|(_, s)| s))?;
-                // An empty segment after a sealed one is the prepared one;
-                // the active segment is then the one before it.
-                let limit = if empty_here && k > 0 { 0 } else { 1 };
-                if rest.len() > limit {
-                    let extra = &rest[limit].1;
-                    return Err(Error::corruption(
-                        extra.path(),
-                        0,
-                        "more than one empty segment after the active one",
-                    ));
-                }
-                let end = match bad {
-                    None => SEGMENT_HEADER_LEN,
-                    Some((at, offset, reason)) => {
-                        let dropped = torn_tail(&mut seg, at, offset, &reason)?;
-                        torn = Some((k, at, dropped));
-                        at
-                    }
-                };
-                active = Some(if empty_here && k > 0 { k - 1 } else { k });
-                segments.push(seg);
-                ends.push(end);
-                for (_, s) in rest {
-                    segments.push(s);
-                    ends.push(SEGMENT_HEADER_LEN);
-                }
-                break;
-            }
+        let (salt, path) = (seg.salt(), seg.path().to_path_buf());
+        let bytes = contents(&mut seg, k >= copy_from);
+        let (end, bad) = match scan_frames(
+            &bytes,
+            salt,
+            &path,
+            number32,
+            &mut index,
+            &mut next_position,
+        )? {
+            Scan::Clean(end) => (end, None),
+            Scan::Failed { at, offset, reason } => (at, Some((offset, reason))),
+        };
+        if bad.is_none() && end > SEGMENT_HEADER_LEN {
+            drop(bytes);
+            segments.push(seg);
+            ends.push(end);
+            continue;
         }
+        // This segment ends the log: it holds no frame, or its tail fails a
+        // check. What follows must be empty: data there means the failure
+        // here is damage, not a torn write.
+        let mut rest = Vec::new();
+        for (j, (n, p)) in paths.by_ref() {
+            let mut later = open_segment(p, n, &mut first, true)?;
+            if let Some(i) = holds_data(&mut later, j >= copy_from) {
+                return Err(match &bad {
+                    Some((offset, reason)) => Error::corruption(
+                        &path,
+                        *offset as u64,
+                        format!(
+                            "{reason}, and a later segment ({}) holds data",
+                            later.path().display()
+                        ),
+                    ),
+                    None => Error::corruption(
+                        later.path(),
+                        (SEGMENT_HEADER_LEN + i) as u64,
+                        format!(
+                            "segment holds data but the segment before it ({}) is empty",
+                            path.display()
+                        ),
+                    ),
+                });
+            }
+            rest.push(later);
+        }
+        // The next segment is prepared only after a frame of this one was
+        // durable, and a rotation leaves only segments holding frames behind:
+        // a segment after one without a valid frame means that frame was
+        // acknowledged and is now damaged.
+        let no_frames = end == SEGMENT_HEADER_LEN;
+        if let (true, Some(later)) = (no_frames, rest.first()) {
+            return Err(match &bad {
+                Some((offset, reason)) => Error::corruption(
+                    &path,
+                    *offset as u64,
+                    format!(
+                        "{reason}, in the first frame of a segment that another ({}) follows",
+                        later.path().display()
+                    ),
+                ),
+                None => Error::corruption(
+                    later.path(),
+                    0,
+                    format!("segment follows an empty segment ({})", path.display()),
+                ),
+            });
+        }
+        if let Some(extra) = rest.get(1) {
+            return Err(Error::corruption(
+                extra.path(),
+                0,
+                "more than one empty segment after the active one",
+            ));
+        }
+        if let Some((offset, reason)) = &bad {
+            let dropped = torn_tail(&bytes, salt, &path, end, *offset, reason)?;
+            torn = Some((k, end, dropped));
+        }
+        drop(bytes);
+        // An empty segment after one holding data is the one prepared ahead;
+        // the active segment is the one before it.
+        active = Some(if no_frames && bad.is_none() && k > 0 {
+            k - 1
+        } else {
+            k
+        });
+        segments.push(seg);
+        ends.push(end);
+        for later in rest {
+            segments.push(later);
+            ends.push(SEGMENT_HEADER_LEN);
+        }
+        break;
     }
     let header = first.ok_or_else(|| Error::corruption(dir, 0, "no segment header read"))?;
     let active = active.unwrap_or(segments.len() - 1);
@@ -149,6 +214,12 @@ pub(crate) fn recover(
         if let Some((k, at, dropped)) = torn {
             zero_tail(io, &segments[k], at, dropped)?;
         }
+        // A crash right after a segment was renamed into place, before the
+        // directory was synced, leaves a name that is not durable yet; the
+        // writer may append into that segment, so make the names durable
+        // before anything is acknowledged.
+        io.sync_dir(dir)
+            .map_err(|e| Error::io("sync data directory", dir, e))?;
     }
 
     for (seg, end) in segments.into_iter().zip(&ends) {
@@ -162,6 +233,28 @@ pub(crate) fn recover(
         active: segment_id(active as u64, dir)?,
         write_offset: ends[active],
     })
+}
+
+/// The bytes of a segment to scan: borrowed from the map when nothing else
+/// writes to the file, copied when a live writer may.
+fn contents(seg: &mut Segment, copy: bool) -> Cow<'_, [u8]> {
+    if copy {
+        Cow::Owned(seg.copy_out(0, seg.len()).unwrap_or_default())
+    } else {
+        Cow::Borrowed(seg.whole())
+    }
+}
+
+/// Where the first non-zero byte after the header of `seg` is, if any.
+fn holds_data(seg: &mut Segment, copy: bool) -> Option<usize> {
+    contents(seg, copy)
+        .get(SEGMENT_HEADER_LEN..)
+        .and_then(first_nonzero)
+}
+
+/// Checks that `dir` holds nothing but annals' files, without opening any.
+pub(crate) fn check_listing(dir: &Path) -> Result<(), Error> {
+    list(dir).map(|_| ())
 }
 
 /// The files of a data directory, sorted out.
@@ -188,11 +281,14 @@ fn list(dir: &Path) -> Result<Listing, Error> {
             continue;
         }
         let stray = |reason: &str| Err(Error::corruption(&path, 0, reason));
-        if let Some(number) = name.strip_suffix(TEMP_SUFFIX).and_then(parse_segment_name) {
+        if name
+            .strip_suffix(TEMP_SUFFIX)
+            .and_then(parse_segment_name)
+            .is_some()
+        {
             if !file_type.is_file() {
                 return stray("a segment being prepared that is not a regular file");
             }
-            let _ = number;
             temps.push(path);
         } else if let Some(number) = parse_segment_name(name) {
             if !file_type.is_file() {
@@ -237,6 +333,7 @@ pub(crate) fn open_segment(
     path: PathBuf,
     number: u64,
     first: &mut Option<SegmentHeader>,
+    populate: bool,
 ) -> Result<Segment, Error> {
     let len = fs::symlink_metadata(&path)
         .map_err(|e| Error::io("inspect segment", &path, e))?
@@ -248,7 +345,7 @@ pub(crate) fn open_segment(
             format!("segment file of {len} bytes is too short to hold a header"),
         ));
     }
-    let (mut seg, _file) = Segment::open(path, number, false)?;
+    let mut seg = Segment::open(path, number, populate)?;
     let header = decode_segment_header(seg.whole())
         .map_err(|e| Error::corruption(seg.path(), e.offset as u64, e.reason))?;
     let bad = |offset: u64, reason: String| Err(Error::corruption(seg.path(), offset, reason));
@@ -310,16 +407,15 @@ enum Scan {
     },
 }
 
-/// Checks every frame of `seg` and adds its records to `index`.
+/// Checks every frame of a segment's bytes and adds its records to `index`.
 fn scan_frames(
-    seg: &mut Segment,
+    untrusted: &[u8],
+    salt: Salt,
+    path: &Path,
     number: u32,
     index: &mut Index,
     next_position: &mut u64,
 ) -> Result<Scan, Error> {
-    let salt = seg.salt();
-    let path = seg.path().to_path_buf();
-    let untrusted = seg.whole();
     let mut records: Vec<(usize, RawRecordView<'_>)> = Vec::new();
     let mut at = SEGMENT_HEADER_LEN;
     loop {
@@ -334,7 +430,7 @@ fn scan_frames(
                 // mismatch here is not a torn write but a broken log.
                 if header.first_position != *next_position {
                     return Err(Error::corruption(
-                        &path,
+                        path,
                         (at + 8) as u64,
                         format!(
                             "frame starts at position {} where {next_position} was expected",
@@ -352,7 +448,7 @@ fn scan_frames(
                             number,
                             record_at as u32,
                         )
-                        .map_err(|reason| Error::corruption(&path, record_at as u64, reason))?;
+                        .map_err(|reason| Error::corruption(path, record_at as u64, reason))?;
                 }
                 *next_position += u64::from(header.event_count);
                 at += header.frame_len as usize;
@@ -380,45 +476,18 @@ fn zeros_after(rest: &[u8], at: usize) -> Scan {
     }
 }
 
-/// The segments after the one that ends the log must hold nothing.
-fn check_trailing<'a>(
-    last: &Segment,
-    bad: Option<&(usize, usize, String)>,
-    rest: impl Iterator<Item = &'a mut Segment>,
-) -> Result<(), Error> {
-    for seg in rest {
-        let untrusted = seg.whole();
-        if let Some(i) = untrusted.get(SEGMENT_HEADER_LEN..).and_then(first_nonzero) {
-            return Err(match bad {
-                Some((_, offset, reason)) => Error::corruption(
-                    last.path(),
-                    *offset as u64,
-                    format!(
-                        "{reason}, and a later segment ({}) holds data",
-                        seg.path().display()
-                    ),
-                ),
-                None => Error::corruption(
-                    seg.path(),
-                    (SEGMENT_HEADER_LEN + i) as u64,
-                    format!(
-                        "segment holds data but the segment before it ({}) is empty",
-                        last.path().display()
-                    ),
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Decides whether the failure at `at` in the active segment is a torn tail
-/// and, if so, how many bytes it spans. A valid frame header anywhere after
-/// it means the failure is damage to acknowledged data.
-fn torn_tail(seg: &mut Segment, at: usize, offset: usize, reason: &str) -> Result<usize, Error> {
-    let salt = seg.salt();
-    let path = seg.path().to_path_buf();
-    let untrusted = seg.whole();
+/// Decides whether the failure at `at` of the segment ending the log is a
+/// torn tail and, if so, how many bytes it spans. A valid frame header
+/// anywhere after it in the segment means the failure is damage to
+/// acknowledged data (later segments were checked by the caller).
+fn torn_tail(
+    untrusted: &[u8],
+    salt: Salt,
+    path: &Path,
+    at: usize,
+    offset: usize,
+    reason: &str,
+) -> Result<usize, Error> {
     let mut probe = align_up(at + 1).unwrap_or(usize::MAX);
     while probe.saturating_add(FRAME_HEADER_LEN) <= untrusted.len() {
         let candidate = untrusted.get(probe..).unwrap_or_default();
@@ -426,7 +495,7 @@ fn torn_tail(seg: &mut Segment, at: usize, offset: usize, reason: &str) -> Resul
             && matches!(decode_frame_header(candidate, salt), Ok(Some(_)))
         {
             return Err(Error::corruption(
-                &path,
+                path,
                 offset as u64,
                 format!("{reason}, and a valid frame follows at offset {probe}"),
             ));

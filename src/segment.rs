@@ -18,7 +18,7 @@
 //!    into a segment breaks invariant 2; annals cannot defend against that,
 //!    and checksums are what would notice it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -77,6 +77,10 @@ impl Segment {
         let size = usize::try_from(header.segment_size).map_err(|_| Error::InvalidOptions {
             reason: "segment size does not fit this platform's address space".into(),
         })?;
+        if std::fs::symlink_metadata(&path).is_ok() {
+            let e = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "segment exists");
+            return Err(Error::io("create segment", &path, e));
+        }
         // A temporary file under this name is left from a preparation that
         // failed earlier in this process (we hold the directory lock, so it is
         // ours): it holds nothing and goes.
@@ -118,25 +122,16 @@ impl Segment {
         Ok((Arc::new(segment), file))
     }
 
-    /// Opens and maps an existing segment file, writable for recovery and
-    /// the writer or read-only. The caller has checked that `path` is a
-    /// regular file of a valid size. Nothing is committed until
-    /// [`publish`](Segment::publish) says so.
-    pub(crate) fn open(
-        path: PathBuf,
-        number: u64,
-        writable: bool,
-    ) -> Result<(Segment, File), Error> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(&path)
-            .map_err(|e| Error::io("open segment", &path, e))?;
-        // The salt needs the store id from the header, which the caller
-        // checks; it is set in `set_salt` once known. Recovery reads every
-        // byte at once, so the pages are faulted in up front, in one go.
-        let segment = Segment::map(&file, path, number, Salt::new(0, number), true)?;
-        Ok((segment, file))
+    /// Opens and maps an existing segment file, read-only; with `populate`,
+    /// faults every page in at once (for a scan that reads them all). The
+    /// caller checks the header and that `path` is a regular file of a
+    /// valid size. Nothing is committed until [`publish`](Segment::publish)
+    /// says so.
+    pub(crate) fn open(path: PathBuf, number: u64, populate: bool) -> Result<Segment, Error> {
+        let file = File::open(&path).map_err(|e| Error::io("open segment", &path, e))?;
+        // The salt needs the store id from the header; it is set in
+        // `set_salt` once the caller has read it.
+        Segment::map(&file, path, number, Salt::new(0, number), populate)
     }
 
     fn map(

@@ -16,7 +16,7 @@ use crate::index::Index;
 use crate::io::{DIR_MODE, FILE_MODE};
 use crate::options::Options;
 use crate::read::read_positions;
-use crate::recovery::{LOCK_FILE, recover};
+use crate::recovery::{LOCK_FILE, check_listing, recover};
 use crate::writer::{Engine, Writer};
 
 /// An open event store.
@@ -86,18 +86,15 @@ impl Store {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         create_dir(&dir, &options)?;
-        let (lock, created_lock) = lock(&dir)?;
-        let recovered = match recover(&dir, &*options.io, true, options.segment_size) {
-            Ok(recovered) => recovered,
-            Err(e) => {
-                // A refused open leaves the directory as it found it, so a
-                // lock file this open created goes again (while still held).
-                if created_lock {
-                    let _ = std::fs::remove_file(dir.join(LOCK_FILE));
-                }
-                return Err(e);
-            }
-        };
+        // A directory holding files that are not annals' is refused before
+        // the lock file is created in it, so the refusal changes nothing.
+        // (Removing a lock file after a failed open instead would let two
+        // writers in: one may already hold the old file open.)
+        if !dir.join(LOCK_FILE).exists() {
+            check_listing(&dir)?;
+        }
+        let lock = lock(&dir)?;
+        let recovered = recover(&dir, &*options.io, true, options.segment_size)?;
         if recovered.segment_size != options.segment_size {
             tracing::info!(
                 dir = %dir.display(),
@@ -318,23 +315,20 @@ fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
         .map_err(|e| Error::io("sync parent directory", parent, e))
 }
 
-/// Takes the exclusive lock on the directory, at once or not at all, and
-/// says whether the lock file was created for it.
-fn lock(dir: &Path) -> Result<(File, bool), Error> {
+/// Takes the exclusive lock on the directory, at once or not at all.
+fn lock(dir: &Path) -> Result<File, Error> {
     let path = dir.join(LOCK_FILE);
-    let existed = match std::fs::symlink_metadata(&path) {
-        // Opening a symlink would create or lock a file outside the data
-        // directory: refuse it, as any other stranger in the directory.
-        Ok(meta) if !meta.is_file() => {
-            return Err(Error::corruption(
-                &path,
-                0,
-                "the lock file is not a regular file (a symlink or a directory?)",
-            ));
-        }
-        Ok(_) => true,
-        Err(_) => false,
-    };
+    // Opening a symlink would create or lock a file outside the data
+    // directory: refuse it, as any other stranger in the directory.
+    if let Ok(meta) = std::fs::symlink_metadata(&path)
+        && !meta.is_file()
+    {
+        return Err(Error::corruption(
+            &path,
+            0,
+            "the lock file is not a regular file (a symlink or a directory?)",
+        ));
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -344,7 +338,7 @@ fn lock(dir: &Path) -> Result<(File, bool), Error> {
         .open(&path)
         .map_err(|e| Error::io("open lock file", &path, e))?;
     match file.try_lock() {
-        Ok(()) => Ok((file, !existed)),
+        Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(Error::Locked { path }),
         Err(TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
     }

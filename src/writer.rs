@@ -224,8 +224,9 @@ impl Writer {
                 ));
                 continue;
             }
+            // An empty batch checks and writes nothing: it never rotates.
             let needed = batch.encoded.len();
-            if engine.write_offset + engine.buf.len() + needed > engine.active.len() {
+            if needed > 0 && engine.write_offset + engine.buf.len() + needed > engine.active.len() {
                 self.flush(engine, index, &mut members, &mut results);
                 if let Err(e) = self.rotate(engine, index) {
                     results.push((ticket, Err(e)));
@@ -274,8 +275,9 @@ impl Writer {
         };
         if frame_end > frame_start {
             let mut index = index.write();
+            let mark = index.checkpoint();
             engine.active.publish(frame_end);
-            for m in members.iter() {
+            'members: for m in members.iter() {
                 let mut at = frame_start + m.frame_offset;
                 for (i, (len, event_type)) in m.batch.records.iter().enumerate() {
                     let pushed = index.push(
@@ -287,11 +289,15 @@ impl Writer {
                     );
                     if let Err(reason) = pushed {
                         // The frame is durable but the index disagrees with
-                        // it: a bug. Stop writing; a reopen rebuilds the
-                        // index from what is on disk.
+                        // it: a bug. Readers see none of the frame, writing
+                        // stops, and a reopen rebuilds the index from what
+                        // is on disk, where the batches are (so their
+                        // appends still answer Ok).
                         debug_assert!(false, "index refused a checked version: {reason}");
                         tracing::error!(%reason, "index out of step with the log; poisoning");
                         self.poisoned.store(true, Ordering::Release);
+                        index.rollback(mark);
+                        break 'members;
                     }
                     at += len;
                 }
