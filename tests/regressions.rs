@@ -151,6 +151,23 @@ fn write_frame(dir: &std::path::Path, offset: usize, first: u64, records: &[(&st
     std::fs::write(seg, file).unwrap();
 }
 
+/// A store holding event "a"@0, the offset where its log ends, and a
+/// read-only follower of it.
+fn one_event_and_a_follower() -> (tempfile::TempDir, usize, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), small(64 << 10)).unwrap();
+    store
+        .append("a", ExpectedVersion::NoStream, &[event("a", 0)])
+        .unwrap();
+    store.close().unwrap();
+    let end = frames(&std::fs::read(&segments(dir.path())[0]).unwrap())
+        .last()
+        .unwrap()
+        .end;
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    (dir, end, reader)
+}
+
 /// A frame that a follower refused halfway stayed half in its index: part
 /// of a batch visible, and reads wedged. A refused frame now leaves nothing.
 #[test]
@@ -159,17 +176,7 @@ fn refresh_refuses_a_bad_frame_whole() {
         [("b", "T", 0), ("b", "T", 7)], // a version gap inside the frame
         [("c", "?", 0), ("c", "T", 1)], // a type that is not UTF-8
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_with(dir.path(), small(64 << 10)).unwrap();
-        store
-            .append("a", ExpectedVersion::NoStream, &[event("a", 0)])
-            .unwrap();
-        store.close().unwrap();
-        let end = frames(&std::fs::read(&segments(dir.path())[0]).unwrap())
-            .last()
-            .unwrap()
-            .end;
-        let reader = Store::open_read_only(dir.path()).unwrap();
+        let (dir, end, reader) = one_event_and_a_follower();
         write_frame(dir.path(), end, 1, &bad);
         let err = reader.refresh().unwrap_err();
         assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
@@ -187,17 +194,7 @@ fn refresh_refuses_a_bad_frame_whole() {
 #[test]
 fn the_frame_writer_of_these_tests_writes_valid_frames() {
     // The check that `write_frame` is not what the tests above refuse.
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with(dir.path(), small(64 << 10)).unwrap();
-    store
-        .append("a", ExpectedVersion::NoStream, &[event("a", 0)])
-        .unwrap();
-    store.close().unwrap();
-    let end = frames(&std::fs::read(&segments(dir.path())[0]).unwrap())
-        .last()
-        .unwrap()
-        .end;
-    let reader = Store::open_read_only(dir.path()).unwrap();
+    let (dir, end, reader) = one_event_and_a_follower();
     write_frame(dir.path(), end, 1, &[("b", "T", 0), ("b", "T", 1)]);
     assert_eq!(reader.refresh().unwrap(), 2);
     assert_eq!(reader.stream_version("b"), Some(1));
