@@ -77,6 +77,13 @@
 //! append that fills a segment does not pay for creating the next one
 //! ([`Options::prepare_segments_ahead`]).
 //!
+//! One process writes a data directory at a time: `open` takes an
+//! exclusive `flock` on its `LOCK` file and a second opener gets
+//! [`Error::Locked`] at once. The lock belongs to the open file, so a child
+//! process forked at the moment a store is closed holds it until the child
+//! calls `exec` (annals opens its files close-on-exec); reopening in that
+//! instant can see `Locked` for no lasting reason.
+//!
 //! Another process can read a live store with [`Store::open_read_only`],
 //! which takes no lock and modifies nothing, and pick up new events with
 //! [`Store::refresh`].
