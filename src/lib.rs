@@ -113,6 +113,7 @@ mod error;
 mod event;
 mod follow;
 pub mod format;
+mod group;
 mod index;
 pub mod io;
 mod options;

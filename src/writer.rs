@@ -2,13 +2,10 @@
 //! positioned write and one `fdatasync` per commit, then publishing to
 //! readers; with group commit across concurrent appenders.
 //!
-//! Group commit is leader/follower. An appender queues its encoded batch;
-//! if no commit is under way it becomes the leader, takes every queued
-//! batch, and commits them together: each batch gets its own
-//! expected-version check (against the index plus the batches before it in
-//! the same group) and its own result, and the batches that pass share one
-//! write and one sync. Followers wait for their result. A lone appender
-//! finds the queue empty and commits at once, so it waits for nobody.
+//! Concurrent appenders are committed in groups (see [`crate::group`]):
+//! each batch gets its own expected-version check, against the index plus
+//! the batches before it in the same group, and its own result; the
+//! batches that pass share one write and one sync.
 //!
 //! Readers never wait for a sync: the index lock is taken only to publish,
 //! after the sync returned.
@@ -16,12 +13,11 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use crate::batch::Batch;
 use crate::error::{Error, Limit};
@@ -30,29 +26,19 @@ use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
     seal_record,
 };
+use crate::group::{GroupCommit, Outcome};
 use crate::index::Index;
 use crate::io::FileIo;
 use crate::prepare::Preparation;
 use crate::segment::Segment;
 
-type Outcome = Result<AppendResult, Error>;
-
 /// The writer of one store.
 pub(crate) struct Writer {
-    queue: Mutex<Queue>,
-    turn: Condvar,
+    group: GroupCommit,
     engine: Mutex<Engine>,
     /// Set for good after a failed write or sync. Checked before queueing
     /// so that a poisoned store answers at once.
     poisoned: AtomicBool,
-}
-
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<(u64, Batch)>,
-    next_ticket: u64,
-    leader_busy: bool,
-    done: HashMap<u64, Outcome>,
 }
 
 /// What only the commit leader touches.
@@ -102,8 +88,7 @@ struct Member {
 impl Writer {
     pub(crate) fn new(engine: Engine) -> Writer {
         Writer {
-            queue: Mutex::new(Queue::default()),
-            turn: Condvar::new(),
+            group: GroupCommit::default(),
             engine: Mutex::new(engine),
             poisoned: AtomicBool::new(false),
         }
@@ -123,45 +108,14 @@ impl Writer {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
-        let mut queue = self.queue.lock();
-        let ticket = queue.next_ticket;
-        queue.next_ticket += 1;
-        queue.waiting.push((ticket, batch));
-        loop {
-            if let Some(outcome) = queue.done.remove(&ticket) {
-                return outcome;
-            }
-            if queue.leader_busy {
-                self.turn.wait(&mut queue);
-                continue;
-            }
-            queue.leader_busy = true;
-            let group = std::mem::take(&mut queue.waiting);
-            let tickets: Vec<u64> = group.iter().map(|(t, _)| *t).collect();
-            let committed = MutexGuard::unlocked(&mut queue, || {
-                catch_unwind(AssertUnwindSafe(|| {
-                    let mut engine = self.engine.lock();
-                    self.commit_group(&mut engine, index, group)
-                }))
-            });
-            queue.leader_busy = false;
-            match committed {
-                Ok(results) => queue.done.extend(results),
-                Err(panic) => {
-                    // A bug, not a disk failure; but what reached the disk is
-                    // unknown, so the store stops writing, and no follower is
-                    // left waiting for a result that will never come.
-                    self.poisoned.store(true, Ordering::Release);
-                    queue
-                        .done
-                        .extend(tickets.into_iter().map(|t| (t, Err(Error::Poisoned))));
-                    self.turn.notify_all();
-                    drop(queue);
-                    resume_unwind(panic);
-                }
-            }
-            self.turn.notify_all();
-        }
+        self.group.submit(
+            batch,
+            &|batches| {
+                let mut engine = self.engine.lock();
+                self.commit_group(&mut engine, index, batches)
+            },
+            &|| self.poisoned.store(true, Ordering::Release),
+        )
     }
 
     /// Syncs the active segment, to be sure nothing is outstanding.
@@ -192,19 +146,21 @@ impl Writer {
         Error::io(op, path, source)
     }
 
+    /// Commits a group of batches and returns their outcomes in order.
     fn commit_group(
         &self,
         engine: &mut Engine,
         index: &RwLock<Index>,
-        group: Vec<(u64, Batch)>,
-    ) -> Vec<(u64, Outcome)> {
-        let mut results = Vec::with_capacity(group.len());
+        group: Vec<Batch>,
+    ) -> Vec<Outcome> {
+        let count = group.len();
+        let mut results = Vec::with_capacity(count);
         let mut members: Vec<Member> = Vec::new();
         // Stream versions as the batches already placed in this group leave
         // them; the index knows the rest.
         let mut versions: HashMap<String, Option<u64>> = HashMap::new();
         engine.start_frame();
-        for (ticket, batch) in group {
+        for (ticket, batch) in (0u64..).zip(group) {
             if self.is_poisoned() {
                 results.push((ticket, Err(Error::Poisoned)));
                 continue;
@@ -242,7 +198,10 @@ impl Writer {
             members.push(member);
         }
         self.flush(engine, index, &mut members, &mut results);
-        results
+        // Refusals were answered as they came, members at their flush.
+        results.sort_unstable_by_key(|(ticket, _)| *ticket);
+        debug_assert_eq!(results.len(), count);
+        results.into_iter().map(|(_, outcome)| outcome).collect()
     }
 
     /// Writes, syncs and publishes the frame being built, and answers its
