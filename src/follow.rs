@@ -53,7 +53,7 @@ pub(crate) fn follow(
                 if !path.exists() {
                     break;
                 }
-                let seg = open_segment(path, u64::from(number), &mut Some(first), false)?;
+                let seg = open_segment(path, u64::from(number), &mut Some(first))?;
                 seg.publish(SEGMENT_HEADER_LEN);
                 let seg = Arc::new(seg);
                 index.push_segment(Arc::clone(&seg));

@@ -114,7 +114,6 @@ impl Segment {
             path,
             header.segment_number,
             Salt::new(header.store_id, header.segment_number),
-            false,
         )?;
         segment
             .committed
@@ -122,30 +121,18 @@ impl Segment {
         Ok((Arc::new(segment), file))
     }
 
-    /// Opens and maps an existing segment file, read-only; with `populate`,
-    /// faults every page in at once (for a scan that reads them all). The
-    /// caller checks the header and that `path` is a regular file of a
-    /// valid size. Nothing is committed until [`publish`](Segment::publish)
-    /// says so.
-    pub(crate) fn open(path: PathBuf, number: u64, populate: bool) -> Result<Segment, Error> {
+    /// Opens and maps an existing segment file, read-only. The caller checks
+    /// the header and that `path` is a regular file of a valid size.
+    /// Nothing is committed until [`publish`](Segment::publish) says so.
+    pub(crate) fn open(path: PathBuf, number: u64) -> Result<Segment, Error> {
         let file = File::open(&path).map_err(|e| Error::io("open segment", &path, e))?;
         // The salt needs the store id from the header; it is set in
         // `set_salt` once the caller has read it.
-        Segment::map(&file, path, number, Salt::new(0, number), populate)
+        Segment::map(&file, path, number, Salt::new(0, number))
     }
 
-    fn map(
-        file: &File,
-        path: PathBuf,
-        number: u64,
-        salt: Salt,
-        populate: bool,
-    ) -> Result<Segment, Error> {
-        let mut options = MmapOptions::new();
-        if populate {
-            options.populate();
-        }
-        let map = options
+    fn map(file: &File, path: PathBuf, number: u64, salt: Salt) -> Result<Segment, Error> {
+        let map = MmapOptions::new()
             .map_raw_read_only(file)
             .map_err(|e| Error::io("map segment", &path, e))?;
         Ok(Segment {

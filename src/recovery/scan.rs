@@ -1,0 +1,178 @@
+//! Decoding the frames of every segment, checksums and all: the costly part
+//! of `open`. It runs on a second thread, a few thousand records ahead of
+//! the caller, which builds the index from what was decoded and makes every
+//! decision; on a machine with two cores the two halves of the work overlap.
+//! Without a second thread (none could be started) it runs inline.
+
+use std::ops::Range;
+use std::sync::mpsc;
+
+use crate::error::Error;
+use crate::format::{
+    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, Salt, decode_frame_bytes, first_nonzero,
+};
+
+/// How many records a [`Piece`] carries at most: enough to amortise the
+/// hand-over, few enough that the pieces in flight stay small (a few
+/// hundred KiB).
+const PIECE_RECORDS: usize = 4096;
+/// How many pieces may wait for the caller.
+const PIECES_IN_FLIGHT: usize = 4;
+
+/// How the frames of one segment end.
+#[derive(Debug)]
+pub(super) enum Scan {
+    /// Valid frames up to this offset, zeros after it.
+    Clean(usize),
+    /// The frame at `at` fails a check, first at byte `offset`.
+    Failed {
+        at: usize,
+        offset: usize,
+        reason: String,
+    },
+}
+
+impl Scan {
+    /// Whether the segment ends the log: the frames after it, if any, are
+    /// not to be read as a continuation.
+    pub(super) fn ends_log(&self) -> bool {
+        !matches!(self, Scan::Clean(end) if *end > SEGMENT_HEADER_LEN)
+    }
+}
+
+/// A record whose checksum passed.
+#[derive(Debug)]
+pub(super) struct Found<'a> {
+    /// Its offset in the segment file.
+    pub offset: u32,
+    pub version: u64,
+    pub stream: &'a [u8],
+    pub event_type: &'a [u8],
+}
+
+/// A frame whose every checksum passed.
+#[derive(Debug)]
+pub(super) struct FrameFound {
+    /// Its offset in the segment file.
+    pub at: usize,
+    pub first_position: u64,
+    /// Its records, in [`Piece::records`].
+    pub records: Range<usize>,
+}
+
+/// Consecutive frames of one segment; the last piece of a segment says how
+/// the segment ends.
+#[derive(Debug)]
+pub(super) struct Piece<'a> {
+    /// The index of the segment in the slice given to [`scan`].
+    pub segment: usize,
+    pub frames: Vec<FrameFound>,
+    pub records: Vec<Found<'a>>,
+    /// `Some` on the segment's last piece.
+    pub end: Option<Scan>,
+}
+
+/// Decodes `segments` (with their `salts`) in order and hands the pieces to
+/// `take`, which returns whether to go on. Stops after a segment that ends
+/// the log, when `take` says so, or at `take`'s first error.
+pub(super) fn scan<'a>(
+    segments: &[&'a [u8]],
+    salts: &[Salt],
+    take: &mut dyn FnMut(Piece<'a>) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel(PIECES_IN_FLIGHT);
+        let worker = std::thread::Builder::new()
+            .name("annals-recovery".into())
+            .spawn_scoped(scope, move || {
+                decode(segments, salts, &mut |p| tx.send(p).is_ok())
+            });
+        if worker.is_ok() {
+            for piece in rx {
+                if !take(piece)? {
+                    break;
+                }
+            }
+            // Dropping the receiver stops the worker at its next piece.
+            return Ok(());
+        }
+        let mut result = Ok(());
+        decode(segments, salts, &mut |piece| match take(piece) {
+            Ok(go_on) => go_on,
+            Err(e) => {
+                result = Err(e);
+                false
+            }
+        });
+        result
+    })
+}
+
+/// Decodes segment after segment into pieces for `sink`, which returns
+/// whether to go on.
+fn decode<'a>(segments: &[&'a [u8]], salts: &[Salt], sink: &mut dyn FnMut(Piece<'a>) -> bool) {
+    let mut raw = Vec::new();
+    for (segment, (untrusted, salt)) in segments.iter().zip(salts).enumerate() {
+        let fresh = || Piece {
+            segment,
+            frames: Vec::new(),
+            records: Vec::with_capacity(PIECE_RECORDS),
+            end: None,
+        };
+        let mut piece = fresh();
+        let mut at = SEGMENT_HEADER_LEN;
+        let end = loop {
+            let rest = untrusted.get(at..).unwrap_or_default();
+            if rest.len() < FRAME_HEADER_LEN {
+                break zeros_after(rest, at);
+            }
+            match decode_frame_bytes(rest, *salt, &mut raw) {
+                Ok(None) => break zeros_after(rest, at),
+                Ok(Some(header)) => {
+                    let first = piece.records.len();
+                    piece.records.extend(raw.iter().map(|(offset, r)| Found {
+                        offset: (at + offset) as u32,
+                        version: r.version,
+                        stream: r.stream,
+                        event_type: r.event_type,
+                    }));
+                    piece.frames.push(FrameFound {
+                        at,
+                        first_position: header.first_position,
+                        records: first..piece.records.len(),
+                    });
+                    at += header.frame_len as usize;
+                    if piece.records.len() >= PIECE_RECORDS
+                        && !sink(std::mem::replace(&mut piece, fresh()))
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    break Scan::Failed {
+                        at,
+                        offset: at + e.offset,
+                        reason: e.reason,
+                    };
+                }
+            }
+        };
+        let ends_log = end.ends_log();
+        piece.end = Some(end);
+        if !sink(piece) || ends_log {
+            return;
+        }
+    }
+}
+
+/// The end of the frames at `at`: clean if only zeros follow.
+fn zeros_after(rest: &[u8], at: usize) -> Scan {
+    match first_nonzero(rest) {
+        None => Scan::Clean(at),
+        Some(i) => Scan::Failed {
+            at,
+            offset: at + i,
+            reason: "non-zero bytes after the end of the log".to_owned(),
+        },
+    }
+}
