@@ -29,13 +29,9 @@ fn workload(seed: u64) -> Workload {
     }
 }
 
-/// Segments are created on the appending thread, so that the operations of
-/// a run are the same every time and a sweep can number them.
+/// The sweep options ([`common::sweep_options`]) at this file's segment size.
 fn options(disk: &Arc<SimDisk>) -> Options {
-    Options::default()
-        .segment_size(SEGMENT_SIZE)
-        .prepare_segments_ahead(false)
-        .file_io(disk.clone())
+    common::sweep_options(disk, SEGMENT_SIZE)
 }
 
 fn plan(w: &Workload, batches: usize) -> Vec<(String, u64)> {

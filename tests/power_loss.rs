@@ -34,15 +34,11 @@ fn workload(seed: u64) -> Workload {
     }
 }
 
-/// Segments are created on the appending thread, so that every run of the
-/// workload makes the same operations in the same order and a sweep can
-/// number them. [`power_cut_while_segments_are_prepared_ahead`] covers the
-/// background preparation.
+/// The sweep options ([`common::sweep_options`]) at this file's segment size.
+/// [`power_cut_while_segments_are_prepared_ahead`] covers the background
+/// preparation.
 fn options(disk: &Arc<SimDisk>) -> Options {
-    Options::default()
-        .segment_size(SEGMENT_SIZE)
-        .prepare_segments_ahead(false)
-        .file_io(disk.clone())
+    common::sweep_options(disk, SEGMENT_SIZE)
 }
 
 /// As [`options`], but with segments prepared ahead on a background thread

@@ -8,6 +8,11 @@
 
 pub mod sim_disk;
 
+use std::sync::Arc;
+
+use annals::Options;
+use sim_disk::SimDisk;
+
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -299,4 +304,15 @@ pub fn file_names(dir: &std::path::Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Options for a sweep over the operations of a workload: small segments, on
+/// `disk`, and segments created on the appending thread, so that every run
+/// of the workload makes the same operations in the same order and a sweep
+/// can number them.
+pub fn sweep_options(disk: &Arc<SimDisk>, segment_size: u64) -> Options {
+    Options::default()
+        .segment_size(segment_size)
+        .prepare_segments_ahead(false)
+        .file_io(disk.clone())
 }
