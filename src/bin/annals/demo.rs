@@ -361,7 +361,7 @@ fn print_report(
     row(
         "segments",
         format!(
-            "{} of {} (one may be prepared ahead, still empty)",
+            "{} of {} holding events",
             r.stats.segments,
             bytes(r.stats.segment_size)
         ),

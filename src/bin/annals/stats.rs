@@ -58,7 +58,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         row(
             "segments",
             format!(
-                "{} of {} each (one may be prepared ahead, still empty)",
+                "{} of {} each holding events",
                 stats.segments,
                 bytes(stats.segment_size)
             ),
