@@ -111,23 +111,25 @@ impl Batch {
 /// Generated event ids for one batch: time-ordered UUID v7s.
 ///
 /// `Uuid::now_v7` asks the OS for random bits on every call, a system call
-/// per event that costs more than the rest of encoding. One batch instead
-/// takes one v7 id and counts up in its 62 random low bits: the ids stay
-/// distinct (the counter cannot wrap within a batch of at most 2^20
-/// events unless the random start lies within 2^20 of the top) and ordered
-/// within the batch, and carry the batch's millisecond timestamp.
+/// per event that costs more than the rest of encoding. A batch instead
+/// takes one v7 id and counts up in its low 32 bits, which the `uuid`
+/// crate fills with random bits (the bits above them hold its
+/// per-process counter, which keeps ids from one process ordered). When
+/// the low bits would wrap, a fresh id is drawn, so a count never carries
+/// into the counter: ids stay distinct, ordered within the batch and
+/// across batches, and carry the batch's millisecond timestamp.
 #[derive(Default)]
 struct IdSource {
     last: Option<u128>,
 }
 
 impl IdSource {
-    const RAND_B: u128 = (1 << 62) - 1;
+    const LOW: u128 = u32::MAX as u128;
 
     fn next(&mut self) -> uuid::Uuid {
         let id = match self.last {
-            None => uuid::Uuid::now_v7().as_u128(),
-            Some(prev) => (prev & !Self::RAND_B) | (((prev & Self::RAND_B) + 1) & Self::RAND_B),
+            Some(prev) if prev & Self::LOW != Self::LOW => prev + 1,
+            _ => uuid::Uuid::now_v7().as_u128(),
         };
         self.last = Some(id);
         uuid::Uuid::from_u128(id)
@@ -167,10 +169,25 @@ mod tests {
         for pair in all.windows(2) {
             assert_eq!(pair[1].get_version_num(), 7);
             assert_eq!(pair[1].get_variant(), uuid::Variant::RFC4122);
-            assert!(pair[0] < pair[1] || (pair[1].as_u128() & IdSource::RAND_B) == 0);
+            assert!(pair[0] < pair[1]);
         }
         let distinct: std::collections::HashSet<_> = all.iter().collect();
         assert_eq!(distinct.len(), all.len());
+        // At the top of the low bits a fresh id is drawn: no carry upward.
+        let mut ids = IdSource {
+            last: Some(uuid::Uuid::now_v7().as_u128() | IdSource::LOW),
+        };
+        let before = ids.last.unwrap_or_default();
+        let next = ids.next();
+        // A carry would leave the low bits zero; a fresh draw has random
+        // ones (zero with probability 2^-32).
+        assert_ne!(
+            next.as_u128() & IdSource::LOW,
+            0,
+            "carried into the counter"
+        );
+        assert_eq!(next.get_version_num(), 7);
+        assert!(next.as_u128() > before);
     }
 
     #[test]

@@ -83,8 +83,9 @@ impl GroupCommit {
     /// Commits `batch`, alone or with the batches queued beside it, and
     /// returns its result. Whoever leads runs `commit` on a group of batches,
     /// which must return one outcome per batch, in order. If `commit`
-    /// panics, `on_panic` runs, every member of the group gets
-    /// [`Error::Poisoned`], and the leader's thread panics on.
+    /// panics, `on_panic` runs before any other appender can lead, every
+    /// member of the group gets [`Error::Poisoned`], and the leader's thread
+    /// panics on.
     pub(crate) fn submit(
         &self,
         batch: Batch,
@@ -106,6 +107,11 @@ impl GroupCommit {
         let group = std::mem::take(&mut self.queue.lock().waiting);
         let (batches, slots): (Vec<Batch>, Vec<Arc<Slot>>) = group.into_iter().unzip();
         let committed = catch_unwind(AssertUnwindSafe(|| commit(batches)));
+        if committed.is_err() {
+            // Before anyone else can lead: the next leader must find the
+            // store poisoned, not write after a commit that broke halfway.
+            on_panic();
+        }
         {
             let mut queue = self.queue.lock();
             match queue.waiting.first() {
@@ -123,9 +129,8 @@ impl GroupCommit {
             }
             Err(panic) => {
                 // A bug, not a disk failure; but what reached the disk is
-                // unknown, so the store stops writing, and no member is left
-                // waiting for a result that will never come.
-                on_panic();
+                // unknown, so the store stopped writing above, and no member
+                // is left waiting for a result that will never come.
                 for member in &slots {
                     member.wake(SlotState::Done(Err(Error::Poisoned)));
                 }

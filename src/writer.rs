@@ -252,10 +252,10 @@ impl Writer {
                         // stops, and a reopen rebuilds the index from what
                         // is on disk, where the batches are (so their
                         // appends still answer Ok).
-                        debug_assert!(false, "index refused a checked version: {reason}");
                         tracing::error!(%reason, "index out of step with the log; poisoning");
                         self.poisoned.store(true, Ordering::Release);
                         index.rollback(mark);
+                        debug_assert!(false, "index refused a checked version: {reason}");
                         break 'members;
                     }
                     at += len;
