@@ -190,13 +190,18 @@ impl Segment {
     /// The whole file, for the recovery scan that decides where the
     /// watermark goes. Taking `&mut self` means the segment is not yet
     /// shared: recovery runs before the writer and the readers exist.
+    ///
+    /// Only for a segment nothing writes to while the slice lives: any
+    /// segment when the directory lock is held and the writer not yet
+    /// started, or a sealed segment. A read-only open scans the segments a
+    /// live writer may be appending to (the last two) through
+    /// [`copy_out`](Segment::copy_out) instead.
     pub(crate) fn whole(&mut self) -> &[u8] {
         // SAFETY: the map is readable in full (invariant 1). The segment is
-        // not shared yet (`&mut self`) and the directory lock is held, so no
-        // writer of this store writes to the file while the slice lives. A
-        // read-only opener in another process may see a live writer append
-        // past that writer's watermark; such bytes fail their checksums and
-        // are treated as an unfinished tail, never trusted.
+        // not shared yet (`&mut self`), and by this function's contract no
+        // process writes to the file while the slice lives: the lock keeps
+        // other writers out and this store's writer does not exist yet, or
+        // the segment is sealed and never written again (invariant 2).
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len()) }
     }
 
