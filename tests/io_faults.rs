@@ -229,10 +229,24 @@ fn a_failure_of_any_single_operation_is_typed_and_loses_nothing_acknowledged() {
     }
 }
 
-#[test]
-fn a_failed_fsync_poisons_the_store_and_fsync_is_never_retried() {
-    let seed = seed("io_faults_fsync");
-    let w = workload(seed);
+/// A store on a simulated disk holding three acknowledged appends of a
+/// ten-append plan, whose fourth append failed at its operation `op` (1: the
+/// frame's write, 2: its sync), with `partial` bytes of a failed write
+/// landing first. Returns everything the caller checks, and the error.
+#[allow(clippy::type_complexity)]
+fn fail_fourth_append(
+    test: &str,
+    op: u64,
+    partial: usize,
+) -> (
+    tempfile::TempDir,
+    Arc<SimDisk>,
+    Store,
+    Workload,
+    Vec<(String, u64)>,
+    Error,
+) {
+    let w = workload(seed(test));
     let plan = plan(&w, 10);
     let dir = tempfile::tempdir().unwrap();
     let disk = SimDisk::attach(dir.path());
@@ -242,13 +256,19 @@ fn a_failed_fsync_poisons_the_store_and_fsync_is_never_retried() {
             .append(stream, Workload::expected(*v), &w.batch(stream, *v))
             .unwrap();
     }
-    // The next append writes its frame (one operation) and then syncs it:
-    // fail the sync.
-    disk.fail_at(disk.ops() + 2, 0);
+    disk.fail_at(disk.ops() + op, partial);
     let (stream, v) = &plan[3];
     let err = store
         .append(stream, Workload::expected(*v), &w.batch(stream, *v))
         .unwrap_err();
+    (dir, disk, store, w, plan, err)
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_store_and_fsync_is_never_retried() {
+    // The fourth append writes its frame (one operation) and then syncs it:
+    // fail the sync.
+    let (dir, disk, store, w, plan, err) = fail_fourth_append("io_faults_fsync", 2, 0);
     assert_eq!(disk.failed().map(|f| f.1), Some(OpKind::SyncData));
     assert_injected(&err, OpKind::SyncData);
     let syncs = disk.sync_calls();
@@ -280,23 +300,8 @@ fn a_failed_fsync_poisons_the_store_and_fsync_is_never_retried() {
 
 #[test]
 fn a_failed_write_poisons_the_store_and_its_partial_frame_never_shows() {
-    let seed = seed("io_faults_write");
-    let w = workload(seed);
-    let plan = plan(&w, 10);
-    let dir = tempfile::tempdir().unwrap();
-    let disk = SimDisk::attach(dir.path());
-    let store = Store::open_with(dir.path(), options(&disk)).unwrap();
-    for (stream, v) in &plan[..3] {
-        store
-            .append(stream, Workload::expected(*v), &w.batch(stream, *v))
-            .unwrap();
-    }
-    // Half of the next frame lands, then the disk is full.
-    disk.fail_at(disk.ops() + 1, 40);
-    let (stream, v) = &plan[3];
-    let err = store
-        .append(stream, Workload::expected(*v), &w.batch(stream, *v))
-        .unwrap_err();
+    // Half of the fourth append's frame lands, then the disk is full.
+    let (dir, disk, store, w, plan, err) = fail_fourth_append("io_faults_write", 1, 40);
     assert_eq!(disk.failed().map(|f| f.1), Some(OpKind::Write));
     assert_injected(&err, OpKind::Write);
     let syncs = disk.sync_calls();
