@@ -25,7 +25,6 @@ impl Batch {
     /// segment size, and encodes the records. Nothing is written.
     pub(crate) fn new(
         options: &Options,
-        segment_size: u64,
         stream: &str,
         expected: ExpectedVersion,
         events: &[EventData],
@@ -72,7 +71,7 @@ impl Batch {
             .map_or(usize::MAX, |(_, padded)| padded);
             total = total.saturating_add(padded);
         }
-        let capacity = batch_capacity(segment_size);
+        let capacity = batch_capacity(options.segment_size);
         if total as u64 > capacity {
             return Err(Error::LimitExceeded {
                 limit: Limit::BatchSize,
@@ -202,9 +201,11 @@ mod tests {
 
     #[test]
     fn a_batch_that_cannot_fit_a_segment_is_refused() {
-        let options = Options::default().max_event_size(1 << 20);
+        let options = Options::default()
+            .max_event_size(1 << 20)
+            .segment_size(8192);
         let big = EventData::new("T", vec![0u8; 8192]);
-        let err = Batch::new(&options, 8192, "s", ExpectedVersion::Any, &[big]).unwrap_err();
+        let err = Batch::new(&options, "s", ExpectedVersion::Any, &[big]).unwrap_err();
         assert!(matches!(
             err,
             Error::LimitExceeded {

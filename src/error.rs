@@ -93,6 +93,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// The active segment ends in a torn tail (what a crash during an
+    /// unacknowledged write leaves) and the store was opened with
+    /// [`TornTail::Refuse`](crate::TornTail::Refuse). `open` modified
+    /// nothing; opening with the default [`TornTail::Truncate`](crate::TornTail::Truncate)
+    /// zeroes the tail and reports it in [`Store::recovery_report`](crate::Store::recovery_report).
+    #[error("the log in {} ends in a torn tail at byte offset {offset} ({bytes} bytes); refusing to truncate it as the options ask", file.display())]
+    TornTail {
+        /// The active segment file.
+        file: PathBuf,
+        /// Where the torn range starts.
+        offset: u64,
+        /// How many bytes it spans, up to its last non-zero byte.
+        bytes: u64,
+    },
+
     /// An operating-system I/O call failed.
     #[error("I/O error while trying to {op} {}: {source}", path.display())]
     Io {

@@ -12,11 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::format::{
-    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, SegmentHeader, decode_frame_bytes, decode_frame_header,
-};
-use crate::index::Index;
-use crate::recovery::open_segment;
+use crate::format::{FRAME_HEADER_LEN, Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_frame_header};
+use crate::index::{Entry, Index};
 use crate::segment::{self, Segment};
 
 /// Where a follower has read up to.
@@ -53,7 +50,7 @@ pub(crate) fn follow(
                 if !path.exists() {
                     break;
                 }
-                let seg = open_segment(path, u64::from(number), &mut Some(first))?;
+                let seg = Segment::open(path, u64::from(number), &mut Some(first))?;
                 seg.publish(SEGMENT_HEADER_LEN);
                 let seg = Arc::new(seg);
                 index.push_segment(Arc::clone(&seg));
@@ -83,6 +80,13 @@ pub(crate) fn follow(
 
 /// Takes the frame at `offset` of `seg` into `index` if it is complete and
 /// checks out, and returns where it ends.
+///
+/// The frame is copied out of the map twice: its header, to learn its
+/// length, then that many bytes. The writer may change the tail between
+/// the two copies (a killed writer's torn frame zeroed by the next writer's
+/// recovery, and a shorter frame written in its place), so nothing from the
+/// first copy is trusted: only the frame the walker checks in the second
+/// copy is taken, and the tail moves to where that frame ends.
 fn take_frame(seg: &Segment, offset: usize, index: &mut Index) -> Result<Option<usize>, Error> {
     let salt = seg.salt();
     let Some(head) = seg.copy_out(offset, FRAME_HEADER_LEN) else {
@@ -91,42 +95,27 @@ fn take_frame(seg: &Segment, offset: usize, index: &mut Index) -> Result<Option<
     let Ok(Some(header)) = decode_frame_header(&head, salt) else {
         return Ok(None);
     };
-    let len = header.frame_len as usize;
-    let Some(frame) = seg.copy_out(offset, len) else {
+    let Some(copy) = seg.copy_out(offset, header.frame_len as usize) else {
         return Ok(None);
     };
-    let mut records = Vec::new();
-    if !matches!(decode_frame_bytes(&frame, salt, &mut records), Ok(Some(_))) {
+    let mut frames = Frames::new(&copy, salt).based_at(offset);
+    let Some(frame) = frames.next_frame() else {
         return Ok(None);
-    }
-    if header.first_position != index.len() {
-        return Err(Error::corruption(
-            seg.path(),
-            (offset + 8) as u64,
-            format!(
-                "frame starts at position {} where {} was expected",
-                header.first_position,
-                index.len()
-            ),
-        ));
-    }
-    let number = seg.number() as u32;
-    let mark = index.checkpoint();
-    for (at, record) in &records {
-        let record_at = offset + at;
-        let pushed = index.push(
-            record.stream,
-            record.event_type,
-            record.version,
-            number,
-            record_at as u32,
-        );
-        if let Err(reason) = pushed {
-            // The frame is refused whole: none of it stays visible.
-            index.rollback(mark);
-            return Err(Error::corruption(seg.path(), record_at as u64, reason));
-        }
-    }
-    seg.publish(offset + len);
-    Ok(Some(offset + len))
+    };
+    let entries = frame.records.iter().map(|(at, r)| Entry {
+        stream: r.stream,
+        event_type: r.event_type,
+        version: r.version,
+        offset: *at as u32,
+    });
+    index
+        .push_frame(
+            seg.number() as u32,
+            frame.at,
+            frame.header.first_position,
+            entries,
+        )
+        .map_err(|r| Error::corruption(seg.path(), r.offset, r.reason))?;
+    seg.publish(frame.end());
+    Ok(Some(frame.end()))
 }

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::format::FRAME_FIRST_POSITION_AT;
 use crate::segment::Segment;
 
 /// Where one event's record lies, and the ids of its stream and type.
@@ -24,9 +25,28 @@ pub(crate) struct Location {
     pub event_type: u32,
 }
 
+/// One record of a frame, as [`Index::push_frame`] takes it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry<'a> {
+    /// The stream id's bytes, checked to be non-empty UTF-8 on the way in.
+    pub stream: &'a [u8],
+    /// The event type's bytes, checked likewise.
+    pub event_type: &'a [u8],
+    pub version: u64,
+    /// The record's byte offset in its segment file.
+    pub offset: u32,
+}
+
+/// Why a frame was refused, and where in its segment file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refused {
+    pub offset: u64,
+    pub reason: String,
+}
+
 /// The sizes of an [`Index`] at one moment; see [`Index::rollback`].
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Checkpoint {
+struct Checkpoint {
     events: usize,
     streams: usize,
     types: usize,
@@ -82,12 +102,45 @@ impl Index {
         self.streams.len()
     }
 
+    /// Records the events of the frame at `frame_at` of segment `segment`,
+    /// whose first event has position `first_position`, all or nothing: a
+    /// frame that does not start at [`len`](Index::len), or one of whose
+    /// records [`push`](Index::push) refuses, leaves the index as it was.
+    pub(crate) fn push_frame<'a>(
+        &mut self,
+        segment: u32,
+        frame_at: usize,
+        first_position: u64,
+        entries: impl IntoIterator<Item = Entry<'a>>,
+    ) -> Result<(), Refused> {
+        if first_position != self.len() {
+            return Err(Refused {
+                offset: (frame_at + FRAME_FIRST_POSITION_AT) as u64,
+                reason: format!(
+                    "frame starts at position {first_position} where {} was expected",
+                    self.len()
+                ),
+            });
+        }
+        let mark = self.checkpoint();
+        for e in entries {
+            if let Err(reason) = self.push(e.stream, e.event_type, e.version, segment, e.offset) {
+                self.rollback(mark);
+                return Err(Refused {
+                    offset: u64::from(e.offset),
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Records the next event, at position [`len`](Index::len). The stream
     /// id and event type come as bytes from disk: they are checked to be
     /// non-empty UTF-8 unless they equal the last push's names, which were.
     /// Fails, naming the problem, on bad names or when `version` is not the
     /// stream's next version.
-    pub(crate) fn push(
+    fn push(
         &mut self,
         stream: &[u8],
         event_type: &[u8],
@@ -173,7 +226,7 @@ impl Index {
     }
 
     /// A mark to [`rollback`](Index::rollback) to.
-    pub(crate) fn checkpoint(&self) -> Checkpoint {
+    fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
             events: self.events.len(),
             streams: self.streams.len(),
@@ -183,7 +236,7 @@ impl Index {
 
     /// Undoes every push since `mark`, so that a frame refused halfway
     /// leaves no part of itself visible.
-    pub(crate) fn rollback(&mut self, mark: Checkpoint) {
+    fn rollback(&mut self, mark: Checkpoint) {
         for location in self.events.drain(mark.events..) {
             if let Some(stream) = self.streams.get_mut(location.stream as usize) {
                 stream.positions.pop();
@@ -275,10 +328,29 @@ mod tests {
         assert_eq!(index.type_name(loc.event_type).map(|t| &**t), Some("U"));
         assert_eq!(index.location(3), None);
 
-        let mark = index.checkpoint();
-        index.push(b"a", b"T", 2, 0, 256).unwrap();
-        index.push(b"new", b"NewType", 0, 0, 320).unwrap();
-        index.rollback(mark);
+        // A frame refused at its last record leaves none of itself behind.
+        let entry = |stream: &'static [u8], event_type: &'static [u8], version, offset| Entry {
+            stream,
+            event_type,
+            version,
+            offset,
+        };
+        let refused = index.push_frame(
+            0,
+            248,
+            3,
+            [
+                entry(b"a", b"T", 2, 256),
+                entry(b"new", b"NewType", 0, 320),
+                entry(b"a", b"T", 9, 384),
+            ],
+        );
+        assert_eq!(refused.unwrap_err().offset, 384);
+        let misplaced = index.push_frame(0, 248, 4, [entry(b"a", b"T", 2, 256)]);
+        assert_eq!(
+            misplaced.unwrap_err().offset,
+            (248 + FRAME_FIRST_POSITION_AT) as u64
+        );
         assert_eq!(index.len(), 3);
         assert_eq!(index.stream_version("a"), Some(1));
         assert_eq!(index.stream_version("new"), None);

@@ -107,6 +107,10 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 #![deny(unsafe_op_in_unsafe_fn)]
+// Only `segment`, which owns the memory maps, may use `unsafe`; it says so
+// with a local `allow` and a `// SAFETY:` comment on every block.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod batch;
 mod error;
@@ -127,6 +131,7 @@ mod writer;
 pub use bytes::Bytes;
 pub use error::{Error, Limit};
 pub use event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
-pub use options::Options;
+pub use options::{Options, TornTail};
+pub use recovery::{RecoveryReport, TornTailReport};
 pub use store::{Stats, Store};
 pub use uuid::Uuid;

@@ -7,13 +7,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::io::{FileIo, RealIo};
 
-/// The smallest segment size accepted: one page.
-pub const MIN_SEGMENT_SIZE: u64 = 4 << 10;
-/// The largest segment size accepted. Offsets inside a segment are held in
-/// 32 bits in memory, and a segment is mapped whole.
-pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
-/// Segment sizes are multiples of this (the page size on common machines).
-pub const SEGMENT_SIZE_MULTIPLE: u64 = 4 << 10;
+pub use crate::format::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEGMENT_SIZE_MULTIPLE};
 /// The longest stream id or event type the format can hold.
 pub const MAX_NAME_LEN: usize = u16::MAX as usize;
 /// The most events one append may carry, whatever the options say.
@@ -41,7 +35,29 @@ pub struct Options {
     pub(crate) max_stream_id_len: usize,
     pub(crate) max_event_type_len: usize,
     pub(crate) prepare_ahead: bool,
+    pub(crate) on_torn_tail: TornTail,
     pub(crate) io: Arc<dyn FileIo>,
+}
+
+/// What a writable open does with a torn tail: the bytes of a write that a
+/// crash cut short at the end of the active segment.
+///
+/// A torn tail was never acknowledged (an append returns only after its
+/// frame is synced), so dropping it loses nothing that was promised. But
+/// damage to the very last acknowledged frame looks exactly like a torn
+/// write, so a user who would rather look before anything is dropped can
+/// say so. Either way [`Store::recovery_report`](crate::Store::recovery_report)
+/// says what was found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TornTail {
+    /// Zero the torn bytes (the file never shrinks), sync, warn with the
+    /// file, offset and bytes dropped, and open. The default.
+    #[default]
+    Truncate,
+    /// Refuse to open with [`Error::TornTail`], naming the file and offset,
+    /// and modify nothing.
+    Refuse,
 }
 
 impl Default for Options {
@@ -53,6 +69,7 @@ impl Default for Options {
             max_stream_id_len: 256,
             max_event_type_len: 256,
             prepare_ahead: true,
+            on_torn_tail: TornTail::Truncate,
             io: Arc::new(RealIo),
         }
     }
@@ -67,6 +84,7 @@ impl fmt::Debug for Options {
             .field("max_stream_id_len", &self.max_stream_id_len)
             .field("max_event_type_len", &self.max_event_type_len)
             .field("prepare_ahead", &self.prepare_ahead)
+            .field("on_torn_tail", &self.on_torn_tail)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +153,16 @@ impl Options {
     #[must_use]
     pub fn prepare_segments_ahead(mut self, prepare_ahead: bool) -> Self {
         self.prepare_ahead = prepare_ahead;
+        self
+    }
+
+    /// What a writable open does with a torn tail at the end of the log.
+    ///
+    /// Default [`TornTail::Truncate`]. Read-only opens never modify
+    /// anything: they end the log where the tail is torn either way.
+    #[must_use]
+    pub fn on_torn_tail(mut self, policy: TornTail) -> Self {
+        self.on_torn_tail = policy;
         self
     }
 

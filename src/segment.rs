@@ -17,7 +17,14 @@
 //!    processes from writing. A process that ignores the lock and writes
 //!    into a segment breaks invariant 2; annals cannot defend against that,
 //!    and checksums are what would notice it.
+//!
+//! This module is the only one allowed `unsafe` (the crate root denies it):
+//! every block here carries a `// SAFETY:` comment naming the invariant it
+//! relies on.
 
+#![allow(unsafe_code)]
+
+use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +34,10 @@ use bytes::Bytes;
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::Error;
-use crate::format::{SEGMENT_HEADER_LEN, Salt, SegmentHeader, encode_segment_header};
+use crate::format::{
+    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, Salt, SegmentHeader, check_segment_header,
+    encode_segment_header,
+};
 use crate::io::FileIo;
 
 /// The file name of segment `number`: twenty decimal digits, so that names
@@ -41,6 +51,16 @@ pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
 /// How much zero-fill one write carries when a segment is preallocated.
 const ZERO_CHUNK_LEN: usize = 1 << 20;
+
+/// Who else may write to a segment while the recovery scan reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Nothing: this process holds the directory lock and its writer does
+    /// not exist yet, or the segment was sealed before the scan began.
+    Exclusive,
+    /// A live writer in another process may be appending to it.
+    Shared,
+}
 
 /// A mapped segment file.
 #[derive(Debug)]
@@ -121,14 +141,41 @@ impl Segment {
         Ok((Arc::new(segment), file))
     }
 
-    /// Opens and maps an existing segment file, read-only. The caller checks
-    /// the header and that `path` is a regular file of a valid size.
-    /// Nothing is committed until [`publish`](Segment::publish) says so.
-    pub(crate) fn open(path: PathBuf, number: u64) -> Result<Segment, Error> {
+    /// Opens and maps the existing segment file `number` at `path`,
+    /// read-only, and checks its header against its name, its length and,
+    /// once one segment was opened, against segment 0's header in `first`
+    /// (which the first call fills in). Nothing is committed until
+    /// [`publish`](Segment::publish) says so.
+    ///
+    /// The header is copied out of the map rather than borrowed: a live
+    /// writer in another process may be writing elsewhere in the file.
+    pub(crate) fn open(
+        path: PathBuf,
+        number: u64,
+        first: &mut Option<SegmentHeader>,
+    ) -> Result<Segment, Error> {
         let file = File::open(&path).map_err(|e| Error::io("open segment", &path, e))?;
-        // The salt needs the store id from the header; it is set in
-        // `set_salt` once the caller has read it.
-        Segment::map(&file, path, number, Salt::new(0, number))
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::io("inspect segment", &path, e))?
+            .len();
+        if file_len < (SEGMENT_HEADER_LEN + FRAME_HEADER_LEN) as u64 {
+            return Err(Error::corruption(
+                &path,
+                file_len,
+                format!("segment file of {file_len} bytes is too short to hold a header"),
+            ));
+        }
+        // The salt needs the store id from the header; it is set below.
+        let mut segment = Segment::map(&file, path, number, Salt::new(0, number))?;
+        let untrusted = segment
+            .copy_out(0, SEGMENT_HEADER_LEN)
+            .unwrap_or_default();
+        let header = check_segment_header(&untrusted, number, file_len, first.as_ref())
+            .map_err(|e| Error::corruption(segment.path(), e.offset as u64, e.reason))?;
+        first.get_or_insert(header);
+        segment.salt = Salt::new(header.store_id, number);
+        Ok(segment)
     }
 
     fn map(file: &File, path: PathBuf, number: u64, salt: Salt) -> Result<Segment, Error> {
@@ -142,11 +189,6 @@ impl Segment {
             map,
             committed: AtomicUsize::new(0),
         })
-    }
-
-    /// Sets the checksum salt once the header has been read.
-    pub(crate) fn set_salt(&mut self, salt: Salt) {
-        self.salt = salt;
     }
 
     pub(crate) fn number(&self) -> u64 {
@@ -187,22 +229,35 @@ impl Segment {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), len) }
     }
 
-    /// The whole file, for the recovery scan that decides where the
-    /// watermark goes. Taking `&mut self` means the segment is not yet
-    /// shared: recovery runs before the writer and the readers exist.
+    /// The whole file.
     ///
-    /// Only for a segment nothing writes to while the slice lives: any
-    /// segment when the directory lock is held and the writer not yet
-    /// started, or a sealed segment. A read-only open scans the segments a
-    /// live writer may be appending to (the last two) through
-    /// [`copy_out`](Segment::copy_out) instead.
-    pub(crate) fn whole(&mut self) -> &[u8] {
-        // SAFETY: the map is readable in full (invariant 1). The segment is
-        // not shared yet (`&mut self`), and by this function's contract no
-        // process writes to the file while the slice lives: the lock keeps
-        // other writers out and this store's writer does not exist yet, or
-        // the segment is sealed and never written again (invariant 2).
+    /// # Safety
+    ///
+    /// No process may write to the file while the returned slice lives: a
+    /// `&[u8]` over bytes that change is undefined behaviour. That holds
+    /// for any segment while this process holds the directory lock and its
+    /// writer does not exist yet, and for a sealed segment, which nothing
+    /// writes again (invariant 2). `&mut self` means the segment is not
+    /// shared yet. Callers outside recovery use [`copy_out`](Segment::copy_out).
+    unsafe fn whole(&mut self) -> &[u8] {
+        // SAFETY: the map is `self.len()` bytes long and readable in full
+        // (invariant 1); the caller promises that nothing writes to the file
+        // while the slice lives (this function's `# Safety`).
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len()) }
+    }
+
+    /// The whole file for the recovery scan that decides where the
+    /// watermark goes: borrowed from the map when `access` says nothing
+    /// writes to it, copied when a live writer may.
+    pub(crate) fn scan_bytes(&mut self, access: Access) -> Cow<'_, [u8]> {
+        match access {
+            Access::Shared => Cow::Owned(self.copy_out(0, self.len()).unwrap_or_default()),
+            // SAFETY: `Access::Exclusive` is passed only by a writable open,
+            // which holds the directory lock before its writer exists, or for
+            // a segment sealed before the scan began (see `Access`): nothing
+            // writes to the file while the slice lives.
+            Access::Exclusive => Cow::Borrowed(unsafe { self.whole() }),
+        }
     }
 
     /// A copy of `len` bytes at `offset`, which may lie past the watermark,

@@ -16,8 +16,8 @@ use crate::index::Index;
 use crate::io::{DIR_MODE, FILE_MODE};
 use crate::options::Options;
 use crate::read::read_positions;
-use crate::recovery::{LOCK_FILE, check_listing, recover};
-use crate::writer::{Engine, Writer};
+use crate::recovery::{LOCK_FILE, Mode, RecoveryReport, check_listing, recover};
+use crate::writer::Writer;
 
 /// An open event store.
 ///
@@ -45,8 +45,9 @@ use crate::writer::{Engine, Writer};
 /// ```
 pub struct Store {
     dir: PathBuf,
+    /// The options, with the store's own segment size (which an existing
+    /// store keeps whatever the caller asked for).
     options: Options,
-    segment_size: u64,
     index: RwLock<Index>,
     /// `None` when opened read-only.
     writer: Option<Writer>,
@@ -55,13 +56,15 @@ pub struct Store {
     /// For a read-only store: the first segment's header and how far the
     /// log has been read, for [`Store::refresh`].
     follower: Option<(SegmentHeader, Mutex<Tail>)>,
+    /// What the open found and repaired.
+    report: RecoveryReport,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("dir", &self.dir)
-            .field("segment_size", &self.segment_size)
+            .field("segment_size", &self.options.segment_size)
             .field("read_only", &self.writer.is_none())
             .finish_non_exhaustive()
     }
@@ -94,7 +97,8 @@ impl Store {
             check_listing(&dir)?;
         }
         let lock = lock(&dir)?;
-        let recovered = recover(&dir, &*options.io, true, options.segment_size)?;
+        let mode = Mode::Writable(options.on_torn_tail, options.segment_size);
+        let recovered = recover(&dir, &*options.io, mode)?;
         if recovered.segment_size != options.segment_size {
             tracing::info!(
                 dir = %dir.display(),
@@ -102,35 +106,17 @@ impl Store {
                 "keeping the existing store's segment size"
             );
         }
-        let active = recovered
-            .index
-            .segments()
-            .get(recovered.active as usize)
-            .cloned()
-            .ok_or_else(|| Error::corruption(&dir, 0, "active segment missing after recovery"))?;
-        let engine = Engine {
-            io: options.io.clone(),
-            dir: dir.clone(),
-            store_id: recovered.store_id,
-            segment_size: recovered.segment_size,
-            file: Writer::open_active(&active)?,
-            active,
-            write_offset: recovered.write_offset,
-            next_position: recovered.index.len(),
-            buf: Vec::new(),
-            frame_first_position: recovered.index.len(),
-            frame_events: 0,
-            prepare_ahead: options.prepare_ahead,
-            preparing: None,
-        };
+        // From here on the store's own segment size is the only one.
+        let options = options.segment_size(recovered.segment_size);
+        let writer = Writer::resume(dir.clone(), &recovered, &options)?;
         Ok(Store {
             dir,
             options,
-            segment_size: recovered.segment_size,
             index: RwLock::new(recovered.index),
-            writer: Some(Writer::new(engine)),
+            writer: Some(writer),
             _lock: Some(lock),
             follower: None,
+            report: recovered.report,
         })
     }
 
@@ -151,15 +137,10 @@ impl Store {
         // again.
         let mut attempt = 0;
         let recovered = loop {
-            match recover(&dir, &*options.io, false, options.segment_size) {
+            match recover(&dir, &*options.io, Mode::ReadOnly) {
                 Err(Error::Corruption { .. }) if attempt < 2 => attempt += 1,
                 other => break other?,
             }
-        };
-        let first = SegmentHeader {
-            store_id: recovered.store_id,
-            segment_number: 0,
-            segment_size: recovered.segment_size,
         };
         let tail = Tail {
             segment: recovered.active,
@@ -167,13 +148,21 @@ impl Store {
         };
         Ok(Store {
             dir,
-            options,
-            segment_size: recovered.segment_size,
+            options: options.segment_size(recovered.segment_size),
+            follower: Some((recovered.first_header(), Mutex::new(tail))),
             index: RwLock::new(recovered.index),
             writer: None,
             _lock: None,
-            follower: Some((first, Mutex::new(tail))),
+            report: recovered.report,
         })
+    }
+
+    /// What the open found on disk and what it repaired: a torn tail at
+    /// the end of the log (and the positions its frame claimed), segments
+    /// whose preparation a crash interrupted. See [`RecoveryReport`] for
+    /// why a reader holding a checkpoint should look.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
     }
 
     /// For a store opened with [`Store::open_read_only`]: picks up the
@@ -210,7 +199,7 @@ impl Store {
         events: &[EventData],
     ) -> Result<AppendResult, Error> {
         let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
-        let batch = Batch::new(&self.options, self.segment_size, stream, expected, events)?;
+        let batch = Batch::new(&self.options, stream, expected, events)?;
         writer.append(batch, &self.index)
     }
 
@@ -381,7 +370,7 @@ impl Store {
             events: index.len(),
             streams: index.stream_count() as u64,
             segments: in_use.len() as u64,
-            segment_size: self.segment_size,
+            segment_size: self.options.segment_size,
             bytes_used: in_use.iter().sum(),
             format_version: crate::format::FORMAT_VERSION,
         }

@@ -27,7 +27,9 @@ use crate::format::{
     seal_record,
 };
 use crate::group::{GroupCommit, Outcome};
-use crate::index::Index;
+use crate::index::{Entry, Index};
+use crate::options::Options;
+use crate::recovery::Recovered;
 use crate::io::FileIo;
 use crate::prepare::Preparation;
 use crate::segment::Segment;
@@ -42,27 +44,27 @@ pub(crate) struct Writer {
 }
 
 /// What only the commit leader touches.
-pub(crate) struct Engine {
-    pub io: Arc<dyn FileIo>,
-    pub dir: PathBuf,
-    pub store_id: u64,
-    pub segment_size: u64,
-    pub active: Arc<Segment>,
-    pub file: File,
+struct Engine {
+    io: Arc<dyn FileIo>,
+    dir: PathBuf,
+    store_id: u64,
+    segment_size: u64,
+    active: Arc<Segment>,
+    file: File,
     /// Where the next frame goes in the active segment.
-    pub write_offset: usize,
+    write_offset: usize,
     /// The position the next event gets.
-    pub next_position: u64,
+    next_position: u64,
     /// The frame being built; reused so that steady appends do not allocate.
-    pub buf: Vec<u8>,
+    buf: Vec<u8>,
     /// The position of the first event in the frame being built.
-    pub frame_first_position: u64,
+    frame_first_position: u64,
     /// How many events the frame being built holds.
-    pub frame_events: u32,
+    frame_events: u32,
     /// Whether to prepare the next segment in the background.
-    pub prepare_ahead: bool,
+    prepare_ahead: bool,
     /// The next segment, if it is being prepared.
-    pub preparing: Option<Preparation>,
+    preparing: Option<Preparation>,
 }
 
 impl Drop for Engine {
@@ -86,16 +88,44 @@ struct Member {
 }
 
 impl Writer {
-    pub(crate) fn new(engine: Engine) -> Writer {
-        Writer {
+    /// The writer of the store in `dir` that `recovered` describes, ready
+    /// to append where recovery found the log to end.
+    pub(crate) fn resume(
+        dir: PathBuf,
+        recovered: &Recovered,
+        options: &Options,
+    ) -> Result<Writer, Error> {
+        let active = recovered
+            .index
+            .segments()
+            .get(recovered.active as usize)
+            .cloned()
+            .ok_or_else(|| Error::corruption(&dir, 0, "active segment missing after recovery"))?;
+        let next_position = recovered.index.len();
+        let engine = Engine {
+            io: options.io.clone(),
+            dir,
+            store_id: recovered.store_id,
+            segment_size: recovered.segment_size,
+            file: Writer::open_active(&active)?,
+            active,
+            write_offset: recovered.write_offset,
+            next_position,
+            buf: Vec::new(),
+            frame_first_position: next_position,
+            frame_events: 0,
+            prepare_ahead: options.prepare_ahead,
+            preparing: None,
+        };
+        Ok(Writer {
             group: GroupCommit::default(),
             engine: Mutex::new(engine),
             poisoned: AtomicBool::new(false),
-        }
+        })
     }
 
-    /// Opens the active segment for writing, for an [`Engine`].
-    pub(crate) fn open_active(segment: &Segment) -> Result<File, Error> {
+    /// Opens a segment for writing.
+    fn open_active(segment: &Segment) -> Result<File, Error> {
         OpenOptions::new()
             .write(true)
             .open(segment.path())
@@ -234,32 +264,35 @@ impl Writer {
         };
         if frame_end > frame_start {
             let mut index = index.write();
-            let mark = index.checkpoint();
             engine.active.publish(frame_end);
-            'members: for m in members.iter() {
+            let entries = members.iter().flat_map(|m| {
                 let mut at = frame_start + m.frame_offset;
-                for (i, (len, event_type)) in m.batch.records.iter().enumerate() {
-                    let pushed = index.push(
-                        m.batch.stream.as_bytes(),
-                        event_type.as_bytes(),
-                        m.first_version + i as u64,
-                        segment,
-                        at as u32,
-                    );
-                    if let Err(reason) = pushed {
-                        // The frame is durable but the index disagrees with
-                        // it: a bug. Readers see none of the frame, writing
-                        // stops, and a reopen rebuilds the index from what
-                        // is on disk, where the batches are (so their
-                        // appends still answer Ok).
-                        tracing::error!(%reason, "index out of step with the log; poisoning");
-                        self.poisoned.store(true, Ordering::Release);
-                        index.rollback(mark);
-                        debug_assert!(false, "index refused a checked version: {reason}");
-                        break 'members;
-                    }
-                    at += len;
-                }
+                m.batch
+                    .records
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, (len, event_type))| {
+                        let entry = Entry {
+                            stream: m.batch.stream.as_bytes(),
+                            event_type: event_type.as_bytes(),
+                            version: m.first_version + i as u64,
+                            offset: at as u32,
+                        };
+                        at += len;
+                        entry
+                    })
+            });
+            let pushed =
+                index.push_frame(segment, frame_start, engine.frame_first_position, entries);
+            if let Err(refused) = pushed {
+                // The frame is durable but the index disagrees with it: a
+                // bug. Readers see none of the frame (the index took none
+                // of it), writing stops, and a reopen rebuilds the index
+                // from what is on disk, where the batches are (so their
+                // appends still answer Ok).
+                tracing::error!(reason = %refused.reason, "index out of step with the log; poisoning");
+                self.poisoned.store(true, Ordering::Release);
+                debug_assert!(false, "index refused a checked frame: {}", refused.reason);
             }
         }
         if frame_end > frame_start {

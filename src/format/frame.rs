@@ -19,7 +19,10 @@ pub const FRAME_HEADER_LEN: usize = 24;
 
 const LEN_AT: usize = 0;
 const CRC_AT: usize = LEN_AT + 4;
-const FIRST_POSITION_AT: usize = CRC_AT + 4;
+/// The offset of the first position in a frame header, for error messages
+/// that point at it.
+pub const FRAME_FIRST_POSITION_AT: usize = CRC_AT + 4;
+const FIRST_POSITION_AT: usize = FRAME_FIRST_POSITION_AT;
 const COUNT_AT: usize = FIRST_POSITION_AT + 8;
 const RESERVED_AT: usize = COUNT_AT + 4;
 

@@ -12,6 +12,13 @@ pub const MAGIC: [u8; 8] = *b"ANNALSEG";
 pub const FORMAT_VERSION: u32 = 1;
 /// Bytes of the segment header; the first frame starts right after it.
 pub const SEGMENT_HEADER_LEN: usize = 64;
+/// The smallest segment size a header may give: one page.
+pub const MIN_SEGMENT_SIZE: u64 = 4 << 10;
+/// The largest segment size a header may give. Offsets inside a segment are
+/// held in 32 bits in memory, and a segment is mapped whole.
+pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
+/// Segment sizes are multiples of this (the page size on common machines).
+pub const SEGMENT_SIZE_MULTIPLE: u64 = 4 << 10;
 
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = MAGIC_AT + 8;
@@ -106,6 +113,63 @@ pub fn decode_segment_header(untrusted: &[u8]) -> Result<SegmentHeader, DecodeEr
     })
 }
 
+/// Decodes the header of segment file `number`, `file_len` bytes long, and
+/// checks it against the file: its number, a valid segment size that is the
+/// file's length, and, given segment 0's header as `first`, the same store
+/// and size. Offsets in the error are offsets in the file.
+pub fn check_segment_header(
+    untrusted: &[u8],
+    number: u64,
+    file_len: u64,
+    first: Option<&SegmentHeader>,
+) -> Result<SegmentHeader, DecodeError> {
+    let header = decode_segment_header(untrusted)?;
+    if header.segment_number != number {
+        return Err(DecodeError::new(
+            SEGMENT_NUMBER_AT,
+            format!(
+                "header says segment {}, file name says {number}",
+                header.segment_number
+            ),
+        ));
+    }
+    if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&header.segment_size)
+        || !header.segment_size.is_multiple_of(SEGMENT_SIZE_MULTIPLE)
+    {
+        return Err(DecodeError::new(
+            SEGMENT_SIZE_AT,
+            format!(
+                "header gives an invalid segment size {}",
+                header.segment_size
+            ),
+        ));
+    }
+    if header.segment_size != file_len {
+        return Err(DecodeError::new(
+            usize::try_from(file_len).unwrap_or(usize::MAX),
+            format!(
+                "file is {file_len} bytes but its header says {}",
+                header.segment_size
+            ),
+        ));
+    }
+    if let Some(first) = first {
+        if header.store_id != first.store_id {
+            return Err(DecodeError::new(
+                STORE_ID_AT,
+                "segment belongs to another store (store id differs)",
+            ));
+        }
+        if header.segment_size != first.segment_size {
+            return Err(DecodeError::new(
+                SEGMENT_SIZE_AT,
+                "segment size differs from segment 0's",
+            ));
+        }
+    }
+    Ok(header)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +193,23 @@ mod tests {
         }
         assert!(decode_segment_header(&bytes[..10]).is_err());
         assert!(decode_segment_header(&[0u8; SEGMENT_HEADER_LEN]).is_err());
+    }
+
+    #[test]
+    fn a_header_is_checked_against_its_file() {
+        let h = SegmentHeader {
+            store_id: 9,
+            segment_number: 2,
+            segment_size: 8 << 10,
+        };
+        let bytes = encode_segment_header(&h);
+        assert_eq!(check_segment_header(&bytes, 2, 8 << 10, Some(&h)), Ok(h));
+        let offset = |r: Result<SegmentHeader, DecodeError>| r.unwrap_err().offset;
+        assert_eq!(offset(check_segment_header(&bytes, 3, 8 << 10, None)), SEGMENT_NUMBER_AT);
+        assert_eq!(offset(check_segment_header(&bytes, 2, 12 << 10, None)), 12 << 10);
+        let other = SegmentHeader { store_id: 8, ..h };
+        assert_eq!(offset(check_segment_header(&bytes, 2, 8 << 10, Some(&other))), STORE_ID_AT);
+        let odd = encode_segment_header(&SegmentHeader { segment_size: 5000, ..h });
+        assert_eq!(offset(check_segment_header(&odd, 2, 5000, None)), SEGMENT_SIZE_AT);
     }
 }

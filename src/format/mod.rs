@@ -12,21 +12,24 @@
 mod frame;
 mod header;
 mod record;
+mod walk;
 
 use std::fmt;
 
 pub use frame::{
-    FRAME_HEADER_LEN, FrameHeader, decode_frame, decode_frame_bytes, decode_frame_header,
+    FRAME_FIRST_POSITION_AT, FRAME_HEADER_LEN, FrameHeader, decode_frame, decode_frame_bytes, decode_frame_header,
     encode_frame_header,
 };
 pub use header::{
-    FORMAT_VERSION, MAGIC, SEGMENT_HEADER_LEN, SegmentHeader, decode_segment_header,
+    FORMAT_VERSION, MAGIC, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEGMENT_HEADER_LEN,
+    SEGMENT_SIZE_MULTIPLE, SegmentHeader, check_segment_header, decode_segment_header,
     encode_segment_header,
 };
 pub use record::{
     RECORD_HEADER_LEN, RawRecordView, RecordFields, RecordView, decode_record, decode_record_bytes,
     encode_record, padded_record_len, seal_record,
 };
+pub use walk::{End, Frame, Frames};
 
 /// Every frame and record starts on a multiple of this many bytes.
 pub const ALIGN: usize = 8;

@@ -1,16 +1,12 @@
 //! What a data directory holds: its segment files in order, segments left
-//! half-prepared, and nothing else; and each segment's header checked
-//! against its name and against segment 0's.
+//! half-prepared, and nothing else. (Each segment's header is checked
+//! against its name and segment 0's by `Segment::open`.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::format::{
-    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, Salt, SegmentHeader, decode_segment_header,
-};
-use crate::options::{MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEGMENT_SIZE_MULTIPLE};
-use crate::segment::{self, Segment, TEMP_SUFFIX};
+use crate::segment::{self, TEMP_SUFFIX};
 
 use super::LOCK_FILE;
 
@@ -87,71 +83,4 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 
 pub(super) fn segment_id(number: u64, path: &Path) -> Result<u32, Error> {
     u32::try_from(number).map_err(|_| Error::corruption(path, 0, "segment number beyond 2^32"))
-}
-
-/// Opens and maps a segment and checks its header against its name and
-/// against the first segment's.
-pub(crate) fn open_segment(
-    path: PathBuf,
-    number: u64,
-    first: &mut Option<SegmentHeader>,
-) -> Result<Segment, Error> {
-    let len = fs::symlink_metadata(&path)
-        .map_err(|e| Error::io("inspect segment", &path, e))?
-        .len();
-    if len < (SEGMENT_HEADER_LEN + FRAME_HEADER_LEN) as u64 {
-        return Err(Error::corruption(
-            &path,
-            len,
-            format!("segment file of {len} bytes is too short to hold a header"),
-        ));
-    }
-    let mut seg = Segment::open(path, number)?;
-    let header = decode_segment_header(seg.whole())
-        .map_err(|e| Error::corruption(seg.path(), e.offset as u64, e.reason))?;
-    let bad = |offset: u64, reason: String| Err(Error::corruption(seg.path(), offset, reason));
-    if header.segment_number != number {
-        return bad(
-            24,
-            format!(
-                "header says segment {}, file name says {number}",
-                header.segment_number
-            ),
-        );
-    }
-    if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&header.segment_size)
-        || !header.segment_size.is_multiple_of(SEGMENT_SIZE_MULTIPLE)
-    {
-        return bad(
-            32,
-            format!(
-                "header gives an invalid segment size {}",
-                header.segment_size
-            ),
-        );
-    }
-    if header.segment_size != len {
-        return bad(
-            len,
-            format!(
-                "file is {len} bytes but its header says {}",
-                header.segment_size
-            ),
-        );
-    }
-    if let Some(first) = first {
-        if header.store_id != first.store_id {
-            return bad(
-                16,
-                "segment belongs to another store (store id differs)".into(),
-            );
-        }
-        if header.segment_size != first.segment_size {
-            return bad(32, "segment size differs from segment 0's".into());
-        }
-    } else {
-        *first = Some(header);
-    }
-    seg.set_salt(Salt::new(header.store_id, number));
-    Ok(seg)
 }

@@ -6,11 +6,13 @@
 //! *sealed* and never change again. At most one empty segment may follow the
 //! active one: a segment prepared ahead of need.
 //!
+//! Each row is one arm of [`Case`], and [`decide`] has one arm per row.
+//!
 //! | case | what the scan sees | decision | test |
 //! | --- | --- | --- | --- |
 //! | clean end | frames, then a zero length word and zeros to the end of the file | open; appends continue at the end | `recovery_table::clean_end` |
 //! | zero tail | no frame at all after the header | open; an empty segment | `recovery_table::zero_tail` |
-//! | torn tail | the last frames of the active segment fail a check, no valid frame header follows in the segment, and no later segment holds data | zero the torn bytes (the file never shrinks), sync, `warn!` with file, offset and bytes dropped; open | `recovery_table::torn_tail_at_every_offset` |
+//! | torn tail | the last frames of the active segment fail a check, no valid frame header follows in the segment, and no later segment holds data | zero the torn bytes (the file never shrinks), sync, `warn!` with file, offset and bytes dropped, say so in the [`RecoveryReport`]; open. With [`TornTail::Refuse`](crate::TornTail::Refuse): `Error::TornTail`, nothing modified | `recovery_table::torn_tail_at_every_offset` |
 //! | bad record, valid data after | a frame fails a check, and a valid frame header follows it in the same segment, or a later segment holds data | `Corruption` at the bad frame; nothing modified | `recovery_table::bad_record_followed_by_valid_data` |
 //! | damage in a sealed segment | any frame of a sealed segment fails a check, or non-zero bytes follow its end | `Corruption`; nothing modified | `recovery_table::damage_in_sealed_segment` |
 //! | inconsistent frame | a frame whose checksums pass but whose positions or versions do not follow on | `Corruption`; nothing modified | `recovery_table::inconsistent_positions` |
@@ -35,30 +37,33 @@
 //! torn write and is treated as one. FORMAT.md says the same.
 
 mod listing;
+mod report;
 mod scan;
 
-use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::Error;
 use crate::format::{
-    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, Salt, SegmentHeader, align_up, decode_frame_header,
-    first_nonzero, last_nonzero,
+    ALIGN, End, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, Salt, SegmentHeader, align_up,
+    decode_frame_header, first_nonzero, last_nonzero,
 };
-use crate::index::Index;
+use crate::index::{Entry, Index};
 use crate::io::FileIo;
-use crate::segment::Segment;
+use crate::options::TornTail;
+use crate::segment::{Access, Segment};
 
-pub(crate) use listing::{check_listing, open_segment};
+pub(crate) use listing::check_listing;
 use listing::{list, segment_id};
-use scan::{Piece, Scan, scan};
+pub use report::{RecoveryReport, TornTailReport};
+use scan::{Piece, scan};
 
 /// The name of the lock file in a data directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
-/// What the scan found: the index and where appends continue.
+/// What the scan found: the index, where appends continue, and what was
+/// repaired.
 #[derive(Debug)]
 pub(crate) struct Recovered {
     pub store_id: u64,
@@ -68,36 +73,55 @@ pub(crate) struct Recovered {
     pub active: u32,
     /// Where the next frame goes in the active segment.
     pub write_offset: usize,
+    pub report: RecoveryReport,
 }
 
-/// Scans the store in `dir`. With `writable`, repairs a torn tail and
-/// removes interrupted preparations, and creates the first segment of a new
-/// store (of `new_segment_size` bytes); without, modifies nothing and stops
-/// the log where the tail is torn.
-pub(crate) fn recover(
-    dir: &Path,
-    io: &dyn FileIo,
-    writable: bool,
-    new_segment_size: u64,
-) -> Result<Recovered, Error> {
+impl Recovered {
+    /// The header every segment of this store shares, with segment 0's
+    /// number.
+    pub(crate) fn first_header(&self) -> SegmentHeader {
+        SegmentHeader {
+            store_id: self.store_id,
+            segment_number: 0,
+            segment_size: self.segment_size,
+        }
+    }
+}
+
+/// How a scan may treat the store.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Mode {
+    /// The directory lock is held: repair a torn tail as `TornTail` says,
+    /// remove interrupted preparations, create a new store of this many
+    /// bytes per segment if there is none.
+    Writable(TornTail, u64),
+    /// Modify nothing: a live writer may own the store. The log ends where
+    /// the tail is torn.
+    ReadOnly,
+}
+
+/// Scans the store in `dir` and rebuilds its index; see the table above.
+pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recovered, Error> {
     let listing = list(dir)?;
+    let writable = matches!(mode, Mode::Writable(..));
     if listing.segments.is_empty() {
-        if !writable {
+        let Mode::Writable(_, segment_size) = mode else {
             let e = std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "no segment files: this is not an annals store",
             );
             return Err(Error::io("open store read-only", dir, e));
-        }
-        remove_temps(dir, io, &listing.temps)?;
-        return create_store(dir, io, new_segment_size);
+        };
+        let mut report = RecoveryReport::default();
+        remove_temps(dir, io, &listing.temps, &mut report)?;
+        return create_store(dir, io, segment_size, report);
     }
 
     let count = listing.segments.len();
     // Segments before the last two are sealed: nothing writes to them. A live
     // writer may be appending to the last two while a read-only open scans
     // them, so those are scanned from copies, never borrowed from the map.
-    let copy_from = if writable {
+    let shared_from = if writable {
         count
     } else {
         count.saturating_sub(2)
@@ -106,7 +130,7 @@ pub(crate) fn recover(
     let mut first: Option<SegmentHeader> = None;
     let mut segments: Vec<Segment> = Vec::with_capacity(count);
     for (number, path) in listing.segments {
-        segments.push(open_segment(path, number, &mut first)?);
+        segments.push(Segment::open(path, number, &mut first)?);
     }
     let header = first.ok_or_else(|| Error::corruption(dir, 0, "no segment header read"))?;
     let paths: Vec<PathBuf> = segments.iter().map(|s| s.path().to_path_buf()).collect();
@@ -116,46 +140,45 @@ pub(crate) fn recover(
     let mut ends: Vec<usize> = Vec::with_capacity(count);
     let mut end_of_log: Option<EndOfLog> = None;
     {
-        let contents: Vec<Cow<'_, [u8]>> = segments
+        let contents: Vec<_> = segments
             .iter_mut()
             .enumerate()
-            .map(|(k, seg)| contents(seg, k >= copy_from))
+            .map(|(k, seg)| {
+                let access = if k >= shared_from {
+                    Access::Shared
+                } else {
+                    Access::Exclusive
+                };
+                seg.scan_bytes(access)
+            })
             .collect();
         let bytes: Vec<&[u8]> = contents.iter().map(|c| &**c).collect();
-        let mut next_position = 0u64;
         scan(&bytes, &salts, &mut |piece: Piece<'_>| {
             let k = piece.segment;
             let number = segment_id(k as u64, &paths[k])?;
             for frame in &piece.frames {
+                let records = piece.records.get(frame.records.clone()).unwrap_or_default();
+                let entries = records.iter().map(|r| Entry {
+                    stream: r.stream,
+                    event_type: r.event_type,
+                    version: r.version,
+                    offset: r.offset,
+                });
                 // The checksums passed, so these bytes are as written: a
-                // mismatch here is not a torn write but a broken log.
-                if frame.first_position != next_position {
-                    return Err(Error::corruption(
-                        &paths[k],
-                        (frame.at + 8) as u64,
-                        format!(
-                            "frame starts at position {} where {next_position} was expected",
-                            frame.first_position
-                        ),
-                    ));
-                }
-                for r in piece.records.get(frame.records.clone()).unwrap_or_default() {
-                    index
-                        .push(r.stream, r.event_type, r.version, number, r.offset)
-                        .map_err(|reason| {
-                            Error::corruption(&paths[k], u64::from(r.offset), reason)
-                        })?;
-                }
-                next_position += frame.records.len() as u64;
+                // refusal here is not a torn write but a broken log.
+                index
+                    .push_frame(number, frame.at, frame.first_position, entries)
+                    .map_err(|r| Error::corruption(&paths[k], r.offset, r.reason))?;
             }
             match piece.end {
                 None => Ok(true),
-                Some(Scan::Clean(end)) if end > SEGMENT_HEADER_LEN => {
-                    ends.push(end);
+                Some(End::Clean { at }) if at > SEGMENT_HEADER_LEN => {
+                    ends.push(at);
                     Ok(true)
                 }
-                Some(scan) => {
-                    end_of_log = Some(decide(k, scan, &bytes, &salts, &paths)?);
+                Some(end) => {
+                    let case = classify(k, end, &bytes, &salts);
+                    end_of_log = Some(decide(k, case, &paths)?);
                     Ok(false)
                 }
             }
@@ -171,11 +194,29 @@ pub(crate) fn recover(
     };
     ends.resize(count, SEGMENT_HEADER_LEN);
 
+    let mut report = RecoveryReport::default();
+    if let Some(torn) = &torn {
+        report.torn_tail = Some(TornTailReport {
+            file: paths[active].clone(),
+            offset: torn.at as u64,
+            bytes: torn.bytes as u64,
+            zeroed: false,
+            claimed_positions: torn.claimed.clone(),
+        });
+    }
     // Every check has passed: only now is anything modified.
-    if writable {
-        remove_temps(dir, io, &listing.temps)?;
-        if let Some((at, dropped)) = torn {
-            zero_tail(io, &paths[active], at, dropped)?;
+    if let Mode::Writable(policy, _) = mode {
+        if let (Some(torn), TornTail::Refuse) = (&torn, policy) {
+            return Err(Error::TornTail {
+                file: paths[active].clone(),
+                offset: torn.at as u64,
+                bytes: torn.bytes as u64,
+            });
+        }
+        remove_temps(dir, io, &listing.temps, &mut report)?;
+        if let (Some(torn), Some(t)) = (&torn, report.torn_tail.as_mut()) {
+            zero_tail(io, &paths[active], torn)?;
+            t.zeroed = true;
         }
         // A crash right after a segment was renamed into place, before the
         // directory was synced, leaves a name that is not durable yet; the
@@ -195,6 +236,7 @@ pub(crate) fn recover(
         index,
         active: segment_id(active as u64, dir)?,
         write_offset: ends[active],
+        report,
     })
 }
 
@@ -206,167 +248,235 @@ struct EndOfLog {
     /// Where the frames of the segment that ends the log end (after repair,
     /// if its tail is torn).
     end: usize,
-    /// A torn tail to zero in the active segment: its offset and length.
-    torn: Option<(usize, usize)>,
+    /// A torn tail to zero in the active segment.
+    torn: Option<Torn>,
 }
 
-/// Decides what segment `k`, the one that ends the log with `scan`, means:
-/// a torn tail, an empty segment, or damage. What follows it must be empty:
-/// data there means a failure here is damage, not a torn write.
-fn decide(
-    k: usize,
-    scan: Scan,
-    bytes: &[&[u8]],
-    salts: &[Salt],
-    paths: &[PathBuf],
-) -> Result<EndOfLog, Error> {
-    let path = &paths[k];
-    let (end, bad) = match scan {
-        Scan::Clean(end) => (end, None),
-        Scan::Failed { at, offset, reason } => (at, Some((offset, reason))),
-    };
-    for (later, body) in paths.iter().zip(bytes).skip(k + 1) {
-        if let Some(i) = body.get(SEGMENT_HEADER_LEN..).and_then(first_nonzero) {
-            return Err(match &bad {
-                Some((offset, reason)) => Error::corruption(
-                    path,
-                    *offset as u64,
-                    format!(
-                        "{reason}, and a later segment ({}) holds data",
-                        later.display()
-                    ),
-                ),
-                None => Error::corruption(
-                    later,
-                    (SEGMENT_HEADER_LEN + i) as u64,
-                    format!(
-                        "segment holds data but the segment before it ({}) is empty",
-                        path.display()
-                    ),
-                ),
-            });
-        }
+/// A torn tail: where it starts, how many bytes it spans, and the positions
+/// its frame header claimed if that header still checks out.
+#[derive(Clone, Debug)]
+struct Torn {
+    at: usize,
+    bytes: usize,
+    claimed: Option<std::ops::Range<u64>>,
+}
+
+/// A failed check: where, and what.
+struct Problem {
+    offset: usize,
+    reason: String,
+}
+
+/// The row of the recovery table that segment `k`, the one ending the log,
+/// falls in. Segments after it are `k + 1..`.
+enum Case {
+    /// Frames, then zeros; nothing after. (Also "zero tail": no frames in
+    /// segment 0.)
+    CleanEnd { end: usize },
+    /// An empty segment after one holding data: the one prepared ahead.
+    PreparedAhead,
+    /// The last frames fail a check and nothing valid follows.
+    TornTail { torn: Torn },
+    /// A frame fails a check and a later segment holds data: damage to a
+    /// sealed segment, or a bad record followed by valid data.
+    DataAfterDamage { problem: Problem, later: usize },
+    /// A frame fails a check and a valid frame header follows it in the
+    /// same segment.
+    FrameAfterDamage { problem: Problem, frame_at: usize },
+    /// A frame checks out but its positions do not follow on.
+    Inconsistent { problem: Problem },
+    /// This segment holds no frames but a later one holds data.
+    DataAfterEmpty { later: usize, offset: usize },
+    /// The first frame of this segment fails a check and another segment
+    /// follows (it is prepared only after a frame of this one was durable).
+    SegmentAfterBadFirstFrame { problem: Problem, later: usize },
+    /// This segment holds no frames and another segment follows it.
+    SegmentAfterEmpty { later: usize },
+    /// More than one empty segment after the active one.
+    ExtraEmpty { extra: usize },
+}
+
+/// Finds the row of the table for segment `k`, which ended the log with
+/// `end`. What follows it must be empty: data there means a failure here is
+/// damage, not a torn write.
+fn classify(k: usize, end: End, bytes: &[&[u8]], salts: &[Salt]) -> Case {
+    let at = end.at();
+    let problem = end
+        .problem()
+        .map(|(offset, reason)| Problem { offset, reason });
+    if let End::OutOfOrder { .. } = end
+        && let Some(problem) = problem
+    {
+        return Case::Inconsistent { problem };
     }
-    // The next segment is prepared only after a frame of this one was
-    // durable, and a rotation leaves only segments holding frames behind: a
-    // segment after one without a valid frame means that frame was
-    // acknowledged and is now damaged.
-    let no_frames = end == SEGMENT_HEADER_LEN;
-    if let (true, Some(later)) = (no_frames, paths.get(k + 1)) {
-        return Err(match &bad {
-            Some((offset, reason)) => Error::corruption(
-                path,
-                *offset as u64,
-                format!(
-                    "{reason}, in the first frame of a segment that another ({}) follows",
-                    later.display()
-                ),
-            ),
-            None => Error::corruption(
-                later,
-                0,
-                format!("segment follows an empty segment ({})", path.display()),
-            ),
-        });
-    }
-    if let Some(extra) = paths.get(k + 2) {
-        return Err(Error::corruption(
-            extra,
-            0,
-            "more than one empty segment after the active one",
-        ));
-    }
-    let torn = match &bad {
-        Some((offset, reason)) => {
+    let later_data = bytes.iter().enumerate().skip(k + 1).find_map(|(i, body)| {
+        body.get(SEGMENT_HEADER_LEN..)
+            .and_then(first_nonzero)
+            .map(|j| (i, SEGMENT_HEADER_LEN + j))
+    });
+    let no_frames = at == SEGMENT_HEADER_LEN;
+    let has_later = bytes.len() > k + 1;
+    match (problem, later_data) {
+        (Some(problem), Some((later, _))) => Case::DataAfterDamage { problem, later },
+        (None, Some((later, offset))) => Case::DataAfterEmpty { later, offset },
+        (Some(problem), None) if no_frames && has_later => Case::SegmentAfterBadFirstFrame {
+            problem,
+            later: k + 1,
+        },
+        (None, None) if no_frames && has_later => Case::SegmentAfterEmpty { later: k + 1 },
+        _ if bytes.len() > k + 2 => Case::ExtraEmpty { extra: k + 2 },
+        (Some(problem), None) => {
             let untrusted = bytes.get(k).copied().unwrap_or_default();
-            let dropped = torn_tail(untrusted, salts[k], path, end, *offset, reason)?;
-            Some((end, dropped))
+            match valid_frame_after(untrusted, salts[k], at) {
+                Some(frame_at) => Case::FrameAfterDamage { problem, frame_at },
+                None => Case::TornTail {
+                    torn: torn_tail(untrusted, salts[k], at),
+                },
+            }
         }
-        None => None,
-    };
-    // An empty segment after one holding data is the one prepared ahead; the
-    // active segment is the one before it, and its end is where it was.
-    if no_frames && bad.is_none() && k > 0 {
-        return Ok(EndOfLog {
-            active: k - 1,
+        (None, None) if no_frames && k > 0 => Case::PreparedAhead,
+        (None, None) => Case::CleanEnd { end: at },
+    }
+}
+
+/// What each row of the table decides for segment `k`.
+fn decide(k: usize, case: Case, paths: &[PathBuf]) -> Result<EndOfLog, Error> {
+    let path = &paths[k];
+    let name = |i: usize| paths.get(i).map_or_else(String::new, |p| p.display().to_string());
+    match case {
+        Case::CleanEnd { end } => Ok(EndOfLog {
+            active: k,
             end,
             torn: None,
-        });
+        }),
+        Case::PreparedAhead => Ok(EndOfLog {
+            active: k - 1,
+            end: SEGMENT_HEADER_LEN,
+            torn: None,
+        }),
+        Case::TornTail { torn } => Ok(EndOfLog {
+            active: k,
+            end: torn.at,
+            torn: Some(torn),
+        }),
+        Case::DataAfterDamage { problem, later } => Err(Error::corruption(
+            path,
+            problem.offset as u64,
+            format!(
+                "{}, and a later segment ({}) holds data",
+                problem.reason,
+                name(later)
+            ),
+        )),
+        Case::FrameAfterDamage { problem, frame_at } => Err(Error::corruption(
+            path,
+            problem.offset as u64,
+            format!(
+                "{}, and a valid frame follows at offset {frame_at}",
+                problem.reason
+            ),
+        )),
+        Case::Inconsistent { problem } => Err(Error::corruption(
+            path,
+            problem.offset as u64,
+            problem.reason,
+        )),
+        Case::DataAfterEmpty { later, offset } => Err(Error::corruption(
+            &paths[later],
+            offset as u64,
+            format!(
+                "segment holds data but the segment before it ({}) is empty",
+                path.display()
+            ),
+        )),
+        Case::SegmentAfterBadFirstFrame { problem, later } => Err(Error::corruption(
+            path,
+            problem.offset as u64,
+            format!(
+                "{}, in the first frame of a segment that another ({}) follows",
+                problem.reason,
+                name(later)
+            ),
+        )),
+        Case::SegmentAfterEmpty { later } => Err(Error::corruption(
+            &paths[later],
+            0,
+            format!("segment follows an empty segment ({})", path.display()),
+        )),
+        Case::ExtraEmpty { extra } => Err(Error::corruption(
+            &paths[extra],
+            0,
+            "more than one empty segment after the active one",
+        )),
     }
-    Ok(EndOfLog {
-        active: k,
-        end,
-        torn,
-    })
 }
 
-/// The bytes of a segment to scan: borrowed from the map when nothing else
-/// writes to the file, copied when a live writer may.
-fn contents(seg: &mut Segment, copy: bool) -> Cow<'_, [u8]> {
-    if copy {
-        Cow::Owned(seg.copy_out(0, seg.len()).unwrap_or_default())
-    } else {
-        Cow::Borrowed(seg.whole())
-    }
-}
-
-/// Decides whether the failure at `at` of the segment ending the log is a
-/// torn tail and, if so, how many bytes it spans. A valid frame header
-/// anywhere after it in the segment means the failure is damage to
-/// acknowledged data (later segments were checked by the caller).
-fn torn_tail(
-    untrusted: &[u8],
-    salt: Salt,
-    path: &Path,
-    at: usize,
-    offset: usize,
-    reason: &str,
-) -> Result<usize, Error> {
+/// The offset of a valid frame header after the failure at `at`, if there
+/// is one: a write that was cut short is always the last thing in the log,
+/// so such a frame means the failure is damage to acknowledged data.
+fn valid_frame_after(untrusted: &[u8], salt: Salt, at: usize) -> Option<usize> {
     let mut probe = align_up(at + 1).unwrap_or(usize::MAX);
     while probe.saturating_add(FRAME_HEADER_LEN) <= untrusted.len() {
         let candidate = untrusted.get(probe..).unwrap_or_default();
         if candidate.get(..4).is_some_and(|w| w != [0; 4])
             && matches!(decode_frame_header(candidate, salt), Ok(Some(_)))
         {
-            return Err(Error::corruption(
-                path,
-                offset as u64,
-                format!("{reason}, and a valid frame follows at offset {probe}"),
-            ));
+            return Some(probe);
         }
-        probe += crate::format::ALIGN;
+        probe += ALIGN;
     }
+    None
+}
+
+/// The torn tail that starts at `at`: up to the last non-zero byte, and the
+/// positions its frame header claims if that still checks out.
+fn torn_tail(untrusted: &[u8], salt: Salt, at: usize) -> Torn {
     let last_nonzero = last_nonzero(untrusted).unwrap_or(at);
-    Ok((last_nonzero + 1).saturating_sub(at))
+    let claimed = untrusted
+        .get(at..)
+        .and_then(|rest| decode_frame_header(rest, salt).ok().flatten())
+        .map(|h| h.first_position..h.first_position.saturating_add(u64::from(h.event_count)));
+    Torn {
+        at,
+        bytes: (last_nonzero + 1).saturating_sub(at),
+        claimed,
+    }
 }
 
 /// Zeroes a torn tail and syncs it. The file keeps its size: it is mapped,
 /// and a segment never shrinks.
-fn zero_tail(io: &dyn FileIo, path: &Path, at: usize, bytes: usize) -> Result<(), Error> {
-    if bytes == 0 {
+fn zero_tail(io: &dyn FileIo, path: &Path, torn: &Torn) -> Result<(), Error> {
+    if torn.bytes == 0 {
         return Ok(());
     }
     tracing::warn!(
         file = %path.display(),
-        offset = at,
-        bytes_dropped = bytes,
+        offset = torn.at,
+        bytes_dropped = torn.bytes,
+        claimed_positions = ?torn.claimed,
         "truncating the torn tail of the active segment: an unacknowledged write was cut short"
     );
     let file = fs::OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(|e| Error::io("open segment for repair", path, e))?;
-    io.write_at(&file, path, &vec![0u8; bytes], at as u64)
+    io.write_at(&file, path, &vec![0u8; torn.bytes], torn.at as u64)
         .map_err(|e| Error::io("zero torn tail", path, e))?;
     io.sync_data(&file, path)
         .map_err(|e| Error::io("sync repaired segment", path, e))
 }
 
-fn remove_temps(dir: &Path, io: &dyn FileIo, temps: &[PathBuf]) -> Result<(), Error> {
+fn remove_temps(
+    dir: &Path,
+    io: &dyn FileIo,
+    temps: &[PathBuf],
+    report: &mut RecoveryReport,
+) -> Result<(), Error> {
     for temp in temps {
         tracing::warn!(file = %temp.display(), "removing a segment whose preparation was interrupted");
         io.remove_file(temp)
             .map_err(|e| Error::io("remove interrupted segment", temp, e))?;
+        report.removed_preparations.push(temp.clone());
     }
     if !temps.is_empty() {
         io.sync_dir(dir)
@@ -376,7 +486,12 @@ fn remove_temps(dir: &Path, io: &dyn FileIo, temps: &[PathBuf]) -> Result<(), Er
 }
 
 /// Starts a new store: a random store id and an empty segment 0.
-fn create_store(dir: &Path, io: &dyn FileIo, segment_size: u64) -> Result<Recovered, Error> {
+fn create_store(
+    dir: &Path,
+    io: &dyn FileIo,
+    segment_size: u64,
+    report: RecoveryReport,
+) -> Result<Recovered, Error> {
     let random = uuid::Uuid::now_v7().as_u64_pair();
     let store_id = random.0 ^ random.1.rotate_left(17);
     let header = SegmentHeader {
@@ -393,5 +508,6 @@ fn create_store(dir: &Path, io: &dyn FileIo, segment_size: u64) -> Result<Recove
         index,
         active: 0,
         write_offset: SEGMENT_HEADER_LEN,
+        report,
     })
 }

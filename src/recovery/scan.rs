@@ -8,9 +8,7 @@ use std::ops::Range;
 use std::sync::mpsc;
 
 use crate::error::Error;
-use crate::format::{
-    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, Salt, decode_frame_bytes, first_nonzero,
-};
+use crate::format::{End, Frames, SEGMENT_HEADER_LEN, Salt};
 
 /// How many records a [`Piece`] carries at most: enough to amortise the
 /// hand-over, few enough that the pieces in flight stay small (a few
@@ -19,25 +17,11 @@ const PIECE_RECORDS: usize = 4096;
 /// How many pieces may wait for the caller.
 const PIECES_IN_FLIGHT: usize = 4;
 
-/// How the frames of one segment end.
-#[derive(Debug)]
-pub(super) enum Scan {
-    /// Valid frames up to this offset, zeros after it.
-    Clean(usize),
-    /// The frame at `at` fails a check, first at byte `offset`.
-    Failed {
-        at: usize,
-        offset: usize,
-        reason: String,
-    },
-}
-
-impl Scan {
-    /// Whether the segment ends the log: the frames after it, if any, are
-    /// not to be read as a continuation.
-    pub(super) fn ends_log(&self) -> bool {
-        !matches!(self, Scan::Clean(end) if *end > SEGMENT_HEADER_LEN)
-    }
+/// Whether a segment that ended with `end` ends the log: the frames
+/// after it, if any, are not to be read as a continuation. Only a segment
+/// with frames that ends clean is followed by more log.
+pub(super) fn ends_log(end: &End) -> bool {
+    !matches!(end, End::Clean { at } if *at > SEGMENT_HEADER_LEN)
 }
 
 /// A record whose checksum passed.
@@ -69,7 +53,7 @@ pub(super) struct Piece<'a> {
     pub frames: Vec<FrameFound>,
     pub records: Vec<Found<'a>>,
     /// `Some` on the segment's last piece.
-    pub end: Option<Scan>,
+    pub end: Option<End>,
 }
 
 /// Decodes `segments` (with their `salts`) in order and hands the pieces to
@@ -109,9 +93,9 @@ pub(super) fn scan<'a>(
 }
 
 /// Decodes segment after segment into pieces for `sink`, which returns
-/// whether to go on.
+/// whether to go on. Positions must run on densely from segment to segment.
 fn decode<'a>(segments: &[&'a [u8]], salts: &[Salt], sink: &mut dyn FnMut(Piece<'a>) -> bool) {
-    let mut raw = Vec::new();
+    let mut next_position = 0u64;
     for (segment, (untrusted, salt)) in segments.iter().zip(salts).enumerate() {
         let fresh = || Piece {
             segment,
@@ -120,59 +104,37 @@ fn decode<'a>(segments: &[&'a [u8]], salts: &[Salt], sink: &mut dyn FnMut(Piece<
             end: None,
         };
         let mut piece = fresh();
-        let mut at = SEGMENT_HEADER_LEN;
-        let end = loop {
-            let rest = untrusted.get(at..).unwrap_or_default();
-            if rest.len() < FRAME_HEADER_LEN {
-                break zeros_after(rest, at);
+        let body = untrusted.get(SEGMENT_HEADER_LEN..).unwrap_or_default();
+        let mut frames = Frames::new(body, *salt)
+            .based_at(SEGMENT_HEADER_LEN)
+            .expecting(next_position);
+        while let Some(frame) = frames.next_frame() {
+            let first = piece.records.len();
+            piece
+                .records
+                .extend(frame.records.iter().map(|(offset, r)| Found {
+                    offset: *offset as u32,
+                    version: r.version,
+                    stream: r.stream,
+                    event_type: r.event_type,
+                }));
+            piece.frames.push(FrameFound {
+                at: frame.at,
+                first_position: frame.header.first_position,
+                records: first..piece.records.len(),
+            });
+            if piece.records.len() >= PIECE_RECORDS
+                && !sink(std::mem::replace(&mut piece, fresh()))
+            {
+                return;
             }
-            match decode_frame_bytes(rest, *salt, &mut raw) {
-                Ok(None) => break zeros_after(rest, at),
-                Ok(Some(header)) => {
-                    let first = piece.records.len();
-                    piece.records.extend(raw.iter().map(|(offset, r)| Found {
-                        offset: (at + offset) as u32,
-                        version: r.version,
-                        stream: r.stream,
-                        event_type: r.event_type,
-                    }));
-                    piece.frames.push(FrameFound {
-                        at,
-                        first_position: header.first_position,
-                        records: first..piece.records.len(),
-                    });
-                    at += header.frame_len as usize;
-                    if piece.records.len() >= PIECE_RECORDS
-                        && !sink(std::mem::replace(&mut piece, fresh()))
-                    {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    break Scan::Failed {
-                        at,
-                        offset: at + e.offset,
-                        reason: e.reason,
-                    };
-                }
-            }
-        };
-        let ends_log = end.ends_log();
+        }
+        next_position = frames.next_position().unwrap_or(next_position);
+        let end = frames.finish();
+        let last = ends_log(&end);
         piece.end = Some(end);
-        if !sink(piece) || ends_log {
+        if !sink(piece) || last {
             return;
         }
-    }
-}
-
-/// The end of the frames at `at`: clean if only zeros follow.
-fn zeros_after(rest: &[u8], at: usize) -> Scan {
-    match first_nonzero(rest) {
-        None => Scan::Clean(at),
-        Some(i) => Scan::Failed {
-            at,
-            offset: at + i,
-            reason: "non-zero bytes after the end of the log".to_owned(),
-        },
     }
 }
