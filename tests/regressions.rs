@@ -5,7 +5,8 @@ mod common;
 mod fixture;
 
 use annals::format::{
-    FrameHeader, RecordFields, SEGMENT_HEADER_LEN, encode_frame_header, encode_record, seal_record,
+    FrameHeader, RecordFields, SEGMENT_HEADER_LEN, Salt, encode_frame_header, encode_record,
+    seal_record,
 };
 use annals::{Error, EventData, ExpectedVersion, Store};
 use common::sim_disk::{CrashImage, OpKind, SimDisk};
@@ -114,13 +115,10 @@ fn an_empty_batch_never_rotates() {
     assert_eq!(snapshot(dir.path()), before);
 }
 
-/// Builds a frame at `offset` of segment 0 of `dir` holding the given
-/// (stream, type, version) records from position `first`, with valid
-/// checksums, and writes it into the file.
-fn write_frame(dir: &std::path::Path, offset: usize, first: u64, records: &[(&str, &str, u64)]) {
-    let seg = &segments(dir)[0];
-    let mut file = std::fs::read(seg).unwrap();
-    let salt = salt_of(&file);
+/// Builds a frame holding the given (stream, type, version) records from
+/// position `first`, with valid checksums under `salt`. An event type of
+/// "?" is written as bytes that are not UTF-8, under a valid checksum.
+fn frame_bytes(salt: Salt, first: u64, records: &[(&str, &str, u64)]) -> Vec<u8> {
     let mut frame = vec![0u8; 24];
     for (i, (stream, event_type, version)) in records.iter().enumerate() {
         let start = frame.len();
@@ -136,7 +134,6 @@ fn write_frame(dir: &std::path::Path, offset: usize, first: u64, records: &[(&st
             },
         );
         if *event_type == "?" {
-            // Not UTF-8, with a valid checksum.
             frame[start + 64 + stream.len()] = 0xff;
         }
         seal_record(&mut frame[start..], salt, first + i as u64, *version);
@@ -147,8 +144,23 @@ fn write_frame(dir: &std::path::Path, offset: usize, first: u64, records: &[(&st
         event_count: records.len() as u32,
     };
     encode_frame_header(&mut frame, salt, &header);
-    file[offset..offset + frame.len()].copy_from_slice(&frame);
-    std::fs::write(seg, file).unwrap();
+    frame
+}
+
+/// Writes `bytes` at `offset` of segment 0 of `dir`, in place (a follower
+/// may have the file mapped: it is never truncated).
+fn write_in_place(dir: &std::path::Path, offset: usize, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let seg = &segments(dir)[0];
+    let file = std::fs::OpenOptions::new().write(true).open(seg).unwrap();
+    file.write_all_at(bytes, offset as u64).unwrap();
+}
+
+/// Builds a frame at `offset` of segment 0 of `dir` (see [`frame_bytes`])
+/// and writes it into the file.
+fn write_frame(dir: &std::path::Path, offset: usize, first: u64, records: &[(&str, &str, u64)]) {
+    let salt = salt_of(&std::fs::read(&segments(dir)[0]).unwrap());
+    write_in_place(dir, offset, &frame_bytes(salt, first, records));
 }
 
 /// A store holding event "a"@0, the offset where its log ends, and a
@@ -198,4 +210,66 @@ fn the_frame_writer_of_these_tests_writes_valid_frames() {
     write_frame(dir.path(), end, 1, &[("b", "T", 0), ("b", "T", 1)]);
     assert_eq!(reader.refresh().unwrap(), 2);
     assert_eq!(reader.stream_version("b"), Some(1));
+}
+
+/// The follower read a frame header from one copy of the tail, then copied
+/// and checked that many bytes, but moved its tail by the length from the
+/// first copy. When the tail changed between the two copies (a writer
+/// killed after its long frame's header landed; the next writer's recovery
+/// zeroing it and writing shorter frames in its place), the follower took
+/// the first short frame and skipped past the next one unseen: its reads
+/// lost events, and after the next rotation every refresh failed. It now
+/// moves only by what the check of its copy returned.
+#[test]
+fn a_follower_racing_a_rewritten_tail_takes_only_what_it_checked() {
+    for trial in 0..40 {
+        let (dir, end, reader) = one_event_and_a_follower();
+        let salt = salt_of(&std::fs::read(&segments(dir.path())[0]).unwrap());
+        // The torn write: a valid header of a long frame, its records never
+        // written.
+        let long: Vec<(&str, &str, u64)> = (0..6).map(|v| ("b", "T", v)).collect();
+        let mut torn = frame_bytes(salt, 1, &long);
+        torn[24..].fill(0xaa);
+        // What the next writer wrote in its place: two short frames inside
+        // the long one's span.
+        let mut rewritten = frame_bytes(salt, 1, &[("b", "T", 0)]);
+        rewritten.extend(frame_bytes(salt, 2, &[("b", "T", 1)]));
+        assert!(rewritten.len() < torn.len());
+        rewritten.resize(torn.len(), 0);
+
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segments(dir.path())[0])
+            .unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                use std::os::unix::fs::FileExt;
+                for _ in 0..2_000 {
+                    file.write_all_at(&torn, end as u64).unwrap();
+                    file.write_all_at(&rewritten, end as u64).unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                if let Err(e) = reader.refresh() {
+                    panic!("trial {trial}: refresh failed on a sound store: {e}");
+                }
+                if finished {
+                    break;
+                }
+            }
+        });
+        let fresh = Store::open_read_only(dir.path()).unwrap();
+        let positions = |s: &Store| -> Vec<(u64, String, u64)> {
+            s.read_all(0, 100)
+                .unwrap()
+                .iter()
+                .map(|e| (e.position, e.stream_id.to_string(), e.version))
+                .collect()
+        };
+        assert_eq!(fresh.global_position(), 3);
+        assert_eq!(positions(&reader), positions(&fresh), "trial {trial}");
+    }
 }
