@@ -12,7 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::format::{FRAME_HEADER_LEN, Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_frame_header};
+use crate::format::{
+    FRAME_HEADER_LEN, Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_frame_header,
+};
 use crate::index::{Entry, Index};
 use crate::segment::{self, Segment};
 

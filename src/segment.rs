@@ -168,9 +168,7 @@ impl Segment {
         }
         // The salt needs the store id from the header; it is set below.
         let mut segment = Segment::map(&file, path, number, Salt::new(0, number))?;
-        let untrusted = segment
-            .copy_out(0, SEGMENT_HEADER_LEN)
-            .unwrap_or_default();
+        let untrusted = segment.copy_out(0, SEGMENT_HEADER_LEN).unwrap_or_default();
         let header = check_segment_header(&untrusted, number, file_len, first.as_ref())
             .map_err(|e| Error::corruption(segment.path(), e.offset as u64, e.reason))?;
         first.get_or_insert(header);

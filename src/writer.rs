@@ -28,10 +28,10 @@ use crate::format::{
 };
 use crate::group::{GroupCommit, Outcome};
 use crate::index::{Entry, Index};
-use crate::options::Options;
-use crate::recovery::Recovered;
 use crate::io::FileIo;
+use crate::options::Options;
 use crate::prepare::Preparation;
+use crate::recovery::Recovered;
 use crate::segment::Segment;
 
 /// The writer of one store.

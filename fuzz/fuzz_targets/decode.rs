@@ -12,7 +12,7 @@
 #![no_main]
 
 use annals::format::{
-    ALIGN, FRAME_HEADER_LEN, FrameHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, Salt,
+    ALIGN, End, FRAME_HEADER_LEN, Frames, FrameHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, Salt,
     SegmentHeader, decode_frame, decode_frame_header, decode_record, decode_record_bytes,
     decode_segment_header, encode_frame_header, encode_segment_header, seal_record,
 };
@@ -35,6 +35,7 @@ struct Spec {
 fuzz_target!(|input: &[u8]| {
     let salt = Salt::new(word(input, 0).unwrap_or(0), word(input, 8).unwrap_or(0));
     raw(input, salt);
+    walk(input, salt);
     sealed(input, salt);
     if let Ok(spec) = Spec::arbitrary(&mut Unstructured::new(input)) {
         round_trip(&spec);
@@ -61,6 +62,34 @@ fn raw(untrusted: &[u8], salt: Salt) {
     }
     check_record(untrusted, salt);
     check_frame(untrusted, salt);
+}
+
+/// Arbitrary bytes as a segment's body through the one frame walker that
+/// recovery, the follower and `verify` use: it never panics, never reports
+/// an offset outside the bytes, and the frames it takes are dense, in
+/// order, and hold their records.
+fn walk(untrusted: &[u8], salt: Salt) {
+    let base = SEGMENT_HEADER_LEN;
+    let mut frames = Frames::new(untrusted, salt).based_at(base).expecting(0);
+    let mut next = base;
+    let mut position = 0u64;
+    let mut taken = 0usize;
+    while let Some(f) = frames.next_frame() {
+        assert_eq!(f.at, next);
+        assert_eq!(f.header.first_position, position);
+        assert_eq!(f.records.len(), f.header.event_count as usize);
+        assert!(f.records.iter().all(|(o, _)| *o > f.at && *o < f.end()));
+        next = f.end();
+        position = f.positions().end;
+        taken += f.records.len();
+    }
+    assert!(taken <= untrusted.len() / RECORD_HEADER_LEN);
+    let end = frames.finish();
+    assert_eq!(end.at(), next);
+    assert!(end.at() <= base + untrusted.len());
+    if let Some((offset, _)) = end.problem() {
+        assert!(offset >= end.at() && offset <= base + untrusted.len());
+    }
 }
 
 /// The input with its checksums made valid: a frame header over the first
@@ -231,6 +260,27 @@ fn round_trip(spec: &Spec) {
             Ok(None) if end_marker => {}
             Ok(_) => panic!("a flip of byte {at} passed"),
         }
+    }
+    // Two such frames and zeros walk clean, as two frames; with the first
+    // damaged, the walk takes nothing and does not end clean.
+    let mut segment = frame.clone();
+    let second = build_frame(salt, first + records.len() as u64, records)
+        .expect("the same records encode again");
+    segment.extend_from_slice(&second);
+    segment.resize(segment.len() + 64, 0);
+    let mut frames = Frames::new(&segment, salt).expecting(first);
+    let mut count = 0;
+    while frames.next_frame().is_some() {
+        count += 1;
+    }
+    assert_eq!(count, 2);
+    assert_eq!(frames.finish(), End::Clean { at: frame.len() + second.len() });
+    if spec.damage_xor != 0 {
+        let at = spec.damage_at as usize % frame.len();
+        segment[at] ^= spec.damage_xor;
+        let mut frames = Frames::new(&segment, salt).expecting(first);
+        assert!(frames.next_frame().is_none(), "a flip of byte {at} was walked past");
+        assert!(!frames.finish().is_clean());
     }
     // Any cut is caught.
     let cut = spec.cut as usize % frame.len();

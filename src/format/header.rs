@@ -205,11 +205,26 @@ mod tests {
         let bytes = encode_segment_header(&h);
         assert_eq!(check_segment_header(&bytes, 2, 8 << 10, Some(&h)), Ok(h));
         let offset = |r: Result<SegmentHeader, DecodeError>| r.unwrap_err().offset;
-        assert_eq!(offset(check_segment_header(&bytes, 3, 8 << 10, None)), SEGMENT_NUMBER_AT);
-        assert_eq!(offset(check_segment_header(&bytes, 2, 12 << 10, None)), 12 << 10);
+        assert_eq!(
+            offset(check_segment_header(&bytes, 3, 8 << 10, None)),
+            SEGMENT_NUMBER_AT
+        );
+        assert_eq!(
+            offset(check_segment_header(&bytes, 2, 12 << 10, None)),
+            12 << 10
+        );
         let other = SegmentHeader { store_id: 8, ..h };
-        assert_eq!(offset(check_segment_header(&bytes, 2, 8 << 10, Some(&other))), STORE_ID_AT);
-        let odd = encode_segment_header(&SegmentHeader { segment_size: 5000, ..h });
-        assert_eq!(offset(check_segment_header(&odd, 2, 5000, None)), SEGMENT_SIZE_AT);
+        assert_eq!(
+            offset(check_segment_header(&bytes, 2, 8 << 10, Some(&other))),
+            STORE_ID_AT
+        );
+        let odd = encode_segment_header(&SegmentHeader {
+            segment_size: 5000,
+            ..h
+        });
+        assert_eq!(
+            offset(check_segment_header(&odd, 2, 5000, None)),
+            SEGMENT_SIZE_AT
+        );
     }
 }

@@ -17,8 +17,8 @@ mod walk;
 use std::fmt;
 
 pub use frame::{
-    FRAME_FIRST_POSITION_AT, FRAME_HEADER_LEN, FrameHeader, decode_frame, decode_frame_bytes, decode_frame_header,
-    encode_frame_header,
+    FRAME_FIRST_POSITION_AT, FRAME_HEADER_LEN, FrameHeader, decode_frame, decode_frame_bytes,
+    decode_frame_header, encode_frame_header,
 };
 pub use header::{
     FORMAT_VERSION, MAGIC, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEGMENT_HEADER_LEN,

@@ -11,7 +11,9 @@
 
 use std::ops::Range;
 
-use super::{FRAME_HEADER_LEN, FrameHeader, RawRecordView, Salt, decode_frame_bytes, first_nonzero};
+use super::{
+    FRAME_HEADER_LEN, FrameHeader, RawRecordView, Salt, decode_frame_bytes, first_nonzero,
+};
 
 /// How a walk over a segment's frames ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

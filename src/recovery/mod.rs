@@ -342,7 +342,11 @@ fn classify(k: usize, end: End, bytes: &[&[u8]], salts: &[Salt]) -> Case {
 /// What each row of the table decides for segment `k`.
 fn decide(k: usize, case: Case, paths: &[PathBuf]) -> Result<EndOfLog, Error> {
     let path = &paths[k];
-    let name = |i: usize| paths.get(i).map_or_else(String::new, |p| p.display().to_string());
+    let name = |i: usize| {
+        paths
+            .get(i)
+            .map_or_else(String::new, |p| p.display().to_string())
+    };
     match case {
         Case::CleanEnd { end } => Ok(EndOfLog {
             active: k,

@@ -123,8 +123,7 @@ fn decode<'a>(segments: &[&'a [u8]], salts: &[Salt], sink: &mut dyn FnMut(Piece<
                 first_position: frame.header.first_position,
                 records: first..piece.records.len(),
             });
-            if piece.records.len() >= PIECE_RECORDS
-                && !sink(std::mem::replace(&mut piece, fresh()))
+            if piece.records.len() >= PIECE_RECORDS && !sink(std::mem::replace(&mut piece, fresh()))
             {
                 return;
             }

@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use annals::format::{
-    FrameHeader, RecordView, SEGMENT_HEADER_LEN, Salt, SegmentHeader, decode_frame,
-    decode_segment_header,
+    FrameHeader, Frames, RecordView, SEGMENT_HEADER_LEN, Salt, SegmentHeader, check_segment_header,
 };
 
 use crate::exit::{Code, Failure};
@@ -95,8 +94,9 @@ pub enum Stop {
 
 /// Walks the segment `number` whose file holds `untrusted`: checks its
 /// header, then every frame up to the end marker, then that only zeros
-/// follow. `next_position`, when given, is where the first frame's position
-/// must start (positions run densely across frames and segments).
+/// follow, with the crate's one frame walker ([`Frames`]). `next_position`,
+/// when given, is where the first frame's position must start (positions
+/// run densely across frames and segments).
 pub fn walk(
     untrusted: &[u8],
     number: u64,
@@ -110,28 +110,8 @@ pub fn walk(
             events_before,
         })
     };
-    let header = decode_segment_header(untrusted).map_err(|e| bad(e.offset, e.reason, 0))?;
-    if header.segment_number != number {
-        return Err(bad(
-            0,
-            format!(
-                "the header says segment {}, but the file name says {number}",
-                header.segment_number
-            ),
-            0,
-        ));
-    }
-    if header.segment_size != untrusted.len() as u64 {
-        return Err(bad(
-            0,
-            format!(
-                "the file is {} bytes, but its header says segments are {} bytes",
-                untrusted.len(),
-                header.segment_size
-            ),
-            0,
-        ));
-    }
+    let header = check_segment_header(untrusted, number, untrusted.len() as u64, None)
+        .map_err(|e| bad(e.offset, e.reason, 0))?;
     visit(Visit::Header(&header)).map_err(Stop::Visitor)?;
     let salt = Salt::new(header.store_id, number);
     let mut walked = Walked {
@@ -140,60 +120,54 @@ pub fn walk(
         end: untrusted.len(),
         next_position: next_position.unwrap_or(0),
     };
-    let mut expected = next_position;
-    let mut offset = SEGMENT_HEADER_LEN;
-    let mut records = Vec::new();
-    // A frame length word needs four bytes; with fewer left, the frames
-    // filled the file exactly.
-    while untrusted.len().saturating_sub(offset) >= 4 {
-        let rest = untrusted.get(offset..).unwrap_or_default();
-        match decode_frame(rest, salt, &mut records) {
-            Ok(None) => {
-                walked.end = offset;
-                if let Some(nonzero) = rest.iter().position(|b| *b != 0) {
-                    return Err(bad(
-                        offset + nonzero,
-                        format!(
-                            "non-zero bytes after the end of the data (which ends at byte {offset})"
-                        ),
-                        walked.events,
-                    ));
-                }
-                return Ok(walked);
-            }
-            Ok(Some(frame)) => {
-                if let Some(want) = expected
-                    && frame.first_position != want
-                {
-                    return Err(bad(
-                        offset,
-                        format!(
-                            "the frame starts at position {} where {want} was expected",
-                            frame.first_position
-                        ),
-                        walked.events,
-                    ));
-                }
-                let in_file: Vec<(usize, RecordView<'_>)> = records
-                    .drain(..)
-                    .map(|(at, record)| (offset + at, record))
-                    .collect();
-                visit(Visit::Frame {
-                    offset,
-                    header: &frame,
-                    records: &in_file,
-                })
-                .map_err(Stop::Visitor)?;
-                let next = frame.first_position + u64::from(frame.event_count);
-                expected = Some(next);
-                walked.next_position = next;
-                walked.frames += 1;
-                walked.events += u64::from(frame.event_count);
-                offset += frame.frame_len as usize;
-            }
-            Err(e) => return Err(bad(offset + e.offset, e.reason, walked.events)),
-        }
+    let body = untrusted.get(SEGMENT_HEADER_LEN..).unwrap_or_default();
+    let mut frames = Frames::new(body, salt).based_at(SEGMENT_HEADER_LEN);
+    if let Some(position) = next_position {
+        frames = frames.expecting(position);
     }
-    walked.end = offset;
-    Ok(walked)
+    let mut records = Vec::new();
+    while let Some(frame) = frames.next_frame() {
+        records.clear();
+        for (at, raw) in frame.records {
+            let (Ok(stream), Ok(event_type)) = (
+                std::str::from_utf8(raw.stream),
+                std::str::from_utf8(raw.event_type),
+            ) else {
+                return Err(bad(
+                    *at,
+                    "the record's stream id or event type is not UTF-8".into(),
+                    walked.events,
+                ));
+            };
+            records.push((
+                *at,
+                RecordView {
+                    position: raw.position,
+                    version: raw.version,
+                    recorded_at_us: raw.recorded_at_us,
+                    id: raw.id,
+                    stream,
+                    event_type,
+                    metadata: raw.metadata.clone(),
+                    data: raw.data.clone(),
+                    padded_len: raw.padded_len,
+                },
+            ));
+        }
+        visit(Visit::Frame {
+            offset: frame.at,
+            header: &frame.header,
+            records: &records,
+        })
+        .map_err(Stop::Visitor)?;
+        walked.next_position = frame.positions().end;
+        walked.frames += 1;
+        walked.events += u64::from(frame.header.event_count);
+    }
+    let end = frames.finish();
+    walked.end = end.at();
+    match end.problem() {
+        None => Ok(walked),
+        Some((offset, reason)) => Err(bad(offset, reason, walked.events)),
+    }
 }
