@@ -9,10 +9,10 @@ mod fixture;
 use std::path::{Path, PathBuf};
 
 use annals::format::{
-    self, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
+    self, FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
     encode_segment_header, seal_record,
 };
-use annals::{Error, ExpectedVersion, Store};
+use annals::{Error, ExpectedVersion, Store, TornTail};
 use fixture::*;
 
 /// Appends `batches` batches of one to three events to four streams and
@@ -129,14 +129,57 @@ fn torn_tail_at_every_offset() {
         for cut in last.start..last.end {
             let torn = tear(&original, &last, cut, garbage);
             std::fs::write(&seg, &torn).unwrap();
+            // A cut at the frame's start with zeros after it leaves no trace
+            // of the write: the log simply ends there, and nothing is torn.
+            let landed = torn[last.start..last.end].iter().any(|b| *b != 0);
+            if torn != original && landed {
+                // Asked to refuse, open names the tail and changes nothing;
+                // a read-only open reports the same tail, unrepaired.
+                let before = snapshot(dir.path());
+                let refused =
+                    Store::open_with(dir.path(), small(64 << 10).on_torn_tail(TornTail::Refuse));
+                assert!(
+                    matches!(&refused, Err(Error::TornTail { file, offset, .. })
+                        if *file == seg && *offset == last.start as u64),
+                    "cut at {cut}: {refused:?}"
+                );
+                assert_eq!(
+                    snapshot(dir.path()),
+                    before,
+                    "a refused open modified files"
+                );
+                let reader = Store::open_read_only(dir.path()).unwrap();
+                let report = reader.recovery_report().torn_tail.clone().unwrap();
+                assert!(!report.zeroed);
+                assert_eq!(snapshot(dir.path()), before);
+            }
             let store = Store::open_with(dir.path(), small(64 << 10))
                 .unwrap_or_else(|e| panic!("cut at {cut} (garbage {garbage}): {e}"));
             if torn == original {
                 // The cut fell in the frame's zero padding: nothing was torn.
                 assert_holds(&store, &expected);
+                assert!(store.recovery_report().is_clean());
                 continue;
             }
             assert_holds(&store, kept);
+            if !landed {
+                assert!(store.recovery_report().is_clean());
+                continue;
+            }
+            // The report names the tail, and the positions its frame claimed
+            // whenever the frame's header survived the cut.
+            let report = store.recovery_report().torn_tail.clone().unwrap();
+            assert_eq!(
+                (&report.file, report.offset, report.zeroed),
+                (&seg, last.start as u64, true)
+            );
+            assert!(report.bytes > 0 && report.bytes <= (last.end - last.start) as u64);
+            let claimed = last.first_position..expected.len() as u64;
+            if cut >= last.start + FRAME_HEADER_LEN {
+                assert_eq!(report.claimed_positions, Some(claimed), "cut at {cut}");
+            } else {
+                assert!(report.claimed_positions.is_none_or(|c| c == claimed));
+            }
             drop(store);
             let repaired = std::fs::read(&seg).unwrap();
             assert_eq!(repaired.len(), original.len(), "the file must never shrink");
@@ -340,6 +383,9 @@ fn interrupted_preparation() {
         !temp.exists(),
         "the interrupted preparation was not removed"
     );
+    let report = store.recovery_report();
+    assert_eq!(report.removed_preparations, vec![temp]);
+    assert!(report.torn_tail.is_none() && !report.is_clean());
 }
 
 #[test]
