@@ -197,35 +197,44 @@ fn decode_frame_with<'a, R: Placed>(
     Ok(Some(header))
 }
 
+/// A valid frame of `n` small records of stream "s" from position
+/// `first` (versions from 0), for the format's unit tests.
+#[cfg(test)]
+pub(super) fn test_frame(salt: Salt, first: u64, n: usize) -> Vec<u8> {
+    use super::{RecordFields, encode_record, seal_record};
+    let mut buf = vec![0u8; FRAME_HEADER_LEN];
+    for i in 0..n {
+        let start = buf.len();
+        encode_record(
+            &mut buf,
+            &RecordFields {
+                stream: "s",
+                event_type: "T",
+                metadata: b"",
+                data: &[i as u8; 13],
+                id: [0; 16],
+                recorded_at_us: 0,
+            },
+        );
+        if let Some(record) = buf.get_mut(start..) {
+            seal_record(record, salt, first + i as u64, i as u64);
+        }
+    }
+    let header = FrameHeader {
+        frame_len: buf.len() as u32,
+        first_position: first,
+        event_count: n as u32,
+    };
+    encode_frame_header(&mut buf, salt, &header);
+    buf
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::{RecordFields, encode_record, seal_record};
     use super::*;
 
     fn frame(salt: Salt, first: u64, n: usize) -> Vec<u8> {
-        let mut buf = vec![0u8; FRAME_HEADER_LEN];
-        for i in 0..n {
-            let start = buf.len();
-            encode_record(
-                &mut buf,
-                &RecordFields {
-                    stream: "s",
-                    event_type: "T",
-                    metadata: b"",
-                    data: &[i as u8; 13],
-                    id: [0; 16],
-                    recorded_at_us: 0,
-                },
-            );
-            seal_record(&mut buf[start..], salt, first + i as u64, i as u64);
-        }
-        let header = FrameHeader {
-            frame_len: buf.len() as u32,
-            first_position: first,
-            event_count: n as u32,
-        };
-        encode_frame_header(&mut buf, salt, &header);
-        buf
+        test_frame(salt, first, n)
     }
 
     #[test]

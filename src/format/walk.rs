@@ -250,35 +250,9 @@ impl<'a> Frames<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{RecordFields, encode_frame_header, encode_record, seal_record};
     use super::*;
 
-    /// A frame of `n` records from position `first`.
-    fn frame(salt: Salt, first: u64, n: usize) -> Vec<u8> {
-        let mut buf = vec![0u8; FRAME_HEADER_LEN];
-        for i in 0..n {
-            let start = buf.len();
-            encode_record(
-                &mut buf,
-                &RecordFields {
-                    stream: "s",
-                    event_type: "T",
-                    metadata: b"",
-                    data: &[i as u8; 5],
-                    id: [0; 16],
-                    recorded_at_us: 0,
-                },
-            );
-            seal_record(&mut buf[start..], salt, first + i as u64, first + i as u64);
-        }
-        let header = FrameHeader {
-            frame_len: buf.len() as u32,
-            first_position: first,
-            event_count: n as u32,
-        };
-        encode_frame_header(&mut buf, salt, &header);
-        buf
-    }
+    use super::super::frame::test_frame as frame;
 
     fn walk(bytes: &[u8], salt: Salt, base: usize) -> (Vec<(usize, Range<u64>)>, End) {
         let mut frames = Frames::new(bytes, salt).based_at(base).expecting(0);
