@@ -60,6 +60,15 @@
 //! damage to the very last batch apart from a torn write — both look the
 //! same on disk, and that batch is dropped with a warning.
 //!
+//! What `open` found and repaired is in [`Store::recovery_report`]. A torn
+//! tail's positions were never acknowledged and the next append reuses
+//! them, so a reader holding a checkpoint (a projection, a follower's
+//! consumer) must compare it with [`Store::global_position`] after every
+//! open: a checkpoint at or past it means the log is now shorter than what
+//! that reader saw, and [`RecoveryReport::torn_tail`] says by how much.
+//! Users who would rather look before anything is dropped open with
+//! [`Options::on_torn_tail`]`(`[`TornTail::Refuse`]`)`.
+//!
 //! After a failed write or sync the store is *poisoned*: appends fail with
 //! [`Error::Poisoned`], fsync is never retried (the kernel may already have
 //! dropped the dirty pages), and reads keep working. Reopening recovers from
