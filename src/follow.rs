@@ -11,6 +11,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use parking_lot::RwLock;
+
 use crate::error::Error;
 use crate::format::{
     FRAME_HEADER_LEN, Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_frame_header,
@@ -27,15 +29,22 @@ pub(crate) struct Tail {
 
 /// Adds to `index` every complete frame written past `tail`, and returns how
 /// many events were added.
+///
+/// The caller holds the tail's lock, so this is the only thread that adds
+/// to the index of a read-only store. Frames are copied and checked with no
+/// index lock held; the write lock is taken only to add a checked frame's
+/// entries (or a segment), so readers never wait for a follower's copies
+/// and checksums.
 pub(crate) fn follow(
     dir: &Path,
     first: SegmentHeader,
-    index: &mut Index,
+    index: &RwLock<Index>,
     tail: &mut Tail,
 ) -> Result<u64, Error> {
-    let start = index.len();
+    let start = index.read().len();
     loop {
-        let Some(seg) = index.segments().get(tail.segment as usize).cloned() else {
+        let current = index.read().segments().get(tail.segment as usize).cloned();
+        let Some(seg) = current else {
             break;
         };
         if let Some(end) = take_frame(&seg, tail.offset, index)? {
@@ -45,8 +54,9 @@ pub(crate) fn follow(
         // No complete frame here yet. Has the writer moved on to the next
         // segment? Only a valid first frame there says so.
         let number = tail.segment + 1;
-        let next = match index.segments().get(number as usize) {
-            Some(next) => Arc::clone(next),
+        let known = index.read().segments().get(number as usize).cloned();
+        let next = match known {
+            Some(next) => next,
             None => {
                 let path = dir.join(segment::file_name(u64::from(number)));
                 if !path.exists() {
@@ -55,7 +65,7 @@ pub(crate) fn follow(
                 let seg = Segment::open(path, u64::from(number), &mut Some(first))?;
                 seg.publish(SEGMENT_HEADER_LEN);
                 let seg = Arc::new(seg);
-                index.push_segment(Arc::clone(&seg));
+                index.write().push_segment(Arc::clone(&seg));
                 seg
             }
         };
@@ -77,7 +87,7 @@ pub(crate) fn follow(
             },
         }
     }
-    Ok(index.len() - start)
+    Ok(index.read().len() - start)
 }
 
 /// Takes the frame at `offset` of `seg` into `index` if it is complete and
@@ -89,7 +99,7 @@ pub(crate) fn follow(
 /// recovery, and a shorter frame written in its place), so nothing from the
 /// first copy is trusted: only the frame the walker checks in the second
 /// copy is taken, and the tail moves to where that frame ends.
-fn take_frame(seg: &Segment, offset: usize, index: &mut Index) -> Result<Option<usize>, Error> {
+fn take_frame(seg: &Segment, offset: usize, index: &RwLock<Index>) -> Result<Option<usize>, Error> {
     let salt = seg.salt();
     let Some(head) = seg.copy_out(offset, FRAME_HEADER_LEN) else {
         return Ok(None);
@@ -110,7 +120,12 @@ fn take_frame(seg: &Segment, offset: usize, index: &mut Index) -> Result<Option<
         version: r.version,
         offset: *at as u32,
     });
+    // Readers copy a location out of the index and read it after the
+    // lock is gone: the watermark must be past the frame before any of its
+    // entries can be seen.
+    seg.publish(frame.end());
     index
+        .write()
         .push_frame(
             seg.number() as u32,
             frame.at,
@@ -118,6 +133,5 @@ fn take_frame(seg: &Segment, offset: usize, index: &mut Index) -> Result<Option<
             entries,
         )
         .map_err(|r| Error::corruption(seg.path(), r.offset, r.reason))?;
-    seg.publish(frame.end());
     Ok(Some(frame.end()))
 }

@@ -15,7 +15,7 @@ use crate::format::SegmentHeader;
 use crate::index::Index;
 use crate::io::{DIR_MODE, FILE_MODE};
 use crate::options::Options;
-use crate::read::read_positions;
+use crate::read;
 use crate::recovery::{LOCK_FILE, Mode, RecoveryReport, check_listing, recover};
 use crate::writer::Writer;
 
@@ -178,8 +178,7 @@ impl Store {
             return Ok(0);
         };
         let mut tail = tail.lock();
-        let mut index = self.index.write();
-        follow(&self.dir, *first, &mut index, &mut tail)
+        follow(&self.dir, *first, &self.index, &mut tail)
     }
 
     /// Appends `events` to `stream` as one atomic batch, if the stream's
@@ -214,13 +213,16 @@ impl Store {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let index = self.index.read();
-        let positions = index
-            .stream_positions(stream, from_version, max_count)
-            .ok_or_else(|| Error::StreamNotFound {
-                stream: stream.to_owned(),
-            })?;
-        read_positions(&index, positions.iter().copied())
+        let plan = {
+            let index = self.index.read();
+            let positions = index
+                .stream_positions(stream, from_version, max_count)
+                .ok_or_else(|| Error::StreamNotFound {
+                    stream: stream.to_owned(),
+                })?;
+            read::plan(&index, positions.iter().copied())?
+        };
+        read::execute(plan)
     }
 
     /// Reads up to `max_count` events of the global log, from position
@@ -231,11 +233,14 @@ impl Store {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let index = self.index.read();
-        let end = index.len();
-        let from = from_position.min(end);
-        let to = from.saturating_add(max_count as u64).min(end);
-        read_positions(&index, from..to)
+        let plan = {
+            let index = self.index.read();
+            let end = index.len();
+            let from = from_position.min(end);
+            let to = from.saturating_add(max_count as u64).min(end);
+            read::plan(&index, from..to)?
+        };
+        read::execute(plan)
     }
 
     /// The last version of `stream`, `None` when it has no events.

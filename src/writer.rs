@@ -7,8 +7,9 @@
 //! the batches before it in the same group, and its own result; the
 //! batches that pass share one write and one sync.
 //!
-//! Readers never wait for a sync: the index lock is taken only to publish,
-//! after the sync returned.
+//! Readers never wait for a sync: the index's write lock is taken only to
+//! add a synced frame's entries, after the sync returned, and readers hold
+//! its read lock only to copy the entries they read (see [`crate::read`]).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -263,8 +264,10 @@ impl Writer {
             frame_start + engine.buf.len()
         };
         if frame_end > frame_start {
-            let mut index = index.write();
+            // The watermark moves first: a reader may copy a location out
+            // of the index and read it after the lock is gone.
             engine.active.publish(frame_end);
+            let mut index = index.write();
             let entries = members.iter().flat_map(|m| {
                 let mut at = frame_start + m.frame_offset;
                 m.batch
