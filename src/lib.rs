@@ -103,6 +103,18 @@
 //! A data directory holds a `LOCK` file and numbered segment files of one
 //! fixed size (created with mode 0600 in a directory of mode 0700). The
 //! byte layouts are in FORMAT.md.
+//!
+//! annals ignores two kinds of entry it never makes, so that a data
+//! directory can be the root of a fresh ext4 file system or live in a
+//! repository: `lost+found`, and names starting with `.` (`.gitkeep`,
+//! `.DS_Store`). Anything else it did not make stops `open`, writable or
+//! read-only, with [`Error::NotAStore`] naming the entry, before anything
+//! is created or changed; so does a data path that is a file. This is a
+//! different error from [`Error::Corruption`] on purpose: the directory is
+//! not a damaged store but likely not a store at all (a mistyped path, a
+//! home directory), and nothing should be restored over it. A segment name
+//! that is a symlink or a directory is damage to a store, and is
+//! `Corruption`.
 
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]

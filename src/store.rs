@@ -292,14 +292,14 @@ fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
     // the files inside it may not.
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => return Ok(()),
-        Ok(_) => {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::NotADirectory,
-                "the path exists but is not a directory",
-            );
-            return Err(Error::io("open data directory", dir, e));
-        }
+        Ok(_) => return Err(not_a_directory(dir)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(Error::NotAStore {
+                path: dir.to_path_buf(),
+                reason: "cannot be created: a part of the path is a file".to_owned(),
+            });
+        }
         Err(e) => return Err(Error::io("inspect data directory", dir, e)),
     }
     let missing = missing_ancestors(dir);
@@ -346,6 +346,14 @@ fn non_empty_parent(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
+    }
+}
+
+/// The refusal of a data path that exists but is not a directory.
+fn not_a_directory(dir: &Path) -> Error {
+    Error::NotAStore {
+        path: dir.to_path_buf(),
+        reason: "is a file, not a directory".to_owned(),
     }
 }
 
