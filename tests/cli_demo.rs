@@ -106,9 +106,22 @@ fn a_kept_demo_store_holds_what_the_summary_says() {
 
     let verify = annals(["verify", dir]);
     assert_code(&verify, 0);
+    // verify counts segments as stats does, and says how many files it
+    // checked besides (a segment prepared ahead is one more).
+    let holding = format!("ok: 2,000 events in {segments} segments holding events; ");
+    assert!(verify.stdout.starts_with(&holding), "{}", verify.stdout);
+    let files = std::fs::read_dir(&store)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".seg")
+        })
+        .count();
     assert!(
-        verify.stdout.starts_with("ok: 2,000 events"),
-        "{}",
+        verify
+            .stdout
+            .contains(&format!("; {files} segment files checked in ")),
+        "{files} files: {}",
         verify.stdout
     );
 }
