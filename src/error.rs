@@ -135,6 +135,19 @@ pub enum Error {
     /// The store was opened read-only.
     #[error("the store was opened read-only")]
     ReadOnly,
+
+    /// The path given as a data directory is not one: it is a file, or a
+    /// directory holding an entry annals did not make (annals ignores only
+    /// `lost+found` and names starting with `.`). A caller mistake, not
+    /// damage: nothing was created or modified; point annals at its own
+    /// directory, or move the stranger out.
+    #[error("not an annals data directory: {} {reason}", path.display())]
+    NotAStore {
+        /// The path given as the data directory.
+        path: PathBuf,
+        /// What is there instead, for people; names the stray entry.
+        reason: String,
+    },
 }
 
 /// The limits a call can exceed, each set in [`Options`](crate::Options).

@@ -42,6 +42,10 @@
 //! queries beyond "this stream" and "everything, in order", and no deletes.
 //! One process owns a data directory at a time.
 //!
+//! Not portable beyond Unix: annals uses `std::os::unix` (file modes,
+//! positioned writes) and `flock` semantics, and is built and tested on
+//! Linux. It does not compile for Windows.
+//!
 //! ## Durability
 //!
 //! [`Store::append`] returns only after the batch is on stable storage
@@ -72,7 +76,20 @@
 //! After a failed write or sync the store is *poisoned*: appends fail with
 //! [`Error::Poisoned`], fsync is never retried (the kernel may already have
 //! dropped the dirty pages), and reads keep working. Reopening recovers from
-//! what is really on disk.
+//! what is on disk as the kernel shows it, and that is less than a promise
+//! when the reopen happens in the same boot: after a failed `fdatasync` the
+//! page cache may still hold pages that never reached the disk (Linux marks
+//! them clean after reporting the error once), so the reopened store can
+//! read, and build on, a batch whose append failed and that a power loss
+//! would still take away. Only a batch whose append returned `Ok` is
+//! promised. A reopen after a reboot reads what the disk really holds.
+//!
+//! Readers map segment files. Another process that shortens a segment file
+//! while it is mapped (`truncate`, a careless copy over it) makes the next
+//! read of the lost pages kill the reading process with `SIGBUS`, which no
+//! check in annals can turn into an error. annals itself never shrinks a
+//! segment file: a torn tail is zeroed in place, and the lock keeps a
+//! second annals writer out.
 //!
 //! ## Concurrency
 //!
@@ -112,6 +129,18 @@
 //! A data directory holds a `LOCK` file and numbered segment files of one
 //! fixed size (created with mode 0600 in a directory of mode 0700). The
 //! byte layouts are in FORMAT.md.
+//!
+//! annals ignores two kinds of entry it never makes, so that a data
+//! directory can be the root of a fresh ext4 file system or live in a
+//! repository: `lost+found`, and names starting with `.` (`.gitkeep`,
+//! `.DS_Store`). Anything else it did not make stops `open`, writable or
+//! read-only, with [`Error::NotAStore`] naming the entry, before anything
+//! is created or changed; so does a data path that is a file. This is a
+//! different error from [`Error::Corruption`] on purpose: the directory is
+//! not a damaged store but likely not a store at all (a mistyped path, a
+//! home directory), and nothing should be restored over it. A segment name
+//! that is a symlink or a directory is damage to a store, and is
+//! `Corruption`.
 
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
@@ -125,9 +154,17 @@ mod batch;
 mod error;
 mod event;
 mod follow;
+// Public for the fuzz crate (`fuzz/`), which decodes untrusted bytes with
+// it, and for the tests and the `annals` tool, which build and inspect
+// segment files byte by byte; not part of the stable API, so hidden.
+#[doc(hidden)]
 pub mod format;
 mod group;
 mod index;
+// Public so that the fault and crash tests can pass their own `FileIo`
+// (a simulated disk, failpoints) to `Options::file_io`; not a stable API,
+// so hidden.
+#[doc(hidden)]
 pub mod io;
 mod options;
 mod prepare;

@@ -277,36 +277,78 @@ impl Store {
     }
 }
 
-/// Creates the data directory (mode 0700) if it is missing, and syncs its
-/// parent so that the new directory survives a crash.
+/// Creates the data directory (mode 0700) if it is missing, with any
+/// missing directories above it, and makes every directory it created
+/// durable: each new directory is synced, and so is the parent of the
+/// topmost new one, whose entry for it would otherwise be lost in a crash.
 fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
     // The data directory itself may be a symlink (to another disk, say);
     // the files inside it may not.
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => return Ok(()),
-        Ok(_) => {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::NotADirectory,
-                "the path exists but is not a directory",
-            );
-            return Err(Error::io("open data directory", dir, e));
-        }
+        Ok(_) => return Err(not_a_directory(dir)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(Error::NotAStore {
+                path: dir.to_path_buf(),
+                reason: "cannot be created: a part of the path is a file".to_owned(),
+            });
+        }
         Err(e) => return Err(Error::io("inspect data directory", dir, e)),
     }
+    let missing = missing_ancestors(dir);
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)
         .map_err(|e| Error::io("create data directory", dir, e))?;
-    let parent = match dir.parent() {
+    // Deepest first, so that each directory's own entries are durable
+    // before the entry that names it is.
+    let topmost_parent = missing.last().map(|top| non_empty_parent(top));
+    for created in missing.iter().map(PathBuf::as_path).chain(topmost_parent) {
+        options
+            .io
+            .sync_dir(created)
+            .map_err(|e| Error::io("sync new directory", created, e))?;
+    }
+    Ok(())
+}
+
+/// `dir` and those of its ancestors that do not exist, deepest first.
+fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    loop {
+        // `symlink_metadata`, so that a dangling symlink counts as existing:
+        // creating through it fails, and nothing was created to sync.
+        match std::fs::symlink_metadata(at) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            _ => break,
+        }
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => at = parent,
+            _ => break,
+        }
+    }
+    missing
+}
+
+/// The parent of `path`, with `.` standing for the parent of a relative
+/// path of one component.
+fn non_empty_parent(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
-    options
-        .io
-        .sync_dir(parent)
-        .map_err(|e| Error::io("sync parent directory", parent, e))
+    }
+}
+
+/// The refusal of a data path that exists but is not a directory.
+fn not_a_directory(dir: &Path) -> Error {
+    Error::NotAStore {
+        path: dir.to_path_buf(),
+        reason: "is a file, not a directory".to_owned(),
+    }
 }
 
 /// Takes the exclusive lock on the directory, at once or not at all.

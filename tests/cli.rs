@@ -25,6 +25,7 @@ fn help_shows_examples_and_every_exit_code() {
         "4  locked",
         "5  corrupt",
         "6  conflict",
+        "7  not a store",
     ] {
         assert!(top.stdout.contains(line), "no '{line}' in {}", top.stdout);
     }
@@ -84,6 +85,77 @@ fn an_empty_directory_is_no_store_and_stays_empty() {
         );
     }
     assert!(snapshot(tmp.path()).is_empty());
+}
+
+#[test]
+fn a_file_or_a_directory_holding_strangers_is_exit_7_for_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A store with a stranger beside its files.
+    let stray_dir = tmp.path().join("store");
+    let stray_path = path(&stray_dir).to_owned();
+    let run = annals(["append", &stray_path, "s", "--type", "T", "--create"]);
+    assert_code(&run, 0);
+    std::fs::write(stray_dir.join("foo"), b"not annals'").unwrap();
+    // A fresh directory holding nothing but a stranger.
+    let fresh = tmp.path().join("fresh");
+    std::fs::create_dir(&fresh).unwrap();
+    std::fs::write(fresh.join("foo"), b"not annals'").unwrap();
+    // A file where a directory belongs.
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"a file").unwrap();
+    let before = [snapshot(&stray_dir), snapshot(&fresh)];
+
+    for (dir, what) in [
+        (stray_path.as_str(), "holds \"foo\""),
+        (path(&fresh), "holds \"foo\""),
+        (path(&file), "is a file"),
+    ] {
+        for args in [
+            vec!["append", dir, "s", "--type", "T"],
+            vec!["append", dir, "s", "--type", "T", "--create"],
+            vec!["read", dir, "s"],
+            vec!["read", dir, "--all"],
+            vec!["tail", dir],
+            vec!["stats", dir],
+            vec!["verify", dir],
+            vec!["dump", dir, "--segment", "0"],
+        ] {
+            let run = annals(&args);
+            assert_code(&run, 7);
+            assert!(
+                run.stderr
+                    .starts_with(&format!("annals: not an annals data directory: {dir} "))
+                    && run.stderr.contains(what),
+                "{args:?}: {}",
+                run.stderr
+            );
+        }
+    }
+    assert_eq!([snapshot(&stray_dir), snapshot(&fresh)], before);
+    assert_eq!(std::fs::read(&file).unwrap(), b"a file");
+}
+
+#[test]
+fn lost_and_found_and_dot_files_do_not_stop_any_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = path(tmp.path());
+    std::fs::create_dir(tmp.path().join("lost+found")).unwrap();
+    std::fs::write(tmp.path().join(".gitkeep"), b"").unwrap();
+    let run = annals(["append", dir, "s", "--type", "T", "--create"]);
+    assert_code(&run, 0);
+    for args in [
+        vec!["append", dir, "s", "--type", "T"],
+        vec!["read", dir, "s"],
+        vec!["read", dir, "--all"],
+        vec!["stats", dir],
+        vec!["verify", dir],
+        vec!["dump", dir, "--segment", "0"],
+    ] {
+        let run = annals(&args);
+        assert_code(&run, 0);
+    }
+    let read = annals(["read", dir, "--all", "--json"]);
+    assert_eq!(read.stdout.lines().count(), 2, "{}", read.stdout);
 }
 
 #[test]

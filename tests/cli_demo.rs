@@ -2,7 +2,8 @@
 //! threads, reopens, verifies every event, prints each figure of its
 //! summary, exits 0, and removes its store unless --keep; a kept store then
 //! passes `verify` and holds what the summary says; a directory that is not
-//! empty is refused untouched.
+//! empty is refused untouched; and a demo interrupted by Ctrl-C has said
+//! where it leaves its store.
 
 #![cfg(feature = "cli")]
 
@@ -106,9 +107,22 @@ fn a_kept_demo_store_holds_what_the_summary_says() {
 
     let verify = annals(["verify", dir]);
     assert_code(&verify, 0);
+    // verify counts segments as stats does, and says how many files it
+    // checked besides (a segment prepared ahead is one more).
+    let holding = format!("ok: 2,000 events in {segments} segments holding events; ");
+    assert!(verify.stdout.starts_with(&holding), "{}", verify.stdout);
+    let files = std::fs::read_dir(&store)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".seg")
+        })
+        .count();
     assert!(
-        verify.stdout.starts_with("ok: 2,000 events"),
-        "{}",
+        verify
+            .stdout
+            .contains(&format!("; {files} segment files checked in ")),
+        "{files} files: {}",
         verify.stdout
     );
 }
@@ -150,4 +164,55 @@ fn a_bad_segment_size_is_refused_and_leaves_nothing_behind() {
     assert_code(&run, 2);
     assert!(run.stderr.contains("segment_size"), "{}", run.stderr);
     assert!(!store.exists(), "the demo left its directory behind");
+}
+
+#[test]
+fn an_interrupted_demo_has_said_where_its_store_stays() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("demo");
+    let dir = path(&store);
+    // A demo far too long to end on its own while the test runs.
+    let mut child = Command::new(cli_support::ANNALS)
+        .args([
+            "demo",
+            "--dir",
+            dir,
+            "--events",
+            "100000000",
+            "--streams",
+            "10",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The notice goes to standard error before the path goes to standard
+    // output, so once the path is read the notice has been written.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim_end(), format!("store: {dir}"));
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill only sends a signal to the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+
+    assert_eq!(status.code(), None, "SIGINT did not end the demo: {stderr}");
+    assert!(
+        stderr.contains("if it is interrupted") && stderr.contains(&format!("stays in {dir} ")),
+        "the demo did not say where its store stays: {stderr:?}"
+    );
+    assert!(store.is_dir(), "the store the notice names is not there");
 }

@@ -2,10 +2,13 @@
 //! segment, a segment of the wrong size, foreign or non-canonical file
 //! names, missing segment numbers, a directory where a file belongs, a data
 //! path that is a file. Each is refused with a clear typed error naming the
-//! culprit, nothing in the directory is modified, and nothing outside it is
-//! touched (symlink targets stay byte for byte as they were). Also checks
-//! the modes annals gives what it creates: 0700 for the data directory,
-//! 0600 for its files.
+//! culprit (`NotAStore` for a stranger or a file, `Corruption` for damage
+//! to the store's own files), nothing in the directory is modified, and
+//! nothing outside it is touched (symlink targets stay byte for byte as
+//! they were). The two kinds of entry annals ignores, `lost+found` and
+//! dot-files, are left alone and do not stop a store from working. Also
+//! checks the modes annals gives what it creates: 0700 for the data
+//! directory, 0600 for its files.
 
 mod common;
 
@@ -116,6 +119,37 @@ fn assert_refused(dir: &Path, culprit: &Path, outside: Option<&Path>) {
     }
 }
 
+/// Asserts that opening `dir`, writable and read-only, fails with
+/// `NotAStore` for `dir` naming the entry `name`, and that nothing in `dir`
+/// changed.
+fn assert_not_a_store(dir: &Path, name: &str) {
+    let before = snapshot(dir);
+    for read_only in [false, true] {
+        let result = if read_only {
+            Store::open_read_only(dir)
+        } else {
+            Store::open_with(dir, options())
+        };
+        match result {
+            Err(e @ Error::NotAStore { .. }) => {
+                let message = e.to_string();
+                assert!(
+                    message.starts_with("not an annals data directory: ")
+                        && message.contains(&*dir.to_string_lossy())
+                        && message.contains(name),
+                    "the message must name the directory and {name}: {message}"
+                );
+                if let Error::NotAStore { path, .. } = e {
+                    assert_eq!(path, dir);
+                }
+            }
+            Err(other) => panic!("expected NotAStore naming {name}, got {other:?}"),
+            Ok(_) => panic!("a directory holding {name} was opened (read_only: {read_only})"),
+        }
+        assert_eq!(snapshot(dir), before, "the data directory was modified");
+    }
+}
+
 /// Where the tests put files that the data directory points at.
 fn outside() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -188,15 +222,97 @@ fn foreign_and_non_canonical_file_names_are_refused() {
         "0000000000000000000a.seg",
         "00000000000000000001.seg.bak",
         "00000000000000000001.tmp",
-        ".hidden",
+        "99999999999999999999.seg",
         "LOCK.old",
+        "lost+found.seg",
     ];
     for name in names {
         let (dir, _) = store_with_segments(2);
         let path = dir.path().join(name);
         // A copy of a real segment, so that only the name is wrong.
         std::fs::copy(dir.path().join(segment_name(1)), &path).unwrap();
-        assert_refused(dir.path(), &path, None);
+        assert_not_a_store(dir.path(), name);
+    }
+}
+
+#[test]
+fn a_stranger_in_a_fresh_directory_is_refused_before_anything_is_created() {
+    for stranger_is_dir in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let foo = dir.path().join("foo");
+        if stranger_is_dir {
+            std::fs::create_dir(&foo).unwrap();
+        } else {
+            std::fs::write(&foo, b"someone else's").unwrap();
+        }
+        assert_not_a_store(dir.path(), "foo");
+        assert_eq!(common::file_names(dir.path()), vec!["foo".to_owned()]);
+    }
+}
+
+#[test]
+fn lost_and_found_and_dot_files_are_ignored() {
+    let w = Workload {
+        seed: 11,
+        streams: 2,
+        max_data: 600,
+        max_batch: 3,
+    };
+    let append = |store: &Store, i: usize| {
+        let stream = w.stream_name(i % w.streams);
+        let v = store.stream_version(&stream).map_or(0, |v| v + 1);
+        store
+            .append(&stream, Workload::expected(v), &w.batch(&stream, v))
+            .unwrap();
+    };
+    // Only the entries annals ignores, with their kinds and bytes.
+    let ignored = |d: &Path| {
+        let mut s = snapshot(d);
+        s.retain(|name, _| name == "lost+found" || name.starts_with('.'));
+        s
+    };
+    for fresh in [true, false] {
+        let dir = if fresh {
+            tempfile::tempdir().unwrap()
+        } else {
+            store_with_segments(2).0
+        };
+        let d = dir.path();
+        // What a fresh ext4 file system has at its root, and dot-files of
+        // every kind: a file, a directory with something in it, a dangling
+        // symlink.
+        std::fs::create_dir(d.join("lost+found")).unwrap();
+        std::fs::write(d.join(".gitkeep"), b"").unwrap();
+        std::fs::create_dir(d.join(".snapshots")).unwrap();
+        std::fs::write(d.join(".snapshots").join("inside"), b"x").unwrap();
+        symlink("/nonexistent", d.join(".DS_Store")).unwrap();
+        let before = ignored(d);
+        assert_eq!(before.len(), 4);
+
+        let store = Store::open_with(d, options()).unwrap();
+        let had = store.global_position();
+        for i in 0..10 {
+            append(&store, i);
+        }
+        let written = store.read_all(0, usize::MAX).unwrap();
+        assert!(written.len() as u64 > had);
+        store.close().unwrap();
+
+        let reopened = Store::open_with(d, options()).unwrap();
+        assert_eq!(reopened.read_all(0, usize::MAX).unwrap(), written);
+        append(&reopened, 10);
+        let all = reopened.read_all(0, usize::MAX).unwrap();
+        assert!(all.len() > written.len());
+        let reader = Store::open_read_only(d).unwrap();
+        assert_eq!(reader.read_all(0, usize::MAX).unwrap(), all);
+        drop(reader);
+        reopened.close().unwrap();
+
+        assert_eq!(ignored(d), before, "annals touched an entry it ignores");
+        assert_eq!(
+            std::fs::read(d.join(".snapshots").join("inside")).unwrap(),
+            b"x"
+        );
     }
 }
 
@@ -240,11 +356,19 @@ fn a_data_path_that_is_a_file_is_refused() {
             Store::open_with(&path, options())
         };
         match result {
-            Err(Error::Io { path: p, .. }) => assert_eq!(p, path),
-            Err(Error::Corruption { file, .. }) => assert_eq!(file, path),
+            Err(Error::NotAStore { path: p, reason }) => {
+                assert_eq!(p, path);
+                assert!(reason.contains("is a file"), "{reason}");
+            }
             other => panic!("a file as the data path: {:?}", other.map(|_| ())),
         }
         assert_eq!(std::fs::read(&path).unwrap(), b"a file, not a store");
+    }
+    // A path through the file cannot be a directory either.
+    let below = path.join("data");
+    match Store::open_with(&below, options()) {
+        Err(Error::NotAStore { path: p, .. }) => assert_eq!(p, below),
+        other => panic!("a path through a file: {:?}", other.map(|_| ())),
     }
     assert_eq!(common::file_names(parent.path()), vec!["data".to_owned()]);
 }

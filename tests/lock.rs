@@ -90,7 +90,7 @@ fn a_refused_open_of_a_foreign_directory_leaves_no_lock_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("thesis.tex"), b"\\documentclass{article}").unwrap();
     let err = Store::open(dir.path()).unwrap_err();
-    assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
+    assert!(matches!(err, Error::NotAStore { .. }), "{err:?}");
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

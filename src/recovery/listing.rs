@@ -1,6 +1,7 @@
 //! What a data directory holds: its segment files in order, segments left
-//! half-prepared, and nothing else. (Each segment's header is checked
-//! against its name and segment 0's by `Segment::open`.)
+//! half-prepared, and nothing else (but `lost+found` and dot-files). Each
+//! segment's header is checked against its name and segment 0's by
+//! `Segment::open`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,13 @@ pub(super) struct Listing {
 }
 
 pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("list data directory", dir, e))?;
+    let entries = fs::read_dir(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotADirectory => Error::NotAStore {
+            path: dir.to_path_buf(),
+            reason: "is a file, not a directory".to_owned(),
+        },
+        _ => Error::io("list data directory", dir, e),
+    })?;
     let mut segments = Vec::new();
     let mut temps = Vec::new();
     for entry in entries {
@@ -33,9 +40,9 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
         let file_type = entry
             .file_type()
             .map_err(|e| Error::io("inspect", &path, e))?;
-        let name = entry.file_name();
-        let name = name.to_str().unwrap_or("");
-        if name == LOCK_FILE {
+        let os_name = entry.file_name();
+        let name = os_name.to_str().unwrap_or("");
+        if name == LOCK_FILE || ignored(name) {
             continue;
         }
         let stray = |reason: &str| Err(Error::corruption(&path, 0, reason));
@@ -54,9 +61,16 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
             }
             segments.push((number, path));
         } else {
-            return stray(
-                "unexpected file in the data directory: only LOCK and segment files belong here",
-            );
+            // Not damage to a store but a directory that is not (only) one:
+            // a different error, so that nobody restores a backup over it.
+            return Err(Error::NotAStore {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "holds {:?}, which annals did not make (only LOCK, segment files, \
+                     lost+found and names starting with '.' belong there)",
+                    os_name.to_string_lossy()
+                ),
+            });
         }
     }
     segments.sort_unstable_by_key(|(n, _)| *n);
@@ -70,6 +84,15 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
         }
     }
     Ok(Listing { segments, temps })
+}
+
+/// Entries a data directory may hold beside annals' own, which annals
+/// leaves alone: `lost+found`, which a fresh ext4 file system has at its
+/// root (a mount point used whole as the data directory), and names
+/// starting with `.` (`.gitkeep`, `.DS_Store`, an editor's or a backup
+/// tool's), which annals never makes.
+fn ignored(name: &str) -> bool {
+    name == "lost+found" || name.starts_with('.')
 }
 
 /// The number in a segment file name: twenty digits and `.seg`.

@@ -26,7 +26,10 @@ Examples:
 Each thread owns a disjoint set of streams and appends to them in batches
 with an exact expected version (no-stream for the first), so every append
 must succeed. Every event's content follows from its stream and version, so
-both read passes check every byte. Exits 5 if anything read back differs."))]
+both read passes check every byte. Exits 5 if anything read back differs.
+
+The store is removed at the end unless --keep. A demo interrupted (Ctrl-C)
+or killed before then leaves it behind; the demo says where when it starts."))]
 pub struct Args {
     /// Where to build the store: a new or empty directory. Default: a new
     /// directory under the system temp dir.
@@ -83,6 +86,18 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         cores.max(4)
     });
     let (dir, created) = prepare_dir(args.dir.as_deref())?;
+    if !args.keep {
+        // Nothing can clean up after a demo that is interrupted or killed
+        // (std has no signal handler, and a handler would cover Ctrl-C but
+        // not a kill or a crash), so say where the store is before there is
+        // anything in it. Standard error, and before the path on standard
+        // output, so that whoever reads that line has been told already.
+        eprintln!(
+            "annals: the demo removes its store when it ends; if it is interrupted \
+             (Ctrl-C) or killed first, the store stays in {} for you to remove",
+            dir.display()
+        );
+    }
     out(writeln!(std::io::stdout(), "store: {}", dir.display()))?;
     let plan = Plan {
         events: args.events,

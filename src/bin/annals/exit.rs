@@ -17,7 +17,9 @@ Exit codes:
   4  locked: another process has the store open for writing
   5  corrupt: a file fails a check (the message names the file and byte offset),
      or the demo read back something other than what it wrote
-  6  conflict: the stream's version did not pass --expected";
+  6  conflict: the stream's version did not pass --expected
+  7  not a store: the path is a file, or a directory holding something annals
+     did not make (it ignores only lost+found and names starting with '.')";
 
 /// Why a command failed, as a process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +39,9 @@ pub enum Code {
     Corrupt = 5,
     /// An append's expected-version check failed.
     Conflict = 6,
+    /// The path is a file, or a directory with an entry annals did not
+    /// make: not a store, and not a corrupt one either.
+    NotAStore = 7,
 }
 
 /// `examples` followed by the exit codes, for a command's `--help`.
@@ -93,6 +98,7 @@ impl From<annals::Error> for Failure {
             | E::InvalidOptions { .. } => Code::Usage,
             E::Corruption { .. } => Code::Corrupt,
             E::Locked { .. } => Code::Locked,
+            E::NotAStore { .. } => Code::NotAStore,
             _ => Code::Failure,
         };
         let message = match &e {

@@ -30,9 +30,12 @@ mod stats;
 mod tail;
 mod verify;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 /// The examples and exit codes at the end of `annals --help`.
 const AFTER_HELP: &str = "\
@@ -50,6 +53,9 @@ Only append and demo take the store's writer lock. read, tail, stats and
 verify open it read-only and dump reads one file, so they work while
 another process writes, and none of them modifies anything.
 
+Warnings from the store (a torn tail dropped by a writable open, say) go to
+standard error; RUST_LOG=info shows more, -q none.
+
 Run `annals <COMMAND> --help` for each command's options and examples.";
 
 /// An embedded event store's command-line tool: run the demo, append and
@@ -58,6 +64,11 @@ Run `annals <COMMAND> --help` for each command's options and examples.";
 #[command(name = "annals", version, propagate_version = true)]
 #[command(after_help = exit::with_codes(AFTER_HELP))]
 struct Cli {
+    /// Print no warnings (such as a torn tail dropped when a store is
+    /// opened for writing). Without it, warnings go to standard error;
+    /// RUST_LOG sets the level (default: warn).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     /// What to do.
     #[command(subcommand)]
     command: Command,
@@ -84,6 +95,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !cli.quiet {
+        show_warnings();
+    }
     let result = match &cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Append(args) => append::run(args),
@@ -102,4 +116,21 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code as u8)
         }
     }
+}
+
+/// Prints the library's `tracing` events to standard error, at the level
+/// `RUST_LOG` asks for, or warnings and errors when it is unset. annals
+/// reports what recovery did (a torn tail dropped, an interrupted segment
+/// removed) only through `tracing`, and an operator must see it.
+fn show_warnings() {
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
 }

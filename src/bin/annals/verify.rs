@@ -80,6 +80,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 
     let mut next_position = Some(0u64);
     let mut files = 0u64;
+    // Counted as `annals stats` counts segments: those holding events, and
+    // segment 0 of an empty store; a segment prepared ahead is not one.
+    let mut holding_events = 0u64;
     let mut file_events = 0u64;
     for (number, path) in segments::list(&args.dir)? {
         let untrusted = std::fs::read(&path).map_err(|e| {
@@ -93,6 +96,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 next_position = Some(walked.next_position);
                 file_events += walked.events;
                 files += 1;
+                if walked.events > 0 || number == 0 {
+                    holding_events += 1;
+                }
             }
             Err(Stop::Bad(problem)) => {
                 let torn = if file_events + problem.events_before >= total && problem.offset > 0 {
@@ -126,8 +132,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
     out(writeln!(
         stdout,
-        "ok: {} in {} checked in {}; no problems found",
+        "ok: {} in {} holding events; {} checked in {}; no problems found",
         plural(total, "event"),
+        plural(holding_events, "segment"),
         plural(files, "segment file"),
         duration(started.elapsed())
     ))
