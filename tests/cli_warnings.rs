@@ -113,3 +113,34 @@ fn rust_log_sets_the_level() {
     let stderr = append_to_torn(&[], Some("warn"));
     assert!(stderr.contains(SEGMENT_0), "RUST_LOG=warn: {stderr:?}");
 }
+
+/// The read-only commands say when the end of the log is torn, and leave
+/// it as it is; `-q` silences them too.
+#[test]
+fn read_only_commands_say_the_log_ends_torn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = path(tmp.path());
+    torn_store(tmp.path());
+    let before = std::fs::read(tmp.path().join(SEGMENT_0)).unwrap();
+    for command in [
+        &["read", dir, "--all"][..],
+        &["stats", dir],
+        &["verify", dir],
+    ] {
+        let run = annals_log(command, None);
+        assert!(
+            run.stderr.contains("the end of the log is torn") && run.stderr.contains(SEGMENT_0),
+            "{command:?} did not say the log is torn: {}",
+            run.stderr
+        );
+        let mut quiet = vec!["-q"];
+        quiet.extend_from_slice(command);
+        let run = annals_log(&quiet, None);
+        assert!(
+            !run.stderr.contains("the end of the log is torn"),
+            "{quiet:?} was not quiet: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(std::fs::read(tmp.path().join(SEGMENT_0)).unwrap(), before);
+}

@@ -104,9 +104,28 @@ pub fn require_store(dir: &Path, hint: &str) -> Result<(), Failure> {
 
 /// Opens the store in `dir` read-only: no lock is taken, so this works
 /// while another process writes, and nothing on disk is modified.
+///
+/// A torn tail is announced on standard error (through `tracing`, so `-q`
+/// silences it): the read-only view ends before it, and the next writable
+/// open drops it, so the positions it claimed will be reused.
 pub fn reader(dir: &Path) -> Result<Store, Failure> {
     require_store(dir, "")?;
-    Ok(Store::open_read_only(dir)?)
+    let store = Store::open_read_only(dir)?;
+    if let Some(torn) = &store.recovery_report().torn_tail {
+        let claimed = match &torn.claimed_positions {
+            Some(p) => format!("; its frame claimed positions {} to {}", p.start, p.end - 1),
+            None => String::new(),
+        };
+        tracing::warn!(
+            "the end of the log is torn: {} bytes at byte {} of {}{claimed}. Reads end \
+             before it; the next writable open drops it and reuses its positions (or a \
+             live writer is writing it right now)",
+            torn.bytes,
+            torn.offset,
+            torn.file.display()
+        );
+    }
+    Ok(store)
 }
 
 /// Opens the store in `dir` for writing, taking its lock. Without
