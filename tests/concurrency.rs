@@ -153,3 +153,95 @@ fn racing_exact_appends_let_exactly_one_win_each_round() {
     }
     assert_eq!(store.stream_version("race"), Some(30));
 }
+
+/// Checks one page of `read_all(from, max)`: dense positions from `from`,
+/// batches consistent, and, unless the page was cut by `max`, a last event
+/// that ends its batch (no batch is ever visible in part at the end).
+fn check_page(page: &[RecordedEvent], from: u64, max: usize) {
+    for (i, e) in page.iter().enumerate() {
+        assert_eq!(e.position, from + i as u64, "gap in positions");
+        if i > 0 {
+            let (w, b, k, n) = parse(e);
+            let (pw, pb, pk, pn) = parse(&page[i - 1]);
+            if k > 0 {
+                assert_eq!((w, b, k - 1, n), (pw, pb, pk, pn), "batch interleaved");
+            } else {
+                assert_eq!(
+                    pk + 1,
+                    pn,
+                    "a batch cut short before position {}",
+                    e.position
+                );
+            }
+        }
+    }
+    if let Some(last) = page.last()
+        && page.len() < max
+    {
+        let (_, _, k, n) = parse(last);
+        assert_eq!(k + 1, n, "a batch seen in part at the end of the log");
+    }
+}
+
+/// Readers decode outside the index lock: paged `read_all`s and
+/// `read_stream`s flat out beside appenders must still see only whole
+/// batches, dense positions and dense versions. A fixed number of
+/// operations on each side, so the test ends by itself.
+#[test]
+fn four_readers_of_pages_and_streams_beside_two_appenders_see_whole_batches() {
+    const APPENDERS: u64 = 2;
+    const APPENDS: u64 = 400;
+    const READS: u64 = 1_500;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(Store::open_with(dir.path(), Options::default().segment_size(256 << 10)).unwrap());
+    thread::scope(|scope| {
+        for w in 0..APPENDERS {
+            let store = &store;
+            scope.spawn(move || {
+                for b in 0..APPENDS {
+                    let n = 1 + (w * 7 + b) % 9;
+                    let events: Vec<EventData> = (0..n)
+                        .map(|k| EventData::new("E", format!("{w}:{b}:{k}:{n}")))
+                        .collect();
+                    let stream = format!("s-{}", b % 5);
+                    store
+                        .append(&stream, ExpectedVersion::Any, &events)
+                        .unwrap();
+                }
+            });
+        }
+        for r in 0..4u64 {
+            let store = &store;
+            scope.spawn(move || {
+                for i in 0..READS {
+                    let end = store.global_position();
+                    if (i + r) % 2 == 0 {
+                        let max = 1 + ((i * 37 + r) % 2_000) as usize;
+                        let from = (i * 131 + r * 17) % (end + 1);
+                        let page = store.read_all(from, max).unwrap();
+                        check_page(&page, from, max);
+                    } else {
+                        let stream = format!("s-{}", (i + r) % 5);
+                        if let Ok(events) = store.read_stream(&stream, 0, usize::MAX) {
+                            for (v, e) in events.iter().enumerate() {
+                                assert_eq!(e.version, v as u64, "gap in versions of {stream}");
+                                assert_eq!(&*e.stream_id, stream);
+                            }
+                            if let Some(last) = events.last() {
+                                let (_, _, k, n) = parse(last);
+                                assert_eq!(k + 1, n, "{stream} ends in part of a batch");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let all = store.read_all(0, usize::MAX).unwrap();
+    check_snapshot(&all);
+    let expected: u64 = (0..APPENDERS)
+        .flat_map(|w| (0..APPENDS).map(move |b| 1 + (w * 7 + b) % 9))
+        .sum();
+    assert_eq!(all.len() as u64, expected);
+}
