@@ -150,34 +150,29 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-mod batch;
 mod error;
 mod event;
-mod follow;
+mod index;
+mod log;
+mod options;
+mod read;
+mod store;
+
 // Public for the fuzz crate (`fuzz/`), which decodes untrusted bytes with
 // it, and for the tests and the `annals` tool, which build and inspect
 // segment files byte by byte; not part of the stable API, so hidden.
 #[doc(hidden)]
-pub mod format;
-mod group;
-mod index;
+pub use log::format;
 // Public so that the fault and crash tests can pass their own `FileIo`
 // (a simulated disk, failpoints) to `Options::file_io`; not a stable API,
 // so hidden.
 #[doc(hidden)]
-pub mod io;
-mod options;
-mod prepare;
-mod read;
-mod recovery;
-mod segment;
-mod store;
-mod writer;
+pub use log::io;
 
 pub use bytes::Bytes;
 pub use error::{Error, Limit};
 pub use event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
+pub use log::recovery::{RecoveryReport, TornTailReport};
 pub use options::{Options, TornTail};
-pub use recovery::{RecoveryReport, TornTailReport};
 pub use store::{Stats, Store};
 pub use uuid::Uuid;

@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::Batch;
 use crate::error::Error;
 use crate::event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
-use crate::follow::{Tail, follow};
 use crate::format::SegmentHeader;
 use crate::index::Index;
 use crate::io::{DIR_MODE, FILE_MODE};
+use crate::log::batch::Batch;
+use crate::log::recovery::{LOCK_FILE, Mode, RecoveryReport, check_listing, recover};
+use crate::log::writer::Writer;
 use crate::options::Options;
 use crate::read;
-use crate::recovery::{LOCK_FILE, Mode, RecoveryReport, check_listing, recover};
-use crate::writer::Writer;
+use crate::read::follow::{Tail, follow};
 
 /// An open event store.
 ///

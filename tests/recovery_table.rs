@@ -1,4 +1,4 @@
-//! One test per row of the recovery table in `src/recovery/mod.rs`: what
+//! One test per row of the recovery table in `src/log/recovery/mod.rs`: what
 //! `open` does with each state a data directory can be found in after a
 //! crash or after damage. The rule they guard: a torn tail of the active
 //! segment is truncated, a stranger in the directory is refused with

@@ -1,6 +1,10 @@
 //! The in-memory index: global positions and stream versions to where their
 //! records lie, and the segments those locations point into.
 //!
+//! This folder owns what maps positions, streams and (later) event ids to
+//! places in the log. It may import `crate::log::format` and
+//! `crate::log::segment`, nothing above them.
+//!
 //! Positions and versions are dense, so both maps are plain vectors: the
 //! location of position `p` is `events[p]`, and the position of version `v`
 //! of a stream is `positions[v]` of that stream. Memory use is about 24
@@ -10,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::format::FRAME_FIRST_POSITION_AT;
-use crate::segment::Segment;
+use crate::log::segment::Segment;
 
 /// Where one event's record lies, and the ids of its stream and type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::segment::{self, TEMP_SUFFIX};
+use crate::log::segment::{self, TEMP_SUFFIX};
 
 use super::LOCK_FILE;
 

@@ -1,7 +1,7 @@
 //! The commit frame: the unit of one durable write, all or nothing.
 //!
 //! Format: { frame len | crc32 | first position | event count | reserved |
-//! [records] }
+//! \[records\] }
 //!
 //! The header checksum covers the header (except itself), salted with the
 //! segment; every record carries its own. A frame is valid only when its

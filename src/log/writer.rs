@@ -2,7 +2,7 @@
 //! positioned write and one `fdatasync` per commit, then publishing to
 //! readers; with group commit across concurrent appenders.
 //!
-//! Concurrent appenders are committed in groups (see [`crate::group`]):
+//! Concurrent appenders are committed in groups (see [`crate::log::group`]):
 //! each batch gets its own expected-version check, against the index plus
 //! the batches before it in the same group, and its own result; the
 //! batches that pass share one write and one sync.
@@ -20,20 +20,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::Batch;
 use crate::error::{Error, Limit};
 use crate::event::AppendResult;
 use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
     seal_record,
 };
-use crate::group::{GroupCommit, Outcome};
 use crate::index::{Entry, Index};
 use crate::io::FileIo;
+use crate::log::batch::Batch;
+use crate::log::group::{GroupCommit, Outcome};
+use crate::log::prepare::Preparation;
+use crate::log::recovery::Recovered;
+use crate::log::segment::Segment;
 use crate::options::Options;
-use crate::prepare::Preparation;
-use crate::recovery::Recovered;
-use crate::segment::Segment;
 
 /// The writer of one store.
 pub(crate) struct Writer {

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use crate::error::Error;
 use crate::format::SegmentHeader;
 use crate::io::FileIo;
-use crate::segment::Segment;
+use crate::log::segment::Segment;
 
 type Prepared = Result<(Arc<Segment>, File), Error>;
 

@@ -1,4 +1,9 @@
-//! Turning index locations into [`RecordedEvent`]s, in two steps so that
+//! The read path: turning index locations into events, and (in `follow`)
+//! a read-only store catching up with a writer in another process. This
+//! folder may import `crate::index`, `crate::log::format` and
+//! `crate::log::segment`; it never writes.
+//!
+//! Turning index locations into [`RecordedEvent`]s happens in two steps so that
 //! readers and the writer never wait on each other's real work.
 //!
 //! [`plan`] runs under the index's read lock and only copies: each event's
@@ -16,6 +21,8 @@
 //! segment's watermark moved past it, and bytes below a watermark never
 //! change.
 
+pub(crate) mod follow;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -25,7 +32,7 @@ use crate::error::Error;
 use crate::event::RecordedEvent;
 use crate::format::decode_record_bytes;
 use crate::index::{Index, Location};
-use crate::segment::Segment;
+use crate::log::segment::Segment;
 
 /// What a read copied out of the index under its lock.
 #[derive(Debug, Default)]

@@ -12,7 +12,7 @@
 //! | --- | --- | --- | --- |
 //! | clean end | frames, then a zero length word and zeros to the end of the file | open; appends continue at the end | `recovery_table::clean_end` |
 //! | zero tail | no frame at all after the header | open; an empty segment | `recovery_table::zero_tail` |
-//! | torn tail | the last frames of the active segment fail a check, no valid frame header follows in the segment, and no later segment holds data | zero the torn bytes (the file never shrinks), sync, `warn!` with file, offset and bytes dropped, say so in the [`RecoveryReport`]; open. With [`TornTail::Refuse`](crate::TornTail::Refuse): `Error::TornTail`, nothing modified | `recovery_table::torn_tail_at_every_offset` |
+//! | torn tail | the last frames of the active segment fail a check, no valid frame header follows in the segment, and no later segment holds data | zero the torn bytes (the file never shrinks), sync, `warn!` with file, offset and bytes dropped, say so in the [`RecoveryReport`]; open. With [`TornTail::Refuse`](crate::TornTail): `Error::TornTail`, nothing modified | `recovery_table::torn_tail_at_every_offset` |
 //! | bad record, valid data after | a frame fails a check, and a valid frame header follows it in the same segment, or a later segment holds data | `Corruption` at the bad frame; nothing modified | `recovery_table::bad_record_followed_by_valid_data` |
 //! | damage in a sealed segment | any frame of a sealed segment fails a check, or non-zero bytes follow its end | `Corruption`; nothing modified | `recovery_table::damage_in_sealed_segment` |
 //! | inconsistent frame | a frame whose checksums pass but whose positions or versions do not follow on | `Corruption`; nothing modified | `recovery_table::inconsistent_positions` |
@@ -51,8 +51,8 @@ use crate::format::{
 };
 use crate::index::{Entry, Index};
 use crate::io::FileIo;
+use crate::log::segment::{Access, Segment};
 use crate::options::TornTail;
-use crate::segment::{Access, Segment};
 
 pub(crate) use listing::check_listing;
 use listing::{list, segment_id};

@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::batch::Batch;
 use crate::error::Error;
 use crate::event::AppendResult;
+use crate::log::batch::Batch;
 
 /// What one append gets back.
 pub(crate) type Outcome = Result<AppendResult, Error>;

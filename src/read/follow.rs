@@ -18,7 +18,7 @@ use crate::format::{
     FRAME_HEADER_LEN, Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_frame_header,
 };
 use crate::index::{Entry, Index};
-use crate::segment::{self, Segment};
+use crate::log::segment::{self, Segment};
 
 /// Where a follower has read up to.
 #[derive(Clone, Copy, Debug)]
