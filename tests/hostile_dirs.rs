@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use annals::io::{DIR_MODE, FILE_MODE};
 use annals::{Error, Options, Store};
-use common::Workload;
+use common::{Workload, seed};
 
 const SEGMENT_SIZE: u64 = 4096;
 
@@ -30,10 +30,11 @@ fn segment_name(n: u64) -> String {
     format!("{n:020}.seg")
 }
 
-/// A store of at least three segments in a fresh directory, closed.
+/// A store of at least `segments` segments in a fresh directory, closed,
+/// from a seeded workload (so the segments' fill varies from run to run).
 fn store_with_segments(segments: u64) -> (tempfile::TempDir, Workload) {
     let w = Workload {
-        seed: 7,
+        seed: seed("hostile_dirs"),
         streams: 3,
         max_data: 600,
         max_batch: 3,
@@ -384,7 +385,7 @@ fn files_are_created_0600_and_the_data_directory_0700() {
     let dir: PathBuf = parent.path().join("data");
     let result = std::panic::catch_unwind(|| {
         let w = Workload {
-            seed: 3,
+            seed: seed("hostile_dirs_modes"),
             streams: 2,
             max_data: 600,
             max_batch: 2,

@@ -7,10 +7,12 @@
 //! every acknowledged one.
 
 mod common;
+mod fixture;
 
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 
+use annals::format::SEGMENT_HEADER_LEN;
 use annals::{Error, Options, Store};
 use common::sim_disk::{OpKind, SimDisk};
 use common::{Rng, Workload, mix, seed};
@@ -19,6 +21,8 @@ const SEGMENT_SIZE: u64 = 4096;
 const BATCHES: usize = 60;
 /// Appends tried after the first failure, each of which must be refused.
 const AFTER: usize = 4;
+/// Appends before the crash that the repair test's open must clean up.
+const REPAIR_BATCHES: usize = 8;
 
 fn workload(seed: u64) -> Workload {
     Workload {
@@ -443,9 +447,14 @@ fn a_failed_background_preparation_costs_only_time() {
 fn a_failure_while_open_repairs_a_crash_is_typed_and_changes_nothing_acknowledged() {
     let seed = seed("io_faults_repair");
     let w = workload(seed);
-    let plan = plan(&w, 8);
+    let mut plan = plan(&w, 2 * REPAIR_BATCHES);
     // A store with a torn tail and a half-prepared segment, as a crash
-    // leaves them.
+    // leaves them. The garbage goes where the next frame would: after the
+    // last frame of the last segment, and no further than that segment's
+    // end, since the engine rightly refuses a segment file longer than its
+    // header says (some seeds fill a segment to within 100 bytes of its end,
+    // or rotate into a second one). A segment filled to its last byte has no
+    // room for a tail, so then the workload goes on until one has.
     let template = tempfile::tempdir().unwrap();
     {
         let store = Store::open_with(
@@ -455,21 +464,39 @@ fn a_failure_while_open_repairs_a_crash_is_typed_and_changes_nothing_acknowledge
                 .prepare_segments_ahead(false),
         )
         .unwrap();
-        for (stream, v) in &plan {
+        let mut appended = 0;
+        let (last, end) = loop {
+            let (stream, v) = &plan[appended];
             store
                 .append(stream, Workload::expected(*v), &w.batch(stream, *v))
                 .unwrap();
-        }
-        let end = store.stats().bytes_used;
+            appended += 1;
+            let last = fixture::segments(template.path()).pop().unwrap();
+            let end = fixture::frames(&std::fs::read(&last).unwrap())
+                .last()
+                .map_or(SEGMENT_HEADER_LEN, |f| f.end) as u64;
+            if appended >= REPAIR_BATCHES && end < SEGMENT_SIZE {
+                break (last, end);
+            }
+        };
+        plan.truncate(appended);
         store.close().unwrap();
-        let segment = template.path().join("00000000000000000000.seg");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(segment)
+        let garbage = (SEGMENT_SIZE - end).min(100) as usize;
+        let file = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &vec![0xA5; garbage], end).unwrap();
+        drop(file);
+        assert_eq!(
+            std::fs::metadata(&last).unwrap().len(),
+            SEGMENT_SIZE,
+            "the garbage must stay inside the segment"
+        );
+        let number: u64 = last
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
             .unwrap();
-        std::os::unix::fs::FileExt::write_all_at(&file, &[0xA5; 100], end).unwrap();
         std::fs::write(
-            template.path().join("00000000000000000001.seg.tmp"),
+            template.path().join(format!("{:020}.seg.tmp", number + 1)),
             [7u8; 1000],
         )
         .unwrap();
