@@ -38,20 +38,6 @@ fn options(disk: &Arc<SimDisk>) -> Options {
     common::sweep_options(disk, SEGMENT_SIZE)
 }
 
-fn plan(w: &Workload, batches: usize) -> Vec<(String, u64)> {
-    let mut rng = Rng::new(mix(w.seed, 0x504c_414e));
-    let mut next = vec![0u64; w.streams];
-    (0..batches)
-        .map(|_| {
-            let s = rng.below(w.streams as u64) as usize;
-            let stream = w.stream_name(s);
-            let v = next[s];
-            next[s] += w.batch_len(&stream, v);
-            (stream, v)
-        })
-        .collect()
-}
-
 /// The OS error an injected failure of `kind` carries.
 fn injected_errno(kind: OpKind) -> i32 {
     match kind {
@@ -179,7 +165,7 @@ fn faulty_run(dir: &Path, disk: &Arc<SimDisk>, w: &Workload, plan: &[(String, u6
 fn a_failure_of_any_single_operation_is_typed_and_loses_nothing_acknowledged() {
     let seed = seed("io_faults");
     let w = workload(seed);
-    let plan = plan(&w, BATCHES);
+    let plan = w.plan(BATCHES);
     let dry = tempfile::tempdir().unwrap();
     let disk = SimDisk::attach(dry.path());
     let outcome = faulty_run(dry.path(), &disk, &w, &plan);
@@ -251,7 +237,7 @@ fn fail_fourth_append(
     Error,
 ) {
     let w = workload(seed(test));
-    let plan = plan(&w, 10);
+    let plan = w.plan(10);
     let dir = tempfile::tempdir().unwrap();
     let disk = SimDisk::attach(dir.path());
     let store = Store::open_with(dir.path(), options(&disk)).unwrap();
@@ -406,7 +392,7 @@ fn a_failed_background_preparation_costs_only_time() {
     // writer then creates the segment itself."
     let seed = seed("io_faults_preparation");
     let w = workload(seed);
-    let plan = plan(&w, BATCHES);
+    let plan = w.plan(BATCHES);
     let dir = tempfile::tempdir().unwrap();
     let disk = SimDisk::attach(dir.path());
     let options = Options::default()
@@ -447,7 +433,7 @@ fn a_failed_background_preparation_costs_only_time() {
 fn a_failure_while_open_repairs_a_crash_is_typed_and_changes_nothing_acknowledged() {
     let seed = seed("io_faults_repair");
     let w = workload(seed);
-    let mut plan = plan(&w, 2 * REPAIR_BATCHES);
+    let mut plan = w.plan(2 * REPAIR_BATCHES);
     // A store with a torn tail and a half-prepared segment, as a crash
     // leaves them. The garbage goes where the next frame would: after the
     // last frame of the last segment, and no further than that segment's

@@ -47,21 +47,6 @@ fn options_ahead(disk: &Arc<SimDisk>) -> Options {
     options(disk).prepare_segments_ahead(true)
 }
 
-/// The workload's appends in order: stream and first version of each batch.
-fn plan(w: &Workload, batches: usize) -> Vec<(String, u64)> {
-    let mut rng = Rng::new(mix(w.seed, 0x504c_414e));
-    let mut next = vec![0u64; w.streams];
-    (0..batches)
-        .map(|_| {
-            let s = rng.below(w.streams as u64) as usize;
-            let stream = w.stream_name(s);
-            let v = next[s];
-            next[s] += w.batch_len(&stream, v);
-            (stream, v)
-        })
-        .collect()
-}
-
 /// Runs the workload in `dir` until it ends or an operation fails, and
 /// returns how many appends were acknowledged. After a failure, every later
 /// append must fail too, and reads must still show exactly the acknowledged
@@ -196,7 +181,7 @@ fn images(disk: &SimDisk, dir: &Path, rng: &mut Rng) -> Vec<CrashImage> {
 fn power_cut_after_every_operation_keeps_a_prefix_with_every_acknowledged_append() {
     let seed = seed("power_loss");
     let w = workload(seed);
-    let plan = plan(&w, BATCHES);
+    let plan = w.plan(BATCHES);
 
     // A dry run counts the operations and shows the workload rotates.
     let dry = tempfile::tempdir().unwrap();
@@ -261,7 +246,7 @@ fn power_cut_after_every_operation_keeps_a_prefix_with_every_acknowledged_append
 fn power_cut_during_recovery_loses_nothing_acknowledged() {
     let seed = seed("power_loss_during_recovery");
     let w = workload(seed);
-    let plan = plan(&w, BATCHES);
+    let plan = w.plan(BATCHES);
     let dry = tempfile::tempdir().unwrap();
     let disk = SimDisk::attach(dry.path());
     run(dry.path(), &disk, &w, &plan);
@@ -320,7 +305,7 @@ fn power_cut_during_recovery_loses_nothing_acknowledged() {
 fn power_cut_while_segments_are_prepared_ahead() {
     let seed = seed("power_loss_prepared_ahead");
     let w = workload(seed);
-    let plan = plan(&w, BATCHES);
+    let plan = w.plan(BATCHES);
     let dry = tempfile::tempdir().unwrap();
     let disk = SimDisk::attach(dry.path());
     assert_eq!(

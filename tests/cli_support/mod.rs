@@ -4,14 +4,19 @@
 
 #![allow(dead_code, reason = "each test file uses a different part of this")]
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+// One snapshot helper for every test: the fixture's.
+#[path = "../fixture/mod.rs"]
+mod fixture;
+#[allow(unused_imports, reason = "not every CLI test takes snapshots")]
+pub use fixture::snapshot;
 
 /// The binary under test.
 pub const ANNALS: &str = env!("CARGO_BIN_EXE_annals");
@@ -69,18 +74,6 @@ pub fn assert_code(run: &Run, code: i32) {
         run.stdout,
         run.stderr
     );
-}
-
-/// Every file under `dir` (not recursive: a store is flat) and its bytes.
-pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .expect("list dir")
-        .map(|e| {
-            let path = e.expect("dir entry").path();
-            let bytes = std::fs::read(&path).expect("read file");
-            (path, bytes)
-        })
-        .collect()
 }
 
 /// `dir` as text; test directories are UTF-8.

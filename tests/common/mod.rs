@@ -140,6 +140,22 @@ pub struct Verified {
 }
 
 impl Workload {
+    /// The workload's appends in order: stream and first version of each
+    /// batch, for `batches` appends.
+    pub fn plan(&self, batches: usize) -> Vec<(String, u64)> {
+        let mut rng = Rng::new(mix(self.seed, 0x504c_414e));
+        let mut next = vec![0u64; self.streams];
+        (0..batches)
+            .map(|_| {
+                let s = rng.below(self.streams as u64) as usize;
+                let stream = self.stream_name(s);
+                let v = next[s];
+                next[s] += self.batch_len(&stream, v);
+                (stream, v)
+            })
+            .collect()
+    }
+
     pub fn stream_name(&self, i: usize) -> String {
         format!("stream-{i}")
     }
