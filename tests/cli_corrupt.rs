@@ -11,29 +11,13 @@ mod cli_support;
 
 use std::path::Path;
 
-use cli_support::{annals, assert_code, frames, path, reported_offset, snapshot};
+use cli_support::{annals, assert_code, one_event_frames, path, reported_offset, snapshot};
 
 const SEGMENT_0: &str = "00000000000000000000.seg";
 
 /// A store with five one-event frames in segment 0.
 fn five_frames(dir: &Path) -> Vec<(u64, u64)> {
-    for i in 0..5 {
-        let data = format!("payload number {i}");
-        let run = annals([
-            "append",
-            path(dir),
-            "s",
-            "--type",
-            "T",
-            "--data",
-            &data,
-            "--create",
-        ]);
-        assert_code(&run, 0);
-    }
-    let frames = frames(dir, 0);
-    assert_eq!(frames.len(), 5);
-    frames
+    one_event_frames(dir, 5)
 }
 
 fn flip(file: &Path, offset: u64) {

@@ -12,7 +12,7 @@ mod cli_support;
 use std::path::Path;
 use std::process::Command;
 
-use cli_support::{ANNALS, Run, annals, assert_code, frames, path};
+use cli_support::{ANNALS, Run, assert_code, one_event_frames, path};
 
 const SEGMENT_0: &str = "00000000000000000000.seg";
 
@@ -35,26 +35,7 @@ fn annals_log(args: &[&str], rust_log: Option<&str>) -> Run {
 /// A store of three one-event frames whose last frame is damaged, which a
 /// writable open takes for a torn write and drops.
 fn torn_store(dir: &Path) {
-    for i in 0..3 {
-        let data = format!("event {i}");
-        let run = annals([
-            "append",
-            path(dir),
-            "s",
-            "--type",
-            "T",
-            "--data",
-            &data,
-            "--create",
-        ]);
-        assert_code(&run, 0);
-        assert!(
-            run.stderr.is_empty(),
-            "a clean append warned: {}",
-            run.stderr
-        );
-    }
-    let (start, len) = *frames(dir, 0).last().expect("three frames");
+    let (start, len) = *one_event_frames(dir, 3).last().expect("three frames");
     let segment = dir.join(SEGMENT_0);
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[(start + len - 12) as usize] ^= 0x20;

@@ -23,6 +23,7 @@
 
 pub(crate) mod follow;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,21 +38,62 @@ use crate::log::segment::Segment;
 /// What a read copied out of the index under its lock.
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
-    /// For each event in read order: its position, its location, and its
-    /// stream and type names.
-    events: Vec<(u64, Location, Arc<str>, Arc<str>)>,
+    /// For each event in read order: its position and its location.
+    events: Vec<(u64, Location)>,
     /// The segments the locations point into, each once, in first-use
     /// order.
     segments: Vec<Arc<Segment>>,
+    /// The stream and type names the locations name, each shared once.
+    streams: Names,
+    types: Names,
+}
+
+/// Names by id, each taken from the index once per read: a read of a
+/// thousand events of a few streams shares a few names under the lock, not
+/// two thousand.
+#[derive(Debug, Default)]
+struct Names {
+    by_id: HashMap<u32, Arc<str>>,
+    /// The last id looked up: events of one batch share their names.
+    last: Option<(u32, Arc<str>)>,
+}
+
+impl Names {
+    /// Shares name `id` from `lookup` unless this read already has it.
+    fn take(&mut self, id: u32, lookup: impl FnOnce(u32) -> Option<Arc<str>>) -> Result<(), Error> {
+        if self.last.as_ref().is_some_and(|(last, _)| *last == id) || self.by_id.contains_key(&id) {
+            return Ok(());
+        }
+        let name = lookup(id).ok_or_else(|| internal(format!("name id {id} out of range")))?;
+        self.last = Some((id, Arc::clone(&name)));
+        self.by_id.insert(id, name);
+        Ok(())
+    }
+
+    /// Name `id`, which [`take`](Names::take) has taken.
+    fn get(&mut self, id: u32) -> Result<Arc<str>, Error> {
+        if let Some((last, name)) = &self.last
+            && *last == id
+        {
+            return Ok(Arc::clone(name));
+        }
+        let name = self
+            .by_id
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| internal(format!("name id {id} not in the plan")))?;
+        self.last = Some((id, Arc::clone(&name)));
+        Ok(name)
+    }
 }
 
 /// Copies what reading the events at `positions` needs from `index`. Cheap:
-/// no checksum, no decoding, no allocation per event beyond the plan's own
-/// vector.
+/// no checksum, no decoding, one vector of locations, and each distinct
+/// name and segment shared once.
 pub(crate) fn plan(index: &Index, positions: impl Iterator<Item = u64>) -> Result<Plan, Error> {
     let mut plan = Plan {
         events: Vec::with_capacity(positions.size_hint().0),
-        segments: Vec::new(),
+        ..Plan::default()
     };
     for position in positions {
         let location = index
@@ -66,41 +108,40 @@ pub(crate) fn plan(index: &Index, positions: impl Iterator<Item = u64>) -> Resul
                 .ok_or_else(|| internal(format!("segment {} is not open", location.segment)))?;
             plan.segments.push(Arc::clone(segment));
         }
-        let stream = index
-            .stream_name(location.stream)
-            .ok_or_else(|| internal("stream id out of range".into()))?;
-        let event_type = index
-            .type_name(location.event_type)
-            .ok_or_else(|| internal("event type id out of range".into()))?;
-        plan.events.push((
-            position,
-            location,
-            Arc::clone(stream),
-            Arc::clone(event_type),
-        ));
+        plan.streams
+            .take(location.stream, |id| index.stream_name(id).cloned())?;
+        plan.types
+            .take(location.event_type, |id| index.type_name(id).cloned())?;
+        plan.events.push((position, location));
     }
     Ok(plan)
 }
 
 /// Reads and checks the events of `plan`, with no lock held.
-pub(crate) fn execute(plan: Plan) -> Result<Vec<RecordedEvent>, Error> {
+pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Error> {
     let mut events = Vec::with_capacity(plan.events.len());
     // One `Bytes` owner per segment touched, so that each payload costs a
     // reference count, not an allocation.
-    let mut current: Option<(&Arc<Segment>, Bytes)> = None;
-    for (position, location, stream_id, event_type) in plan.events {
+    let mut current: Option<(usize, Bytes)> = None;
+    for (position, location) in std::mem::take(&mut plan.events) {
         let number = u64::from(location.segment);
-        if current.as_ref().is_none_or(|(s, _)| s.number() != number) {
-            let segment = plan
-                .segments
-                .iter()
-                .find(|s| s.number() == number)
-                .ok_or_else(|| internal(format!("segment {number} is not in the plan")))?;
-            current = Some((segment, segment.committed_bytes()));
-        }
-        let Some((segment, bytes)) = &current else {
+        let k = match &current {
+            Some((k, _)) if plan.segments.get(*k).is_some_and(|s| s.number() == number) => *k,
+            _ => {
+                let k = plan
+                    .segments
+                    .iter()
+                    .position(|s| s.number() == number)
+                    .ok_or_else(|| internal(format!("segment {number} is not in the plan")))?;
+                current = Some((k, plan.segments[k].committed_bytes()));
+                k
+            }
+        };
+        let (Some(segment), Some((_, bytes))) = (plan.segments.get(k), &current) else {
             return Err(internal("segment bytes missing".into()));
         };
+        let stream_id = plan.streams.get(location.stream)?;
+        let event_type = plan.types.get(location.event_type)?;
         let offset = location.offset as usize;
         let corrupt = |reason: String| Error::corruption(segment.path(), offset as u64, reason);
         let untrusted = bytes

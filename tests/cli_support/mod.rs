@@ -81,6 +81,34 @@ pub fn path(dir: &Path) -> &str {
     dir.to_str().expect("a UTF-8 test path")
 }
 
+/// Appends `count` one-event batches to stream `s` of `dir` (creating the
+/// store) through the CLI, each a frame of its own, checking that none of
+/// them warned; returns the frames of segment 0.
+pub fn one_event_frames(dir: &Path, count: usize) -> Vec<(u64, u64)> {
+    for i in 0..count {
+        let data = format!("payload number {i}");
+        let run = annals([
+            "append",
+            path(dir),
+            "s",
+            "--type",
+            "T",
+            "--data",
+            &data,
+            "--create",
+        ]);
+        assert_code(&run, 0);
+        assert!(
+            run.stderr.is_empty(),
+            "a clean append warned: {}",
+            run.stderr
+        );
+    }
+    let frames = frames(dir, 0);
+    assert_eq!(frames.len(), count);
+    frames
+}
+
 /// The frames of a segment as `annals dump` lists them: (offset, length).
 pub fn frames(dir: &Path, segment: u64) -> Vec<(u64, u64)> {
     let run = annals(["dump", path(dir), "--segment", &segment.to_string()]);
