@@ -342,6 +342,16 @@ fn summary(rec: &Recorder) {
         verdict(vs(a, s).is_some_and(|r| r >= 1.0)),
     );
 
+    println!(
+        "append latency with 2 readers flat out, p50 / p99: annals {} / {}, floor {} / {}, sqlite {} / {}",
+        show(p("append_2_readers/annals", 50.0)),
+        show(p("append_2_readers/annals", 99.0)),
+        show(p("append_2_readers/floor", 50.0)),
+        show(p("append_2_readers/floor", 99.0)),
+        show(p("append_2_readers/sqlite", 50.0)),
+        show(p("append_2_readers/sqlite", 99.0)),
+    );
+
     let (rq, rw) = (
         p("read_stream_1_writer/quiet", 99.0),
         p("read_stream_1_writer/1_writer", 99.0),
