@@ -65,8 +65,8 @@
 //! same on disk, and that batch is dropped with a warning.
 //!
 //! What `open` found and repaired is in [`Store::recovery_report`]. A torn
-//! tail's positions were never acknowledged and the next append reuses
-//! them, so a reader holding a checkpoint (a projection, a follower's
+//! tail's positions (unacknowledged if it was a torn write) are reused by
+//! the next append, so a reader holding a checkpoint (a projection, a follower's
 //! consumer) must compare it with [`Store::global_position`] after every
 //! open: a checkpoint at or past it means the log is now shorter than what
 //! that reader saw, and [`RecoveryReport::torn_tail`] says by how much.

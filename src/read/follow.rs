@@ -121,11 +121,11 @@ fn take_frame(seg: &Segment, offset: usize, index: &RwLock<Index>) -> Result<Opt
         offset: *at as u32,
     });
     // Readers copy a location out of the index and read it after the
-    // lock is gone: the watermark must be past the frame before any of its
-    // entries can be seen.
-    seg.publish(frame.end());
+    // lock is gone, so the watermark must be past the frame before any of
+    // its entries can be seen; publishing under the write lock, after the
+    // index took the frame, keeps a refused frame below no watermark.
+    let mut index = index.write();
     index
-        .write()
         .push_frame(
             seg.number() as u32,
             frame.at,
@@ -133,5 +133,6 @@ fn take_frame(seg: &Segment, offset: usize, index: &RwLock<Index>) -> Result<Opt
             entries,
         )
         .map_err(|r| Error::corruption(seg.path(), r.offset, r.reason))?;
+    seg.publish(frame.end());
     Ok(Some(frame.end()))
 }

@@ -6,7 +6,9 @@
 //! *sealed* and never change again. At most one empty segment may follow the
 //! active one: a segment prepared ahead of need.
 //!
-//! Each row is one arm of [`Case`], and [`decide`] has one arm per row.
+//! The rows about how the log ends are the arms of [`Case`], decided one
+//! arm per row by [`decide`]; headers, gaps and strays are refused earlier,
+//! by the listing and `Segment::open`.
 //!
 //! | case | what the scan sees | decision | test |
 //! | --- | --- | --- | --- |

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 /// and did; see [`Store::recovery_report`](crate::Store::recovery_report).
 ///
 /// A torn tail matters beyond the warning it logs: the positions its frame
-/// claimed were never acknowledged, so the next append reuses them. A
+/// claimed were not acknowledged if it was a torn write (damage to the last
+/// frame looks the same, and then they were), and the next append reuses them. A
 /// projection that had read position `P` from a follower before the crash
 /// may, after a reopen, find a different event at `P`, or a log that ends
 /// before `P`. Compare your checkpoint with
@@ -49,7 +50,8 @@ pub struct TornTailReport {
     pub zeroed: bool,
     /// The positions the torn frame claimed, when its header still checks
     /// out (a write cut short after its header landed); `None` when not
-    /// even the header survived. These positions were never acknowledged
-    /// and the next append reuses them.
+    /// even the header survived. Not acknowledged if this was a torn write
+    /// (acknowledged and now lost if it was damage to the last frame, which
+    /// looks the same); the next append reuses them.
     pub claimed_positions: Option<Range<u64>>,
 }
