@@ -215,12 +215,18 @@ impl Store {
     ) -> Result<Vec<RecordedEvent>, Error> {
         let plan = {
             let index = self.index.read();
+            let not_found = || Error::StreamNotFound {
+                stream: stream.to_owned(),
+            };
             let positions = index
                 .stream_positions(stream, from_version, max_count)
-                .ok_or_else(|| Error::StreamNotFound {
-                    stream: stream.to_owned(),
-                })?;
-            read::plan(&index, positions.iter().copied())?
+                .ok_or_else(not_found)?
+                .map_err(read::internal)?;
+            let name = index.shared_name(stream).ok_or_else(not_found)?;
+            let first_version = index
+                .stream_version(stream)
+                .map_or(0, |last| from_version.min(last + 1));
+            read::plan(&index, positions.into_iter(), Some((name, first_version)))?
         };
         read::execute(plan)
     }
@@ -238,7 +244,7 @@ impl Store {
             let end = index.len();
             let from = from_position.min(end);
             let to = from.saturating_add(max_count as u64).min(end);
-            read::plan(&index, from..to)?
+            read::plan(&index, from..to, None)?
         };
         read::execute(plan)
     }

@@ -1,33 +1,34 @@
-//! The in-memory index: global positions and stream versions to where their
-//! records lie, and the segments those locations point into.
+//! The index: global positions and stream versions to where their records
+//! lie, and the segments those locations point into.
 //!
-//! This folder owns what maps positions, streams and (later) event ids to
-//! places in the log. It may import `crate::log::format` and
-//! `crate::log::segment`, nothing above them.
+//! This folder owns what maps positions and streams to places in the log:
+//! the in-memory index here, and (in [`file`]) the bytes of the persisted
+//! index of each sealed segment, and (in [`persist`]) their files. It may
+//! import `crate::log::format`, `crate::log::segment` and `crate::log::io`,
+//! nothing above them.
 //!
-//! Positions and versions are dense, so both maps are plain vectors: the
-//! location of position `p` is `events[p]`, and the position of version `v`
-//! of a stream is `positions[v]` of that stream. Memory use is about 24
-//! bytes per event plus one entry per stream and per distinct event type.
+//! Memory is bounded by streams, not by events. Each sealed segment is
+//! indexed by a [`Table`]: the bytes of its index file, mapped (or, until
+//! the file is written, held). Only the active segment is indexed event by
+//! event in memory: 4 bytes per event for its record offset and 8 per event
+//! in its stream's list of positions. What stays per stream is its name, its
+//! next version and the first segment holding it (about 100 bytes plus the
+//! name, with the hash map's share); a stream read finds its events in
+//! sealed segments by probing their tables' hash slots, from that first
+//! segment on.
+
+pub(crate) mod file;
+pub(crate) mod persist;
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::format::FRAME_FIRST_POSITION_AT;
 use crate::log::segment::Segment;
-
-/// Where one event's record lies, and the ids of its stream and type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Location {
-    /// The segment number, which is also its index in [`Index::segments`].
-    pub segment: u32,
-    /// The record's byte offset in the segment file.
-    pub offset: u32,
-    /// The stream's id in [`Index::stream_name`].
-    pub stream: u32,
-    /// The event type's id in [`Index::type_name`].
-    pub event_type: u32,
-}
+use file::{IndexHeader, IndexView, StreamPart};
 
 /// One record of a frame, as [`Index::push_frame`] takes it.
 #[derive(Clone, Copy, Debug)]
@@ -41,46 +42,100 @@ pub(crate) struct Entry<'a> {
     pub offset: u32,
 }
 
-/// Why a frame was refused, and where in its segment file.
+/// Why a frame or a table was refused, and where in its file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Refused {
     pub offset: u64,
     pub reason: String,
 }
 
-/// The sizes of an [`Index`] at one moment; see [`Index::rollback`].
-#[derive(Clone, Copy, Debug)]
-struct Checkpoint {
-    events: usize,
-    streams: usize,
-    types: usize,
+/// The index of one sealed segment: the bytes of its index file.
+#[derive(Clone, Debug)]
+pub(crate) struct Table {
+    bytes: Bytes,
+    /// Whether the bytes are those of the file on disk (mapped), rather
+    /// than built in memory and not yet written.
+    persisted: bool,
+}
+
+impl Table {
+    /// A table over `bytes`, which [`file::decode_index`] has checked.
+    pub(crate) fn new(bytes: Bytes, persisted: bool) -> Table {
+        Table { bytes, persisted }
+    }
+
+    /// The decoded view. The bytes were checked whole when the table was
+    /// made; this only reads the header again.
+    pub(crate) fn view(&self) -> Option<IndexView<'_>> {
+        file::decode_index_unchecked(&self.bytes)
+    }
+
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    pub(crate) fn is_persisted(&self) -> bool {
+        self.persisted
+    }
 }
 
 #[derive(Debug)]
 struct Stream {
     name: Arc<str>,
-    /// The global position of each version, in version order.
-    positions: Vec<u64>,
+    /// Its next version: how many events it has.
+    next_version: u64,
+    /// The first segment holding one of its events.
+    first_segment: u32,
+    /// The version of its first event in the active segment (meaningful
+    /// when `active` is not empty).
+    active_first_version: u64,
+    /// The positions of its events in the active segment.
+    active: Vec<u64>,
 }
 
-/// Positions, streams, event types and segments of one store.
+/// The active segment, indexed event by event.
+#[derive(Debug, Default)]
+struct Active {
+    segment: u32,
+    first_position: u64,
+    /// The record offset of each event, in position order.
+    offsets: Vec<u32>,
+    /// The streams with events in this segment, in order of first event.
+    streams: Vec<u32>,
+    /// Where its last frame starts and where its frames end.
+    last_frame_at: u32,
+    data_end: u32,
+}
+
+/// Positions, streams and segments of one store.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
+    store_id: u64,
     segments: Vec<Arc<Segment>>,
-    events: Vec<Location>,
+    /// The tables of the sealed segments: `sealed[k]` indexes segment `k`.
+    sealed: Vec<Table>,
+    /// The first position of each sealed segment, for finding a position.
+    sealed_firsts: Vec<u64>,
+    active: Active,
     streams: Vec<Stream>,
     stream_ids: HashMap<Arc<str>, u32>,
-    types: Vec<Arc<str>>,
-    type_ids: HashMap<Arc<str>, u32>,
-    /// The stream and type ids of the last push: a batch's records share
-    /// them, so most pushes skip both hash lookups.
-    last: Option<(u32, u32)>,
+    /// The stream id of the last push: a batch's records share it, so most
+    /// pushes skip the hash lookup.
+    last: Option<u32>,
 }
 
 impl Index {
+    /// An empty index of the store `store_id`.
+    pub(crate) fn new(store_id: u64) -> Index {
+        Index {
+            store_id,
+            ..Index::default()
+        }
+    }
+
     /// How many events the store holds: the next global position.
     pub(crate) fn len(&self) -> u64 {
-        self.events.len() as u64
+        self.active.first_position + self.active.offsets.len() as u64
     }
 
     /// The segments, in number order.
@@ -94,11 +149,32 @@ impl Index {
         self.segments.push(segment);
     }
 
+    /// The tables of the sealed segments, in segment order.
+    pub(crate) fn sealed(&self) -> &[Table] {
+        &self.sealed
+    }
+
+    /// The number of the segment that new frames go to.
+    pub(crate) fn active_segment(&self) -> u32 {
+        self.active.segment
+    }
+
+    /// The position of the first event of the active segment.
+    pub(crate) fn active_first_position(&self) -> u64 {
+        self.active.first_position
+    }
+
     /// The last version of `stream`, `None` when it has no events.
     pub(crate) fn stream_version(&self, stream: &str) -> Option<u64> {
         let id = *self.stream_ids.get(stream)?;
-        let positions = &self.streams.get(id as usize)?.positions;
-        (positions.len() as u64).checked_sub(1)
+        self.streams.get(id as usize)?.next_version.checked_sub(1)
+    }
+
+    /// The index's shared copy of the name `stream`, if it has events.
+    pub(crate) fn shared_name(&self, stream: &str) -> Option<Arc<str>> {
+        self.stream_ids
+            .get_key_value(stream)
+            .map(|(k, _)| Arc::clone(k))
     }
 
     /// How many streams there are.
@@ -106,195 +182,383 @@ impl Index {
         self.streams.len()
     }
 
-    /// Records the events of the frame at `frame_at` of segment `segment`,
-    /// whose first event has position `first_position`, all or nothing: a
-    /// frame that does not start at [`len`](Index::len), or one of whose
-    /// records [`push`](Index::push) refuses, leaves the index as it was.
+    /// Records the events of the frame spanning `frame` of segment
+    /// `segment`, whose first event has position `first_position`, all or
+    /// nothing: a frame that does not start at [`len`](Index::len), or one
+    /// of whose records [`push`](Index::push) refuses, leaves the index as
+    /// it was. A frame of the segment after the active one seals the active
+    /// one first (see [`seal`](Index::seal)).
     pub(crate) fn push_frame<'a>(
         &mut self,
         segment: u32,
-        frame_at: usize,
+        frame: Range<usize>,
         first_position: u64,
         entries: impl IntoIterator<Item = Entry<'a>>,
     ) -> Result<(), Refused> {
+        let misplaced = |reason: String| Refused {
+            offset: (frame.start + FRAME_FIRST_POSITION_AT) as u64,
+            reason,
+        };
         if first_position != self.len() {
-            return Err(Refused {
-                offset: (frame_at + FRAME_FIRST_POSITION_AT) as u64,
-                reason: format!(
-                    "frame starts at position {first_position} where {} was expected",
-                    self.len()
-                ),
-            });
+            return Err(misplaced(format!(
+                "frame starts at position {first_position} where {} was expected",
+                self.len()
+            )));
         }
-        let mark = self.checkpoint();
+        if segment != self.active.segment {
+            if segment != self.active.segment.wrapping_add(1) || self.active.offsets.is_empty() {
+                return Err(misplaced(format!(
+                    "frame of segment {segment} where segment {} is being written",
+                    self.active.segment
+                )));
+            }
+            self.seal();
+        }
+        let (Ok(at), Ok(end)) = (u32::try_from(frame.start), u32::try_from(frame.end)) else {
+            return Err(misplaced("frame lies past 4 GiB".into()));
+        };
+        let events = self.active.offsets.len();
+        let streams = self.streams.len();
+        let active_streams = self.active.streams.len();
+        let mut touched: Vec<u32> = Vec::new();
         for e in entries {
-            if let Err(reason) = self.push(e.stream, e.event_type, e.version, segment, e.offset) {
-                self.rollback(mark);
-                return Err(Refused {
-                    offset: u64::from(e.offset),
-                    reason,
-                });
+            match self.push(e.stream, e.event_type, e.version, e.offset) {
+                Ok(id) => touched.push(id),
+                Err(reason) => {
+                    self.rollback(&touched, events, streams, active_streams);
+                    return Err(Refused {
+                        offset: u64::from(e.offset),
+                        reason,
+                    });
+                }
             }
         }
+        self.active.last_frame_at = at;
+        self.active.data_end = end;
         Ok(())
     }
 
-    /// Records the next event, at position [`len`](Index::len). The stream
-    /// id and event type come as bytes from disk: they are checked to be
-    /// non-empty UTF-8 unless they equal the last push's names, which were.
-    /// Fails, naming the problem, on bad names or when `version` is not the
-    /// stream's next version.
+    /// Records the next event, at position [`len`](Index::len), and returns
+    /// its stream's id. The names come as bytes from disk: they are checked
+    /// to be non-empty UTF-8. Fails, naming the problem, on bad names or
+    /// when `version` is not the stream's next version.
     fn push(
         &mut self,
         stream: &[u8],
         event_type: &[u8],
         version: u64,
-        segment: u32,
         offset: u32,
-    ) -> Result<(), String> {
-        let position = self.len();
-        let (last_stream, last_type) = match self.last {
-            Some((s, t)) => (
-                self.stream_name(s)
-                    .filter(|n| n.as_bytes() == stream)
-                    .map(|_| s),
-                self.type_name(t)
-                    .filter(|n| n.as_bytes() == event_type)
-                    .map(|_| t),
-            ),
-            None => (None, None),
-        };
-        // Resolve and check both names and the version before changing
-        // anything, so that a refused push leaves the index as it was.
-        let stream_id = match last_stream {
-            Some(id) => Ok(id),
-            None => {
-                let name = name(stream, "stream id")?;
-                self.stream_ids.get(name).copied().ok_or(name)
+    ) -> Result<u32, String> {
+        name(event_type, "event type")?;
+        let known = match self.last {
+            Some(id)
+                if self
+                    .streams
+                    .get(id as usize)
+                    .is_some_and(|s| s.name.as_bytes() == stream) =>
+            {
+                Some(id)
             }
+            _ => self.stream_ids.get(name(stream, "stream id")?).copied(),
         };
-        let type_id = match last_type {
-            Some(id) => Ok(id),
-            None => {
-                let name = name(event_type, "event type")?;
-                self.type_ids.get(name).copied().ok_or(name)
-            }
-        };
-        let next_version = stream_id
-            .ok()
+        let next_version = known
             .and_then(|id| self.streams.get(id as usize))
-            .map_or(0, |s| s.positions.len() as u64);
+            .map_or(0, |s| s.next_version);
         if version != next_version {
             return Err(format!(
                 "stream '{}' has version {version} where {next_version} was expected",
                 crate::error::excerpt(&String::from_utf8_lossy(stream))
             ));
         }
-        let stream_id = match stream_id {
-            Ok(id) => id,
-            Err(name) => {
-                let id = u32::try_from(self.streams.len())
-                    .map_err(|_| "more than 2^32 streams".to_owned())?;
-                let name: Arc<str> = Arc::from(name);
-                self.stream_ids.insert(Arc::clone(&name), id);
-                self.streams.push(Stream {
-                    name,
-                    positions: Vec::new(),
-                });
-                id
-            }
+        let id = match known {
+            Some(id) => id,
+            None => self.add_stream(name(stream, "stream id")?)?,
         };
-        let type_id = match type_id {
-            Ok(id) => id,
-            Err(name) => {
-                let id = u32::try_from(self.types.len())
-                    .map_err(|_| "more than 2^32 event types".to_owned())?;
-                let name: Arc<str> = Arc::from(name);
-                self.type_ids.insert(Arc::clone(&name), id);
-                self.types.push(name);
-                id
-            }
-        };
-        let Some(entry) = self.streams.get_mut(stream_id as usize) else {
+        let position = self.len();
+        let segment = self.active.segment;
+        let Some(s) = self.streams.get_mut(id as usize) else {
             return Err("stream table out of step".to_owned());
         };
-        entry.positions.push(position);
-        self.last = Some((stream_id, type_id));
-        self.events.push(Location {
-            segment,
-            offset,
-            stream: stream_id,
-            event_type: type_id,
-        });
-        Ok(())
-    }
-
-    /// A mark to [`rollback`](Index::rollback) to.
-    fn checkpoint(&self) -> Checkpoint {
-        Checkpoint {
-            events: self.events.len(),
-            streams: self.streams.len(),
-            types: self.types.len(),
+        if s.active.is_empty() {
+            s.active_first_version = version;
+            self.active.streams.push(id);
         }
+        if s.next_version == 0 {
+            s.first_segment = segment;
+        }
+        s.active.push(position);
+        s.next_version += 1;
+        self.active.offsets.push(offset);
+        self.last = Some(id);
+        Ok(id)
     }
 
-    /// Undoes every push since `mark`, so that a frame refused halfway
-    /// leaves no part of itself visible.
-    fn rollback(&mut self, mark: Checkpoint) {
-        for location in self.events.drain(mark.events..) {
-            if let Some(stream) = self.streams.get_mut(location.stream as usize) {
-                stream.positions.pop();
+    fn add_stream(&mut self, name: &str) -> Result<u32, String> {
+        let id =
+            u32::try_from(self.streams.len()).map_err(|_| "more than 2^32 streams".to_owned())?;
+        let name: Arc<str> = Arc::from(name);
+        self.stream_ids.insert(Arc::clone(&name), id);
+        self.streams.push(Stream {
+            name,
+            next_version: 0,
+            first_segment: self.active.segment,
+            active_first_version: 0,
+            active: Vec::new(),
+        });
+        Ok(id)
+    }
+
+    /// Undoes the pushes to the streams `touched` (one id per event), back
+    /// to the sizes given, so that a frame refused halfway leaves no part of
+    /// itself visible.
+    fn rollback(&mut self, touched: &[u32], events: usize, streams: usize, active: usize) {
+        for id in touched.iter().rev() {
+            if let Some(s) = self.streams.get_mut(*id as usize) {
+                s.active.pop();
+                s.next_version -= 1;
             }
         }
-        for stream in self.streams.drain(mark.streams..) {
+        self.active.offsets.truncate(events);
+        self.active.streams.truncate(active);
+        for stream in self.streams.drain(streams..) {
             self.stream_ids.remove(&stream.name);
-        }
-        for name in self.types.drain(mark.types..) {
-            self.type_ids.remove(&name);
         }
         self.last = None;
     }
 
-    /// The location of the event at `position`.
-    pub(crate) fn location(&self, position: u64) -> Option<Location> {
-        usize::try_from(position)
-            .ok()
-            .and_then(|p| self.events.get(p))
-            .copied()
+    /// Seals the active segment: its events move into a [`Table`] built in
+    /// memory (returned, so that the writer can persist it), and the next
+    /// segment becomes active.
+    pub(crate) fn seal(&mut self) -> Table {
+        let a = std::mem::take(&mut self.active);
+        let relative: Vec<Vec<u32>> = a
+            .streams
+            .iter()
+            .map(|id| {
+                self.streams.get(*id as usize).map_or_else(Vec::new, |s| {
+                    s.active
+                        .iter()
+                        .map(|p| (p - a.first_position) as u32)
+                        .collect()
+                })
+            })
+            .collect();
+        let parts: Vec<StreamPart<'_>> = a
+            .streams
+            .iter()
+            .zip(&relative)
+            .filter_map(|(id, positions)| {
+                let s = self.streams.get(*id as usize)?;
+                Some(StreamPart {
+                    name: s.name.as_bytes(),
+                    first_version: s.active_first_version,
+                    positions,
+                })
+            })
+            .collect();
+        let header = IndexHeader {
+            store_id: self.store_id,
+            segment_number: u64::from(a.segment),
+            first_position: a.first_position,
+            event_count: 0,
+            data_end: a.data_end,
+            last_frame_at: a.last_frame_at,
+            stream_count: 0,
+            names_len: 0,
+        };
+        // Counts fit: a segment is at most 1 GiB, and every event and
+        // stream name in it takes bytes of it.
+        let bytes = file::encode_index(&header, &a.offsets, &parts).unwrap_or_default();
+        for id in &a.streams {
+            if let Some(s) = self.streams.get_mut(*id as usize) {
+                s.active = Vec::new();
+            }
+        }
+        let table = Table::new(Bytes::from(bytes), false);
+        self.push_table(table.clone(), a.first_position);
+        self.active = Active {
+            segment: a.segment + 1,
+            first_position: a.first_position + a.offsets.len() as u64,
+            ..Active::default()
+        };
+        table
     }
 
-    /// Up to `max_count` positions of `stream`, from version `from_version`
-    /// on; `None` when the stream has no events.
+    fn push_table(&mut self, table: Table, first_position: u64) {
+        self.sealed.push(table);
+        self.sealed_firsts.push(first_position);
+    }
+
+    /// Takes the persisted index of the active segment, which must be
+    /// empty, as its table: it becomes sealed and the next one active. The
+    /// table must start at [`len`](Index::len), and each of its streams must
+    /// go on from its version so far; otherwise it is refused and the index
+    /// is left as it was.
+    pub(crate) fn push_sealed(&mut self, table: Table) -> Result<(), String> {
+        let view = table.view().ok_or("index header unreadable")?;
+        let h = *view.header();
+        if !self.active.offsets.is_empty() || h.segment_number != u64::from(self.active.segment) {
+            return Err(format!(
+                "index of segment {} where segment {} is next",
+                h.segment_number, self.active.segment
+            ));
+        }
+        if h.first_position != self.len() || h.event_count == 0 {
+            return Err(format!(
+                "index covers {} events from position {} where position {} is next",
+                h.event_count,
+                h.first_position,
+                self.len()
+            ));
+        }
+        // Check every entry before changing anything.
+        let mut total = 0u64;
+        let mut names: Vec<(&str, u64)> = Vec::with_capacity(h.stream_count as usize);
+        for e in view.entries() {
+            let bytes = view.name(&e).ok_or("stream name out of range")?;
+            let stream = name(bytes, "stream id")?;
+            let next = self
+                .stream_ids
+                .get(stream)
+                .and_then(|id| self.streams.get(*id as usize))
+                .map_or(0, |s| s.next_version);
+            if e.first_version != next || e.count == 0 {
+                return Err(format!(
+                    "stream '{}' goes on at version {} where {next} is next",
+                    crate::error::excerpt(stream),
+                    e.first_version
+                ));
+            }
+            total += u64::from(e.count);
+            names.push((stream, e.versions().end));
+        }
+        if total != u64::from(h.event_count) {
+            return Err(format!(
+                "streams hold {total} events where the index covers {}",
+                h.event_count
+            ));
+        }
+        let segment = self.active.segment;
+        for (stream, next_version) in names {
+            let id = match self.stream_ids.get(stream) {
+                Some(id) => *id,
+                None => self.add_stream(stream)?,
+            };
+            if let Some(s) = self.streams.get_mut(id as usize) {
+                if s.next_version == 0 {
+                    s.first_segment = segment;
+                }
+                s.next_version = next_version;
+            }
+        }
+        self.last = None;
+        self.active = Active {
+            segment: segment + 1,
+            first_position: h.first_position + u64::from(h.event_count),
+            ..Active::default()
+        };
+        let first = h.first_position;
+        self.push_table(table, first);
+        Ok(())
+    }
+
+    /// Replaces the table of sealed segment `k`, built in memory, with the
+    /// same bytes read back from its file.
+    pub(crate) fn replace_table(&mut self, k: usize, table: Table) {
+        if let Some(slot) = self.sealed.get_mut(k)
+            && slot.bytes == table.bytes
+        {
+            *slot = table;
+        }
+    }
+
+    /// The segment and record offset of the event at `position`.
+    pub(crate) fn location(&self, position: u64) -> Option<(u32, u32)> {
+        if let Some(i) = position.checked_sub(self.active.first_position) {
+            let offset = *self.active.offsets.get(usize::try_from(i).ok()?)?;
+            return Some((self.active.segment, offset));
+        }
+        let k = self
+            .sealed_firsts
+            .partition_point(|first| *first <= position)
+            .checked_sub(1)?;
+        let offset = self.sealed.get(k)?.view()?.offset(position)?;
+        Some((k as u32, offset))
+    }
+
+    /// The positions of `stream` from version `from_version` on, at most
+    /// `max_count` of them; `None` when the stream has no events. A table
+    /// that disagrees with the stream's versions is an error, named.
     pub(crate) fn stream_positions(
         &self,
         stream: &str,
         from_version: u64,
         max_count: usize,
-    ) -> Option<&[u64]> {
+    ) -> Option<Result<Vec<u64>, String>> {
         let id = *self.stream_ids.get(stream)?;
-        let positions = &self.streams.get(id as usize)?.positions;
-        let from = usize::try_from(from_version)
-            .unwrap_or(usize::MAX)
-            .min(positions.len());
-        let to = from.saturating_add(max_count).min(positions.len());
-        positions.get(from..to)
+        let s = self.streams.get(id as usize)?;
+        let from = from_version.min(s.next_version);
+        let to = from.saturating_add(max_count as u64).min(s.next_version);
+        Some(self.collect_positions(s, from..to))
     }
 
-    /// The shared name of stream id `id`.
-    pub(crate) fn stream_name(&self, id: u32) -> Option<&Arc<str>> {
-        self.streams.get(id as usize).map(|s| &s.name)
-    }
-
-    /// The shared name of event type id `id`.
-    pub(crate) fn type_name(&self, id: u32) -> Option<&Arc<str>> {
-        self.types.get(id as usize)
+    fn collect_positions(&self, s: &Stream, versions: Range<u64>) -> Result<Vec<u64>, String> {
+        let mut out = Vec::with_capacity((versions.end - versions.start) as usize);
+        let mut v = versions.start;
+        let sealed_end = if s.active.is_empty() {
+            s.next_version
+        } else {
+            s.active_first_version
+        };
+        if v < sealed_end.min(versions.end) {
+            for table in self.sealed.iter().skip(s.first_segment as usize) {
+                let view = table.view().ok_or("index header unreadable")?;
+                let Some(entry) = view.stream(s.name.as_bytes()) else {
+                    continue;
+                };
+                while v < versions.end && entry.versions().contains(&v) {
+                    out.push(
+                        view.position(&entry, v)
+                            .ok_or("stream entry out of range")?,
+                    );
+                    v += 1;
+                }
+                if v >= versions.end || v >= sealed_end {
+                    break;
+                }
+            }
+        }
+        if v < versions.end {
+            let skip = usize::try_from(v.saturating_sub(s.active_first_version)).unwrap_or(0);
+            let need = (versions.end - v) as usize;
+            out.extend(s.active.iter().skip(skip).take(need));
+        }
+        if out.len() as u64 != versions.end - versions.start {
+            return Err(format!(
+                "stream '{}' has {} events where the index finds {} of versions {versions:?}",
+                crate::error::excerpt(&s.name),
+                s.next_version,
+                out.len()
+            ));
+        }
+        Ok(out)
     }
 
     /// Streams with their event counts, for statistics.
     pub(crate) fn stream_lengths(&self) -> impl Iterator<Item = (&Arc<str>, u64)> {
-        self.streams
-            .iter()
-            .map(|s| (&s.name, s.positions.len() as u64))
+        self.streams.iter().map(|s| (&s.name, s.next_version))
+    }
+
+    /// Bytes of memory the active segment's per-event index takes.
+    pub(crate) fn active_bytes(&self) -> usize {
+        self.active.offsets.capacity() * 4
+            + self
+                .active
+                .streams
+                .iter()
+                .filter_map(|id| self.streams.get(*id as usize))
+                .map(|s| s.active.capacity() * 8)
+                .sum::<usize>()
     }
 }
 
@@ -310,38 +574,45 @@ fn name<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn versions_must_be_dense_per_stream() {
-        let mut index = Index::default();
-        index.push(b"a", b"T", 0, 0, 64).unwrap();
-        index.push(b"b", b"T", 0, 0, 128).unwrap();
-        index.push(b"a", b"U", 1, 0, 192).unwrap();
-        assert!(index.push(b"a", b"T", 5, 0, 256).is_err());
-        assert!(index.push(b"\xff", b"T", 0, 0, 256).is_err());
-        // A bad type refuses the push whole: no orphan stream "c".
-        assert!(index.push(b"c", b"", 0, 0, 256).is_err());
-        assert!(index.push(b"c", b"\xff", 0, 0, 256).is_err());
-        assert_eq!(index.stream_count(), 2);
-        assert_eq!(index.len(), 3);
-        assert_eq!(index.stream_version("a"), Some(1));
-        assert_eq!(index.stream_version("c"), None);
-        assert_eq!(index.stream_positions("a", 0, 10), Some(&[0u64, 2][..]));
-        assert_eq!(index.stream_positions("a", 1, 10), Some(&[2u64][..]));
-        assert_eq!(index.stream_positions("a", u64::MAX, 10), Some(&[][..]));
-        let loc = index.location(2).unwrap();
-        assert_eq!(index.type_name(loc.event_type).map(|t| &**t), Some("U"));
-        assert_eq!(index.location(3), None);
-
-        // A frame refused at its last record leaves none of itself behind.
-        let entry = |stream: &'static [u8], event_type: &'static [u8], version, offset| Entry {
+    fn entry(
+        stream: &'static [u8],
+        event_type: &'static [u8],
+        version: u64,
+        offset: u32,
+    ) -> Entry<'static> {
+        Entry {
             stream,
             event_type,
             version,
             offset,
-        };
+        }
+    }
+
+    #[test]
+    fn versions_must_be_dense_per_stream() {
+        let mut index = Index::new(1);
+        index.push(b"a", b"T", 0, 64).unwrap();
+        index.push(b"b", b"T", 0, 128).unwrap();
+        index.push(b"a", b"U", 1, 192).unwrap();
+        assert!(index.push(b"a", b"T", 5, 256).is_err());
+        assert!(index.push(b"\xff", b"T", 0, 256).is_err());
+        // A bad type refuses the push whole: no orphan stream "c".
+        assert!(index.push(b"c", b"", 0, 256).is_err());
+        assert!(index.push(b"c", b"\xff", 0, 256).is_err());
+        assert_eq!(index.stream_count(), 2);
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.stream_version("a"), Some(1));
+        assert_eq!(index.stream_version("c"), None);
+        assert_eq!(index.stream_positions("a", 0, 10), Some(Ok(vec![0, 2])));
+        assert_eq!(index.stream_positions("a", 1, 10), Some(Ok(vec![2])));
+        assert_eq!(index.stream_positions("a", u64::MAX, 10), Some(Ok(vec![])));
+        assert_eq!(index.location(2), Some((0, 192)));
+        assert_eq!(index.location(3), None);
+
+        // A frame refused at its last record leaves none of itself behind.
         let refused = index.push_frame(
             0,
-            248,
+            248..448,
             3,
             [
                 entry(b"a", b"T", 2, 256),
@@ -350,7 +621,7 @@ mod tests {
             ],
         );
         assert_eq!(refused.unwrap_err().offset, 384);
-        let misplaced = index.push_frame(0, 248, 4, [entry(b"a", b"T", 2, 256)]);
+        let misplaced = index.push_frame(0, 248..448, 4, [entry(b"a", b"T", 2, 256)]);
         assert_eq!(
             misplaced.unwrap_err().offset,
             (248 + FRAME_FIRST_POSITION_AT) as u64
@@ -359,7 +630,47 @@ mod tests {
         assert_eq!(index.stream_version("a"), Some(1));
         assert_eq!(index.stream_version("new"), None);
         assert_eq!(index.stream_count(), 2);
-        index.push(b"new", b"T", 0, 0, 256).unwrap();
+        index.push(b"new", b"T", 0, 256).unwrap();
         assert_eq!(index.stream_version("new"), Some(0));
+    }
+
+    #[test]
+    fn a_sealed_segment_reads_as_it_did_and_its_table_rebuilds_an_index() {
+        let mut index = Index::new(9);
+        index
+            .push_frame(
+                0,
+                64..400,
+                0,
+                [entry(b"a", b"T", 0, 96), entry(b"b", b"T", 0, 160)],
+            )
+            .unwrap();
+        index
+            .push_frame(0, 400..600, 2, [entry(b"a", b"T", 1, 432)])
+            .unwrap();
+        // A frame of the next segment seals this one.
+        index
+            .push_frame(1, 64..200, 3, [entry(b"a", b"T", 2, 96)])
+            .unwrap();
+        assert_eq!(index.sealed().len(), 1);
+        assert_eq!(index.stream_positions("a", 0, 10), Some(Ok(vec![0, 2, 3])));
+        assert_eq!(index.stream_positions("a", 1, 1), Some(Ok(vec![2])));
+        assert_eq!(index.stream_positions("b", 0, 10), Some(Ok(vec![1])));
+        assert_eq!(index.location(1), Some((0, 160)));
+        assert_eq!(index.location(2), Some((0, 432)));
+        assert_eq!(index.location(3), Some((1, 96)));
+        let view = index.sealed()[0].view().unwrap();
+        assert_eq!(view.header().data_end, 600);
+        assert_eq!(view.header().last_frame_at, 400);
+
+        // The table alone gives a second index the same streams.
+        let mut again = Index::new(9);
+        again.push_sealed(index.sealed()[0].clone()).unwrap();
+        assert_eq!(again.len(), 3);
+        assert_eq!(again.stream_version("a"), Some(1));
+        assert_eq!(again.stream_positions("a", 0, 10), Some(Ok(vec![0, 2])));
+        // Not twice, and not out of order.
+        assert!(again.push_sealed(index.sealed()[0].clone()).is_err());
+        assert_eq!(again.len(), 3);
     }
 }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::{Mmap, MmapOptions, MmapRaw};
 
 use crate::error::Error;
 use crate::format::{
@@ -288,6 +288,27 @@ impl Segment {
             segment: Arc::clone(self),
         })
     }
+}
+
+/// Maps a segment index file read-only, whole, as [`Bytes`].
+///
+/// Index files are written whole under a temporary name, synced, and only
+/// then renamed into place; annals never writes to one in place or
+/// shortens it, and replaces one only by renaming a new file over it, which
+/// leaves a mapped old file's bytes as they were. (Another process that
+/// shortens the file kills this one with SIGBUS, as for a segment.)
+pub(crate) fn map_immutable(file: &File) -> std::io::Result<Bytes> {
+    if file.metadata()?.len() == 0 {
+        // An empty map is an error on some systems; an empty file is just
+        // a bad index.
+        return Ok(Bytes::new());
+    }
+    // SAFETY: the file's bytes never change while mapped (see above: index
+    // files are immutable once renamed into place, and replaced only by
+    // rename), and the map is never written through, so sharing it as an
+    // immutable slice is sound.
+    let map = unsafe { Mmap::map(file) }?;
+    Ok(Bytes::from_owner(map))
 }
 
 /// An owner for [`Bytes`]: a segment's bytes below the watermark as it was

@@ -26,13 +26,14 @@ use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
     seal_record,
 };
-use crate::index::{Entry, Index};
+use crate::index::persist::write_table;
+use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
 use crate::log::batch::Batch;
 use crate::log::group::{GroupCommit, Outcome};
 use crate::log::prepare::Preparation;
 use crate::log::recovery::Recovered;
-use crate::log::segment::Segment;
+use crate::log::segment::{Segment, map_immutable};
 use crate::options::Options;
 
 /// The writer of one store.
@@ -66,6 +67,8 @@ struct Engine {
     prepare_ahead: bool,
     /// The next segment, if it is being prepared.
     preparing: Option<Preparation>,
+    /// The index file of the last sealed segment, if it is being written.
+    indexing: Option<IndexWrite>,
 }
 
 impl Drop for Engine {
@@ -74,6 +77,9 @@ impl Drop for Engine {
         // create files in a directory that another opener may be scanning.
         if let Some(p) = self.preparing.take() {
             let _ = p.finish();
+        }
+        if let Some(w) = self.indexing.take() {
+            let _ = w.finish();
         }
     }
 }
@@ -103,6 +109,17 @@ impl Writer {
             .cloned()
             .ok_or_else(|| Error::corruption(&dir, 0, "active segment missing after recovery"))?;
         let next_position = recovered.index.len();
+        if recovered.index.active_segment() != recovered.active {
+            return Err(Error::corruption(
+                &dir,
+                0,
+                format!(
+                    "recovery ended in segment {} but indexed up to segment {}",
+                    recovered.active,
+                    recovered.index.active_segment()
+                ),
+            ));
+        }
         let engine = Engine {
             io: options.io.clone(),
             dir,
@@ -117,6 +134,7 @@ impl Writer {
             frame_events: 0,
             prepare_ahead: options.prepare_ahead,
             preparing: None,
+            indexing: None,
         };
         Ok(Writer {
             group: GroupCommit::default(),
@@ -285,8 +303,12 @@ impl Writer {
                         entry
                     })
             });
-            let pushed =
-                index.push_frame(segment, frame_start, engine.frame_first_position, entries);
+            let pushed = index.push_frame(
+                segment,
+                frame_start..frame_end,
+                engine.frame_first_position,
+                entries,
+            );
             if let Err(refused) = pushed {
                 // The frame is durable but the index disagrees with it: a
                 // bug. Readers see none of the frame (the index took none
@@ -329,6 +351,19 @@ impl Writer {
                 max: u64::from(u32::MAX),
             });
         }
+        // The sealed segment's index goes to disk off the append path; the
+        // one before it, long written, replaces its copy in memory.
+        let sealed = index.write().seal();
+        if let Some(w) = engine.indexing.take() {
+            w.finish_into(index);
+        }
+        engine.indexing = IndexWrite::start(
+            Arc::clone(&engine.io),
+            engine.dir.clone(),
+            engine.active.number(),
+            sealed,
+            engine.prepare_ahead,
+        );
         let existing = index.read().segments().get(number as usize).cloned();
         let (segment, file) = match existing {
             Some(segment) => {
@@ -449,5 +484,80 @@ impl Engine {
         self.io
             .sync_data(&self.file, path)
             .map_err(|e| ("sync segment", path.to_path_buf(), e))
+    }
+}
+
+/// A sealed segment's index file being written, on a background thread
+/// (or, without background work, already written on this one).
+struct IndexWrite {
+    number: u64,
+    table: Table,
+    written: Result<std::thread::JoinHandle<io::Result<PathBuf>>, io::Result<PathBuf>>,
+}
+
+impl IndexWrite {
+    /// Starts writing `table` as segment `number`'s index file in `dir`.
+    fn start(
+        io: Arc<dyn FileIo>,
+        dir: PathBuf,
+        number: u64,
+        table: Table,
+        background: bool,
+    ) -> Option<IndexWrite> {
+        let copy = table.clone();
+        let write = move || write_table(&*io, &dir, number, &copy);
+        let written = if background {
+            let spawned = std::thread::Builder::new()
+                .name(format!("annals-index-{number}"))
+                .spawn(write.clone());
+            match spawned {
+                Ok(handle) => Ok(handle),
+                Err(_) => Err(write()),
+            }
+        } else {
+            Err(write())
+        };
+        Some(IndexWrite {
+            number,
+            table,
+            written,
+        })
+    }
+
+    /// Waits for the write and returns the file's path.
+    fn finish(self) -> io::Result<PathBuf> {
+        match self.written {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the index writing thread panicked"))),
+            Err(done) => done,
+        }
+    }
+
+    /// Waits for the write, then swaps the table built in memory for the
+    /// file's mapped bytes, which frees the memory. A failed write is a
+    /// warning: the next open rebuilds the file.
+    fn finish_into(self, index: &RwLock<Index>) {
+        let (number, table) = (self.number, self.table.clone());
+        let mapped = self.finish().and_then(|path| {
+            let file = std::fs::File::open(&path)?;
+            map_immutable(&file)
+        });
+        match mapped {
+            Ok(bytes) if bytes == *table.bytes() => {
+                index
+                    .write()
+                    .replace_table(number as usize, Table::new(bytes, true));
+            }
+            Ok(_) => tracing::warn!(
+                segment = number,
+                "segment index file differs from what was written"
+            ),
+            Err(e) => tracing::warn!(
+                segment = number,
+                error = %e,
+                "could not write a segment index; the next open rebuilds it"
+            ),
+        }
     }
 }

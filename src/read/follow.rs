@@ -128,7 +128,7 @@ fn take_frame(seg: &Segment, offset: usize, index: &RwLock<Index>) -> Result<Opt
     index
         .push_frame(
             seg.number() as u32,
-            frame.at,
+            frame.at..frame.end(),
             frame.header.first_position,
             entries,
         )

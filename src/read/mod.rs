@@ -7,8 +7,7 @@
 //! readers and the writer never wait on each other's real work.
 //!
 //! [`plan`] runs under the index's read lock and only copies: each event's
-//! location and a share of its stream and type names, and the segments they
-//! point into. [`execute`] runs with no lock held and does the costly part:
+//! location and the segments they point into. [`execute`] runs with no lock held and does the costly part:
 //! every record's checksum is checked before its bytes are trusted, and the
 //! payloads become slices of the segment maps, not copies. The writer takes
 //! the index's write lock only to add a synced frame's entries, so a reader
@@ -23,7 +22,6 @@
 
 pub(crate) mod follow;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -32,89 +30,82 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::event::RecordedEvent;
 use crate::format::decode_record_bytes;
-use crate::index::{Index, Location};
+use crate::index::Index;
 use crate::log::segment::Segment;
 
 /// What a read copied out of the index under its lock.
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
-    /// For each event in read order: its position and its location.
-    events: Vec<(u64, Location)>,
+    /// For each event in read order: its position, segment and record
+    /// offset.
+    events: Vec<(u64, u32, u32)>,
     /// The segments the locations point into, each once, in first-use
     /// order.
     segments: Vec<Arc<Segment>>,
-    /// The stream and type names the locations name, each shared once.
-    streams: Names,
-    types: Names,
-}
-
-/// Names by id, each taken from the index once per read: a read of a
-/// thousand events of a few streams shares a few names under the lock, not
-/// two thousand.
-#[derive(Debug, Default)]
-struct Names {
-    by_id: HashMap<u32, Arc<str>>,
-    /// The last id looked up: events of one batch share their names.
-    last: Option<(u32, Arc<str>)>,
-}
-
-impl Names {
-    /// Shares name `id` from `lookup` unless this read already has it.
-    fn take(&mut self, id: u32, lookup: impl FnOnce(u32) -> Option<Arc<str>>) -> Result<(), Error> {
-        if self.last.as_ref().is_some_and(|(last, _)| *last == id) || self.by_id.contains_key(&id) {
-            return Ok(());
-        }
-        let name = lookup(id).ok_or_else(|| internal(format!("name id {id} out of range")))?;
-        self.last = Some((id, Arc::clone(&name)));
-        self.by_id.insert(id, name);
-        Ok(())
-    }
-
-    /// Name `id`, which [`take`](Names::take) has taken.
-    fn get(&mut self, id: u32) -> Result<Arc<str>, Error> {
-        if let Some((last, name)) = &self.last
-            && *last == id
-        {
-            return Ok(Arc::clone(name));
-        }
-        let name = self
-            .by_id
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| internal(format!("name id {id} not in the plan")))?;
-        self.last = Some((id, Arc::clone(&name)));
-        Ok(name)
-    }
+    /// For a stream read: the stream's name and the version of its first
+    /// event read, which every record read is checked against.
+    stream: Option<(Arc<str>, u64)>,
 }
 
 /// Copies what reading the events at `positions` needs from `index`. Cheap:
-/// no checksum, no decoding, one vector of locations, and each distinct
-/// name and segment shared once.
-pub(crate) fn plan(index: &Index, positions: impl Iterator<Item = u64>) -> Result<Plan, Error> {
+/// no checksum, no decoding, one vector of locations, and each segment
+/// shared once. For a stream read, `stream` names the stream and the
+/// version of the first position.
+pub(crate) fn plan(
+    index: &Index,
+    positions: impl Iterator<Item = u64>,
+    stream: Option<(Arc<str>, u64)>,
+) -> Result<Plan, Error> {
     let mut plan = Plan {
         events: Vec::with_capacity(positions.size_hint().0),
+        stream,
         ..Plan::default()
     };
     for position in positions {
-        let location = index
+        let (segment, offset) = index
             .location(position)
             .ok_or_else(|| internal(format!("position {position} is not in the index")))?;
         // Newest first: a read rarely leaves the segment it is in.
-        let number = u64::from(location.segment);
+        let number = u64::from(segment);
         if !plan.segments.iter().rev().any(|s| s.number() == number) {
-            let segment = index
+            let found = index
                 .segments()
-                .get(location.segment as usize)
-                .ok_or_else(|| internal(format!("segment {} is not open", location.segment)))?;
-            plan.segments.push(Arc::clone(segment));
+                .get(segment as usize)
+                .ok_or_else(|| internal(format!("segment {segment} is not open")))?;
+            plan.segments.push(Arc::clone(found));
         }
-        plan.streams
-            .take(location.stream, |id| index.stream_name(id).cloned())?;
-        plan.types
-            .take(location.event_type, |id| index.type_name(id).cloned())?;
-        plan.events.push((position, location));
+        plan.events.push((position, segment, offset));
     }
     Ok(plan)
+}
+
+/// Shared names for the events of one read: consecutive events mostly
+/// share their stream and type, so each distinct name is made once per run
+/// rather than once per event.
+#[derive(Default)]
+struct Names {
+    recent: Vec<Arc<str>>,
+}
+
+impl Names {
+    /// How many distinct names are kept.
+    const KEEP: usize = 8;
+
+    /// The shared name whose bytes are `bytes`, which must be UTF-8.
+    fn get(&mut self, bytes: &[u8], what: &str) -> Result<Arc<str>, String> {
+        if let Some(name) = self.recent.iter().find(|n| n.as_bytes() == bytes) {
+            return Ok(Arc::clone(name));
+        }
+        let name: Arc<str> = match std::str::from_utf8(bytes) {
+            Ok(s) if !s.is_empty() => Arc::from(s),
+            _ => return Err(format!("{what} is empty or not UTF-8")),
+        };
+        if self.recent.len() == Names::KEEP {
+            self.recent.remove(0);
+        }
+        self.recent.push(Arc::clone(&name));
+        Ok(name)
+    }
 }
 
 /// Reads and checks the events of `plan`, with no lock held.
@@ -123,8 +114,11 @@ pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Error> {
     // One `Bytes` owner per segment touched, so that each payload costs a
     // reference count, not an allocation.
     let mut current: Option<(usize, Bytes)> = None;
-    for (position, location) in std::mem::take(&mut plan.events) {
-        let number = u64::from(location.segment);
+    let mut streams = Names::default();
+    let mut types = Names::default();
+    for (i, (position, number, offset)) in std::mem::take(&mut plan.events).into_iter().enumerate()
+    {
+        let number = u64::from(number);
         let k = match &current {
             Some((k, _)) if plan.segments.get(*k).is_some_and(|s| s.number() == number) => *k,
             _ => {
@@ -140,26 +134,37 @@ pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Error> {
         let (Some(segment), Some((_, bytes))) = (plan.segments.get(k), &current) else {
             return Err(internal("segment bytes missing".into()));
         };
-        let stream_id = plan.streams.get(location.stream)?;
-        let event_type = plan.types.get(location.event_type)?;
-        let offset = location.offset as usize;
+        let offset = offset as usize;
         let corrupt = |reason: String| Error::corruption(segment.path(), offset as u64, reason);
         let untrusted = bytes
             .get(offset..)
             .ok_or_else(|| corrupt("record lies past the committed end of its segment".into()))?;
         let record = decode_record_bytes(untrusted, segment.salt())
             .map_err(|e| Error::corruption(segment.path(), (offset + e.offset) as u64, e.reason))?;
-        // Equal bytes to the indexed names also prove them valid UTF-8.
-        if record.position != position
-            || record.stream != stream_id.as_bytes()
-            || record.event_type != event_type.as_bytes()
-        {
+        if record.position != position {
             return Err(corrupt(format!(
-                "record at position {} of stream '{}' is not the indexed position {position}",
-                record.position,
-                crate::error::excerpt(&String::from_utf8_lossy(record.stream))
+                "record at position {} where the index has position {position}",
+                record.position
             )));
         }
+        let stream_id = match &plan.stream {
+            Some((name, first_version)) => {
+                let version = first_version + i as u64;
+                if record.stream != name.as_bytes() || record.version != version {
+                    return Err(corrupt(format!(
+                        "record is version {} of stream '{}' where the index has version {version} of '{}'",
+                        record.version,
+                        crate::error::excerpt(&String::from_utf8_lossy(record.stream)),
+                        crate::error::excerpt(name)
+                    )));
+                }
+                Arc::clone(name)
+            }
+            None => streams.get(record.stream, "stream id").map_err(corrupt)?,
+        };
+        let event_type = types
+            .get(record.event_type, "event type")
+            .map_err(corrupt)?;
         events.push(RecordedEvent {
             stream_id,
             version: record.version,
@@ -175,6 +180,6 @@ pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Error> {
 }
 
 /// An index that contradicts itself: a bug, reported rather than panicked on.
-fn internal(reason: String) -> Error {
+pub(crate) fn internal(reason: String) -> Error {
     Error::corruption("<in-memory index>", 0, reason)
 }

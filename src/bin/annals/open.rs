@@ -72,7 +72,10 @@ fn require_only_annals_entries(dir: &Path) -> Result<(), Failure> {
 /// names starting with `.`.
 fn annals_name(name: &str) -> bool {
     let segment = name.strip_suffix(".tmp").unwrap_or(name);
-    let numbered = segment.strip_suffix(".seg").is_some_and(|digits| {
+    let numbered = (segment
+        .strip_suffix(".seg")
+        .or_else(|| segment.strip_suffix(".idx")))
+    .is_some_and(|digits| {
         digits.len() == 20
             && digits.bytes().all(|b| b.is_ascii_digit())
             && digits.parse::<u64>().is_ok()

@@ -1,5 +1,5 @@
 //! What a data directory holds: its segment files in order, segments left
-//! half-prepared, and nothing else (but `lost+found` and dot-files). Each
+//! half-prepared, segment index files (derived data, checked when used), and nothing else (but `lost+found` and dot-files). Each
 //! segment's header is checked against its name and segment 0's by
 //! `Segment::open`.
 
@@ -7,6 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::index::persist::{INDEX_SUFFIX, INDEX_TEMP_SUFFIX};
 use crate::log::segment::{self, TEMP_SUFFIX};
 
 use super::LOCK_FILE;
@@ -22,6 +23,8 @@ pub(super) struct Listing {
     pub segments: Vec<(u64, PathBuf)>,
     /// Segments left half-prepared by a crash.
     pub temps: Vec<PathBuf>,
+    /// Segment index files left half-written by a crash.
+    pub index_temps: Vec<PathBuf>,
 }
 
 pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
@@ -34,6 +37,7 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
     })?;
     let mut segments = Vec::new();
     let mut temps = Vec::new();
+    let mut index_temps = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list data directory", dir, e))?;
         let path = entry.path();
@@ -46,6 +50,18 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
             continue;
         }
         let stray = |reason: &str| Err(Error::corruption(&path, 0, reason));
+        if let Some(number) = name.strip_suffix(INDEX_SUFFIX) {
+            // Derived data: checked when used, rebuilt when bad.
+            if parse_segment_name(&format!("{number}.seg")).is_some() {
+                continue;
+            }
+        }
+        if let Some(number) = name.strip_suffix(INDEX_TEMP_SUFFIX)
+            && parse_segment_name(&format!("{number}.seg")).is_some()
+        {
+            index_temps.push(path);
+            continue;
+        }
         if name
             .strip_suffix(TEMP_SUFFIX)
             .and_then(parse_segment_name)
@@ -66,8 +82,8 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
             return Err(Error::NotAStore {
                 path: dir.to_path_buf(),
                 reason: format!(
-                    "holds {:?}, which annals did not make (only LOCK, segment files, \
-                     lost+found and names starting with '.' belong there)",
+                    "holds {:?}, which annals did not make (only LOCK, segment and \
+                     segment index files, lost+found and names starting with '.' belong there)",
                     os_name.to_string_lossy()
                 ),
             });
@@ -83,7 +99,11 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
             ));
         }
     }
-    Ok(Listing { segments, temps })
+    Ok(Listing {
+        segments,
+        temps,
+        index_temps,
+    })
 }
 
 /// Entries a data directory may hold beside annals' own, which annals

@@ -51,6 +51,7 @@ use crate::format::{
     ALIGN, End, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, Salt, SegmentHeader, align_up,
     decode_frame_header, first_nonzero, last_nonzero,
 };
+use crate::index::persist::{Unusable, index_file_name, load_table, write_table};
 use crate::index::{Entry, Index};
 use crate::io::FileIo;
 use crate::log::segment::{Access, Segment};
@@ -138,13 +139,47 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
     let paths: Vec<PathBuf> = segments.iter().map(|s| s.path().to_path_buf()).collect();
     let salts: Vec<Salt> = segments.iter().map(Segment::salt).collect();
 
-    let mut index = Index::default();
+    // Sealed segments come from their index files, without a scan, for as
+    // long as each one checks out; the rest of the log is scanned. The last
+    // segment is always scanned: only a scan can say where the log ends.
+    let mut index = Index::new(header.store_id);
     let mut ends: Vec<usize> = Vec::with_capacity(count);
+    let mut from = 0;
+    while from + 1 < count {
+        let segment = &segments[from];
+        let loaded = load_table(dir, segment, header.store_id, index.len()).and_then(|t| {
+            let end = t.view().map_or(0, |v| v.header().data_end as usize);
+            index.push_sealed(t).map(|()| end).map_err(Unusable::Bad)
+        });
+        match loaded {
+            Ok(end) => {
+                ends.push(end);
+                from += 1;
+            }
+            Err(why) => {
+                let reason = match why {
+                    // The active segment has no index: expected, unless a
+                    // later segment holds data.
+                    Unusable::Missing if !holds_data(&segments[from + 1]) => break,
+                    Unusable::Missing => "it is missing".to_owned(),
+                    Unusable::Bad(reason) => reason,
+                };
+                tracing::warn!(
+                    file = %dir.join(index_file_name(segment.number())).display(),
+                    %reason,
+                    "segment index unusable: scanning the log from its segment on, and rebuilding it"
+                );
+                break;
+            }
+        }
+    }
+
     let mut end_of_log: Option<EndOfLog> = None;
     {
         let contents: Vec<_> = segments
             .iter_mut()
             .enumerate()
+            .skip(from)
             .map(|(k, seg)| {
                 let access = if k >= shared_from {
                     Access::Shared
@@ -155,9 +190,12 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
             })
             .collect();
         let bytes: Vec<&[u8]> = contents.iter().map(|c| &**c).collect();
-        scan(&bytes, &salts, &mut |piece: Piece<'_>| {
+        let (scanned_paths, scanned_salts) = (&paths[from..], &salts[from..]);
+        scan(&bytes, scanned_salts, index.len(), &mut |piece: Piece<
+            '_,
+        >| {
             let k = piece.segment;
-            let number = segment_id(k as u64, &paths[k])?;
+            let number = segment_id((from + k) as u64, &scanned_paths[k])?;
             for frame in &piece.frames {
                 let records = piece.records.get(frame.records.clone()).unwrap_or_default();
                 let entries = records.iter().map(|r| Entry {
@@ -169,8 +207,8 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
                 // The checksums passed, so these bytes are as written: a
                 // refusal here is not a torn write but a broken log.
                 index
-                    .push_frame(number, frame.at, frame.first_position, entries)
-                    .map_err(|r| Error::corruption(&paths[k], r.offset, r.reason))?;
+                    .push_frame(number, frame.span.clone(), frame.first_position, entries)
+                    .map_err(|r| Error::corruption(&scanned_paths[k], r.offset, r.reason))?;
             }
             match piece.end {
                 None => Ok(true),
@@ -179,8 +217,12 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
                     Ok(true)
                 }
                 Some(end) => {
-                    let case = classify(k, end, &bytes, &salts);
-                    end_of_log = Some(decide(k, case, &paths)?);
+                    let case = classify(k, end, &bytes, scanned_salts);
+                    let found = decide(k, case, scanned_paths)?;
+                    end_of_log = Some(EndOfLog {
+                        active: from + found.active,
+                        ..found
+                    });
                     Ok(false)
                 }
             }
@@ -195,6 +237,11 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
         None => (count - 1, None),
     };
     ends.resize(count, SEGMENT_HEADER_LEN);
+    // A log that ends in a segment with no frames yet (the first frame of a
+    // new segment torn) has its previous segment full: sealed.
+    if (index.active_segment() as usize) < active && index.len() > index.active_first_position() {
+        index.seal();
+    }
 
     let mut report = RecoveryReport::default();
     if let Some(torn) = &torn {
@@ -216,6 +263,12 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
             });
         }
         remove_temps(dir, io, &listing.temps, &mut report)?;
+        for temp in &listing.index_temps {
+            // Half an index file: nothing refers to it.
+            if let Err(e) = io.remove_file(temp) {
+                tracing::warn!(file = %temp.display(), error = %e, "could not remove a half-written segment index");
+            }
+        }
         if let (Some(torn), Some(t)) = (&torn, report.torn_tail.as_mut()) {
             zero_tail(io, &paths[active], torn)?;
             t.zeroed = true;
@@ -226,6 +279,7 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
         // before anything is acknowledged.
         io.sync_dir(dir)
             .map_err(|e| Error::io("sync data directory", dir, e))?;
+        persist_rebuilt(dir, io, &index);
     }
 
     for (seg, end) in segments.into_iter().zip(&ends) {
@@ -240,6 +294,31 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
         write_offset: ends[active],
         report,
     })
+}
+
+/// Whether `segment` holds a frame: its first frame's length word is set.
+fn holds_data(segment: &Segment) -> bool {
+    segment
+        .copy_out(SEGMENT_HEADER_LEN, 4)
+        .is_some_and(|word| word != [0; 4])
+}
+
+/// Writes the index files of the sealed segments whose tables the scan
+/// built. A failure costs only time at the next open: a warning, not an
+/// error.
+fn persist_rebuilt(dir: &Path, io: &dyn FileIo, index: &Index) {
+    for (k, table) in index.sealed().iter().enumerate() {
+        if table.is_persisted() {
+            continue;
+        }
+        if let Err(e) = write_table(io, dir, k as u64, table) {
+            tracing::warn!(
+                file = %dir.join(index_file_name(k as u64)).display(),
+                error = %e,
+                "could not write a segment index; the next open rebuilds it"
+            );
+        }
+    }
 }
 
 /// Where the log ends, as [`decide`] found it.
@@ -506,7 +585,7 @@ fn create_store(
         segment_size,
     };
     let (segment, _file) = Segment::create(io, dir, &header)?;
-    let mut index = Index::default();
+    let mut index = Index::new(store_id);
     index.push_segment(segment);
     Ok(Recovered {
         store_id,

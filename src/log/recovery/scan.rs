@@ -37,8 +37,8 @@ pub(super) struct Found<'a> {
 /// A frame whose every checksum passed.
 #[derive(Debug)]
 pub(super) struct FrameFound {
-    /// Its offset in the segment file.
-    pub at: usize,
+    /// Where it starts and ends in the segment file.
+    pub span: Range<usize>,
     pub first_position: u64,
     /// Its records, in [`Piece::records`].
     pub records: Range<usize>,
@@ -56,12 +56,14 @@ pub(super) struct Piece<'a> {
     pub end: Option<End>,
 }
 
-/// Decodes `segments` (with their `salts`) in order and hands the pieces to
-/// `take`, which returns whether to go on. Stops after a segment that ends
+/// Decodes `segments` (with their `salts`), whose first event has position
+/// `first_position`, in order and hands the pieces to `take`, which returns
+/// whether to go on. Stops after a segment that ends
 /// the log, when `take` says so, or at `take`'s first error.
 pub(super) fn scan<'a>(
     segments: &[&'a [u8]],
     salts: &[Salt],
+    first_position: u64,
     take: &mut dyn FnMut(Piece<'a>) -> Result<bool, Error>,
 ) -> Result<(), Error> {
     std::thread::scope(|scope| {
@@ -69,7 +71,7 @@ pub(super) fn scan<'a>(
         let worker = std::thread::Builder::new()
             .name("annals-recovery".into())
             .spawn_scoped(scope, move || {
-                decode(segments, salts, &mut |p| tx.send(p).is_ok())
+                decode(segments, salts, first_position, &mut |p| tx.send(p).is_ok())
             });
         if worker.is_ok() {
             for piece in rx {
@@ -81,21 +83,31 @@ pub(super) fn scan<'a>(
             return Ok(());
         }
         let mut result = Ok(());
-        decode(segments, salts, &mut |piece| match take(piece) {
-            Ok(go_on) => go_on,
-            Err(e) => {
-                result = Err(e);
-                false
-            }
-        });
+        decode(
+            segments,
+            salts,
+            first_position,
+            &mut |piece| match take(piece) {
+                Ok(go_on) => go_on,
+                Err(e) => {
+                    result = Err(e);
+                    false
+                }
+            },
+        );
         result
     })
 }
 
 /// Decodes segment after segment into pieces for `sink`, which returns
 /// whether to go on. Positions must run on densely from segment to segment.
-fn decode<'a>(segments: &[&'a [u8]], salts: &[Salt], sink: &mut dyn FnMut(Piece<'a>) -> bool) {
-    let mut next_position = 0u64;
+fn decode<'a>(
+    segments: &[&'a [u8]],
+    salts: &[Salt],
+    first_position: u64,
+    sink: &mut dyn FnMut(Piece<'a>) -> bool,
+) {
+    let mut next_position = first_position;
     for (segment, (untrusted, salt)) in segments.iter().zip(salts).enumerate() {
         let fresh = || Piece {
             segment,
@@ -119,7 +131,7 @@ fn decode<'a>(segments: &[&'a [u8]], salts: &[Salt], sink: &mut dyn FnMut(Piece<
                     event_type: r.event_type,
                 }));
             piece.frames.push(FrameFound {
-                at: frame.at,
+                span: frame.at..frame.end(),
                 first_position: frame.header.first_position,
                 records: first..piece.records.len(),
             });

@@ -1,0 +1,484 @@
+//! The bytes of a segment index file: what reads and recovery need of one
+//! segment without scanning it. Pure encode and decode, no I/O; FORMAT.md
+//! gives the layout and this module's constants mirror it.
+//!
+//! A segment index is derived data. It is written when its segment is
+//! sealed (or, for the active segment, at a clean close: then it covers a
+//! prefix of the segment's frames), checked whole before it is used, and
+//! rebuilt from its segment whenever it is missing or fails a check.
+//!
+//! Layout, little-endian:
+//!
+//! | part | bytes |
+//! | --- | --- |
+//! | header | [`INDEX_HEADER_LEN`] |
+//! | offsets | 4 per event: the record offset of position `first_position + i` |
+//! | positions | 4 per event: positions relative to `first_position`, grouped by stream in entry order |
+//! | entries | [`ENTRY_LEN`] per stream: first version, count, where its positions start, where its name lies |
+//! | slots | [`SLOT_LEN`] per slot, a power of two at least twice the streams: an open-addressed table from a name's hash to its entry |
+//! | names | the stream names, one after another |
+
+#![deny(clippy::indexing_slicing)]
+
+use std::ops::Range;
+
+/// The first eight bytes of every segment index file.
+pub const INDEX_MAGIC: [u8; 8] = *b"ANNALIDX";
+/// The version of the index format this code writes and the only one it reads.
+pub const INDEX_VERSION: u32 = 1;
+/// Bytes of the header.
+pub const INDEX_HEADER_LEN: usize = 64;
+/// Bytes of one stream entry.
+pub const ENTRY_LEN: usize = 24;
+/// Bytes of one hash slot.
+pub const SLOT_LEN: usize = 8;
+
+const MAGIC_AT: usize = 0;
+const VERSION_AT: usize = 8;
+const EVENT_COUNT_AT: usize = 12;
+const STORE_ID_AT: usize = 16;
+const SEGMENT_AT: usize = 24;
+const FIRST_POSITION_AT: usize = 32;
+const DATA_END_AT: usize = 40;
+const LAST_FRAME_AT: usize = 44;
+const STREAM_COUNT_AT: usize = 48;
+const NAMES_LEN_AT: usize = 52;
+const BODY_CRC_AT: usize = 56;
+const HEADER_CRC_AT: usize = 60;
+
+/// What an index file's header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexHeader {
+    pub store_id: u64,
+    pub segment_number: u64,
+    /// The position of the segment's first event.
+    pub first_position: u64,
+    /// How many events the index covers.
+    pub event_count: u32,
+    /// Where the frames it covers end in the segment file.
+    pub data_end: u32,
+    /// Where the last frame it covers starts (the header's length when it
+    /// covers none).
+    pub last_frame_at: u32,
+    pub stream_count: u32,
+    pub names_len: u32,
+}
+
+/// What the index holds for one stream: its events in this segment are
+/// versions `first_version..first_version + count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub first_version: u64,
+    pub count: u32,
+    /// Where its positions start in the positions part.
+    pub positions_at: u32,
+    name_at: u32,
+    name_len: u32,
+}
+
+impl StreamEntry {
+    /// The versions the entry covers.
+    pub fn versions(&self) -> Range<u64> {
+        self.first_version..self.first_version + u64::from(self.count)
+    }
+}
+
+/// One stream of a segment, for [`encode_index`]: its name, its first
+/// version in the segment, and its positions there, relative to the
+/// segment's first position.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamPart<'a> {
+    pub name: &'a [u8],
+    pub first_version: u64,
+    pub positions: &'a [u32],
+}
+
+/// A stable 64-bit hash of a stream name (FNV-1a, then a finalizer): the
+/// same on every build and machine, since it is stored.
+pub fn name_hash(name: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h
+}
+
+/// How many slots an index with `streams` streams has.
+fn slot_count(streams: u32) -> Option<usize> {
+    (streams as usize)
+        .checked_mul(2)?
+        .max(2)
+        .checked_next_power_of_two()
+}
+
+/// Where each part starts, and the file's whole length.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    offsets: usize,
+    positions: usize,
+    entries: usize,
+    slots: usize,
+    slot_count: usize,
+    names: usize,
+    len: usize,
+}
+
+fn layout(events: u32, streams: u32, names_len: u32) -> Option<Layout> {
+    let events = events as usize;
+    let offsets = INDEX_HEADER_LEN;
+    let positions = offsets.checked_add(events.checked_mul(4)?)?;
+    let entries = positions.checked_add(events.checked_mul(4)?)?;
+    let slots = entries.checked_add((streams as usize).checked_mul(ENTRY_LEN)?)?;
+    let slot_count = slot_count(streams)?;
+    let names = slots.checked_add(slot_count.checked_mul(SLOT_LEN)?)?;
+    let len = names.checked_add(names_len as usize)?;
+    Some(Layout {
+        offsets,
+        positions,
+        entries,
+        slots,
+        slot_count,
+        names,
+        len,
+    })
+}
+
+/// Encodes the index of a segment: `header` (whose counts are taken from
+/// `offsets` and `streams`), the record offset of each event in position
+/// order, and each stream's part. Returns `None` when the counts do not fit
+/// the format's 32-bit fields.
+pub fn encode_index(
+    header: &IndexHeader,
+    offsets: &[u32],
+    streams: &[StreamPart<'_>],
+) -> Option<Vec<u8>> {
+    let event_count = u32::try_from(offsets.len()).ok()?;
+    let stream_count = u32::try_from(streams.len()).ok()?;
+    let names_len = streams.iter().try_fold(0u32, |n, s| {
+        n.checked_add(u32::try_from(s.name.len()).ok()?)
+    })?;
+    let l = layout(event_count, stream_count, names_len)?;
+    let mut out = vec![0u8; l.len];
+    for (i, offset) in offsets.iter().enumerate() {
+        put(&mut out, l.offsets + 4 * i, &offset.to_le_bytes());
+    }
+    let mask = l.slot_count - 1;
+    let (mut positions_at, mut name_at) = (0u32, 0u32);
+    for (i, s) in streams.iter().enumerate() {
+        let count = u32::try_from(s.positions.len()).ok()?;
+        for (j, p) in s.positions.iter().enumerate() {
+            let at = l.positions + 4 * (positions_at as usize + j);
+            put(&mut out, at, &p.to_le_bytes());
+        }
+        let entry_at = l.entries + ENTRY_LEN * i;
+        put(&mut out, entry_at, &s.first_version.to_le_bytes());
+        put(&mut out, entry_at + 8, &count.to_le_bytes());
+        put(&mut out, entry_at + 12, &positions_at.to_le_bytes());
+        put(&mut out, entry_at + 16, &name_at.to_le_bytes());
+        put(
+            &mut out,
+            entry_at + 20,
+            &(s.name.len() as u32).to_le_bytes(),
+        );
+        put(&mut out, l.names + name_at as usize, s.name);
+        let hash = name_hash(s.name);
+        let mut slot = (hash as usize) & mask;
+        while read_u32(&out, l.slots + SLOT_LEN * slot).is_some_and(|e| e != 0) {
+            slot = (slot + 1) & mask;
+        }
+        put(
+            &mut out,
+            l.slots + SLOT_LEN * slot,
+            &(i as u32 + 1).to_le_bytes(),
+        );
+        put(
+            &mut out,
+            l.slots + SLOT_LEN * slot + 4,
+            &((hash >> 32) as u32).to_le_bytes(),
+        );
+        positions_at = positions_at.checked_add(count)?;
+        name_at += s.name.len() as u32;
+    }
+    let header = IndexHeader {
+        event_count,
+        stream_count,
+        names_len,
+        ..*header
+    };
+    put(&mut out, MAGIC_AT, &INDEX_MAGIC);
+    put(&mut out, VERSION_AT, &INDEX_VERSION.to_le_bytes());
+    put(&mut out, EVENT_COUNT_AT, &header.event_count.to_le_bytes());
+    put(&mut out, STORE_ID_AT, &header.store_id.to_le_bytes());
+    put(&mut out, SEGMENT_AT, &header.segment_number.to_le_bytes());
+    put(
+        &mut out,
+        FIRST_POSITION_AT,
+        &header.first_position.to_le_bytes(),
+    );
+    put(&mut out, DATA_END_AT, &header.data_end.to_le_bytes());
+    put(&mut out, LAST_FRAME_AT, &header.last_frame_at.to_le_bytes());
+    put(
+        &mut out,
+        STREAM_COUNT_AT,
+        &header.stream_count.to_le_bytes(),
+    );
+    put(&mut out, NAMES_LEN_AT, &header.names_len.to_le_bytes());
+    let body_crc = crc32fast::hash(out.get(INDEX_HEADER_LEN..).unwrap_or_default());
+    put(&mut out, BODY_CRC_AT, &body_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(out.get(..HEADER_CRC_AT).unwrap_or_default());
+    put(&mut out, HEADER_CRC_AT, &header_crc.to_le_bytes());
+    Some(out)
+}
+
+/// A decoded, checked index over its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexView<'a> {
+    bytes: &'a [u8],
+    header: IndexHeader,
+    layout: Layout,
+}
+
+/// Decodes and checks a whole index file: header, lengths and the body's
+/// checksum. Offsets and positions are not checked one by one: every read
+/// checks the record it is pointed at (checksum, position, stream and
+/// version), so a wrong entry can fail a read but never return wrong data.
+pub fn decode_index(untrusted: &[u8]) -> Result<IndexView<'_>, String> {
+    let header = decode_index_header(untrusted)?;
+    let l = layout(header.event_count, header.stream_count, header.names_len)
+        .ok_or("index sizes overflow")?;
+    if l.len != untrusted.len() {
+        return Err(format!(
+            "index file is {} bytes where its header implies {}",
+            untrusted.len(),
+            l.len
+        ));
+    }
+    let body = untrusted.get(INDEX_HEADER_LEN..).unwrap_or_default();
+    let stored = read_u32(untrusted, BODY_CRC_AT).ok_or("index too short")?;
+    if crc32fast::hash(body) != stored {
+        return Err("index body fails its checksum".into());
+    }
+    Ok(IndexView {
+        bytes: untrusted,
+        header,
+        layout: l,
+    })
+}
+
+/// The view over bytes that [`decode_index`] has already checked whole:
+/// only the header is read again (its own checksum included), not the body.
+pub fn decode_index_unchecked(bytes: &[u8]) -> Option<IndexView<'_>> {
+    let header = decode_index_header(bytes).ok()?;
+    let layout = layout(header.event_count, header.stream_count, header.names_len)?;
+    (layout.len == bytes.len()).then_some(IndexView {
+        bytes,
+        header,
+        layout,
+    })
+}
+
+/// Decodes and checks an index file's header alone.
+pub fn decode_index_header(untrusted: &[u8]) -> Result<IndexHeader, String> {
+    let head = untrusted
+        .get(..INDEX_HEADER_LEN)
+        .ok_or_else(|| format!("index file of {} bytes has no header", untrusted.len()))?;
+    if head.get(..8) != Some(&INDEX_MAGIC[..]) {
+        return Err("not an annals segment index (bad magic)".into());
+    }
+    let crc = read_u32(head, HEADER_CRC_AT).ok_or("index too short")?;
+    if crc32fast::hash(head.get(..HEADER_CRC_AT).unwrap_or_default()) != crc {
+        return Err("index header fails its checksum".into());
+    }
+    let version = read_u32(head, VERSION_AT).ok_or("index too short")?;
+    if version != INDEX_VERSION {
+        return Err(format!(
+            "index format version {version}, where this build reads {INDEX_VERSION}"
+        ));
+    }
+    let u32_at = |at| read_u32(head, at).ok_or("index too short");
+    let u64_at = |at| read_u64(head, at).ok_or("index too short");
+    Ok(IndexHeader {
+        store_id: u64_at(STORE_ID_AT)?,
+        segment_number: u64_at(SEGMENT_AT)?,
+        first_position: u64_at(FIRST_POSITION_AT)?,
+        event_count: u32_at(EVENT_COUNT_AT)?,
+        data_end: u32_at(DATA_END_AT)?,
+        last_frame_at: u32_at(LAST_FRAME_AT)?,
+        stream_count: u32_at(STREAM_COUNT_AT)?,
+        names_len: u32_at(NAMES_LEN_AT)?,
+    })
+}
+
+impl<'a> IndexView<'a> {
+    pub fn header(&self) -> &IndexHeader {
+        &self.header
+    }
+
+    /// The record offset of the event at `position`, if the index covers it.
+    pub fn offset(&self, position: u64) -> Option<u32> {
+        let i = position.checked_sub(self.header.first_position)?;
+        if i >= u64::from(self.header.event_count) {
+            return None;
+        }
+        read_u32(self.bytes, self.layout.offsets + 4 * i as usize)
+    }
+
+    /// The entry of stream `name`, if it has events in this segment.
+    pub fn stream(&self, name: &[u8]) -> Option<StreamEntry> {
+        let hash = name_hash(name);
+        let tag = (hash >> 32) as u32;
+        let mask = self.layout.slot_count - 1;
+        let mut slot = (hash as usize) & mask;
+        // A well-formed table has empty slots; a damaged one that passed
+        // its checksum must still not loop forever.
+        for _ in 0..self.layout.slot_count {
+            let at = self.layout.slots + SLOT_LEN * slot;
+            let entry = read_u32(self.bytes, at)?;
+            if entry == 0 {
+                return None;
+            }
+            if read_u32(self.bytes, at + 4) == Some(tag) {
+                let e = self.entry(entry - 1)?;
+                if self.name(&e) == Some(name) {
+                    return Some(e);
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
+        None
+    }
+
+    /// The `i`th stream entry.
+    pub fn entry(&self, i: u32) -> Option<StreamEntry> {
+        if i >= self.header.stream_count {
+            return None;
+        }
+        let at = self.layout.entries + ENTRY_LEN * i as usize;
+        Some(StreamEntry {
+            first_version: read_u64(self.bytes, at)?,
+            count: read_u32(self.bytes, at + 8)?,
+            positions_at: read_u32(self.bytes, at + 12)?,
+            name_at: read_u32(self.bytes, at + 16)?,
+            name_len: read_u32(self.bytes, at + 20)?,
+        })
+    }
+
+    /// The name of the stream `entry` describes.
+    pub fn name(&self, entry: &StreamEntry) -> Option<&'a [u8]> {
+        let start = self.layout.names.checked_add(entry.name_at as usize)?;
+        let end = start.checked_add(entry.name_len as usize)?;
+        if end > self.layout.len {
+            return None;
+        }
+        self.bytes.get(start..end)
+    }
+
+    /// The global position of version `version` of the stream `entry`
+    /// describes, if the entry covers it.
+    pub fn position(&self, entry: &StreamEntry, version: u64) -> Option<u64> {
+        let i = version.checked_sub(entry.first_version)?;
+        if i >= u64::from(entry.count) {
+            return None;
+        }
+        let j = u64::from(entry.positions_at).checked_add(i)?;
+        if j >= u64::from(self.header.event_count) {
+            return None;
+        }
+        let relative = read_u32(self.bytes, self.layout.positions + 4 * j as usize)?;
+        self.header.first_position.checked_add(u64::from(relative))
+    }
+
+    /// Every stream entry, in entry order.
+    pub fn entries(&self) -> impl Iterator<Item = StreamEntry> + '_ {
+        (0..self.header.stream_count).map_while(|i| self.entry(i))
+    }
+}
+
+fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = out.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        bytes.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let header = IndexHeader {
+            store_id: 7,
+            segment_number: 3,
+            first_position: 100,
+            event_count: 0,
+            data_end: 4096,
+            last_frame_at: 2048,
+            stream_count: 0,
+            names_len: 0,
+        };
+        let offsets = [64, 128, 192, 256];
+        let a = [0u32, 2, 3];
+        let b = [1u32];
+        let streams = [
+            StreamPart {
+                name: b"order-1",
+                first_version: 5,
+                positions: &a,
+            },
+            StreamPart {
+                name: b"order-2",
+                first_version: 0,
+                positions: &b,
+            },
+        ];
+        encode_index(&header, &offsets, &streams).unwrap()
+    }
+
+    #[test]
+    fn an_index_decodes_to_what_was_encoded() {
+        let bytes = sample();
+        let view = decode_index(&bytes).unwrap();
+        assert_eq!(view.header().event_count, 4);
+        assert_eq!(view.header().stream_count, 2);
+        assert_eq!(view.offset(101), Some(128));
+        assert_eq!(view.offset(104), None);
+        assert_eq!(view.offset(99), None);
+        let a = view.stream(b"order-1").unwrap();
+        assert_eq!(a.versions(), 5..8);
+        assert_eq!(view.position(&a, 6), Some(102));
+        assert_eq!(view.position(&a, 8), None);
+        let b = view.stream(b"order-2").unwrap();
+        assert_eq!(view.position(&b, 0), Some(101));
+        assert_eq!(view.stream(b"order-3"), None);
+        assert_eq!(view.entries().count(), 2);
+    }
+
+    #[test]
+    fn any_damage_or_cut_is_refused() {
+        let bytes = sample();
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            assert!(decode_index(&damaged).is_err(), "flip at {at} passed");
+        }
+        for len in 0..bytes.len() {
+            assert!(decode_index(&bytes[..len]).is_err(), "cut at {len} passed");
+        }
+        assert!(decode_index(&[]).is_err());
+    }
+}

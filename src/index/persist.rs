@@ -1,0 +1,131 @@
+//! Segment index files on disk: where they live, how one is written so that
+//! a crash at any point leaves either no file or a whole one, and how one is
+//! loaded and checked against its segment before it is trusted.
+//!
+//! Index files are derived data. Writing one never fails the store: a
+//! failure is a warning, and the next open rebuilds the file from its
+//! segment. Loading one never fails an open: anything wrong with it is a
+//! reason to rebuild it, given back to the caller to warn with.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::format::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, decode_frame_header};
+use crate::io::FileIo;
+use crate::log::segment::{Segment, map_immutable};
+
+use super::Table;
+use super::file::decode_index;
+
+/// The suffix of a segment index file.
+pub(crate) const INDEX_SUFFIX: &str = ".idx";
+/// The suffix of an index file being written.
+pub(crate) const INDEX_TEMP_SUFFIX: &str = ".idx.tmp";
+
+/// The file name of segment `number`'s index: twenty digits, like the
+/// segment's own.
+pub(crate) fn index_file_name(number: u64) -> String {
+    format!("{number:020}{INDEX_SUFFIX}")
+}
+
+/// Writes `table` as the index file of segment `number` in `dir`: under a
+/// temporary name, synced, renamed over any older file, and the directory
+/// synced.
+pub(crate) fn write_table(
+    io: &dyn FileIo,
+    dir: &Path,
+    number: u64,
+    table: &Table,
+) -> io::Result<PathBuf> {
+    let path = dir.join(index_file_name(number));
+    let temp = dir.join(format!("{number:020}{INDEX_TEMP_SUFFIX}"));
+    if std::fs::symlink_metadata(&temp).is_ok() {
+        io.remove_file(&temp)?;
+    }
+    let file = io.create_new(&temp)?;
+    io.write_at(&file, &temp, table.bytes(), 0)?;
+    io.sync_data(&file, &temp)?;
+    if std::fs::symlink_metadata(&path).is_ok() {
+        io.remove_file(&path)?;
+    }
+    io.rename(&temp, &path)?;
+    io.sync_dir(dir)?;
+    Ok(path)
+}
+
+/// Why an index file could not be used.
+#[derive(Debug)]
+pub(crate) enum Unusable {
+    /// There is none (a store written before indexes, or a crash before it
+    /// was written).
+    Missing,
+    /// It fails a check, which the string names.
+    Bad(String),
+}
+
+/// Loads the index file of `segment` in `dir` and checks it: whole (its
+/// checksums), of this store and segment, starting at `first_position`,
+/// and agreeing with the segment's last frame it covers, after which the
+/// segment holds nothing.
+pub(crate) fn load_table(
+    dir: &Path,
+    segment: &Segment,
+    store_id: u64,
+    first_position: u64,
+) -> Result<Table, Unusable> {
+    let path = dir.join(index_file_name(segment.number()));
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Unusable::Missing),
+        Err(e) => return Err(Unusable::Bad(format!("cannot open it: {e}"))),
+    };
+    let bytes = map_immutable(&file).map_err(|e| Unusable::Bad(format!("cannot map it: {e}")))?;
+    let view = decode_index(&bytes).map_err(Unusable::Bad)?;
+    let h = *view.header();
+    let bad = |reason: String| Err(Unusable::Bad(reason));
+    if h.store_id != store_id || h.segment_number != segment.number() {
+        return bad(format!(
+            "it indexes segment {} of store {:x}, not segment {} of store {store_id:x}",
+            h.segment_number,
+            h.store_id,
+            segment.number()
+        ));
+    }
+    if h.first_position != first_position {
+        return bad(format!(
+            "it starts at position {} where the log is at {first_position}",
+            h.first_position
+        ));
+    }
+    let (at, end) = (h.last_frame_at as usize, h.data_end as usize);
+    if at < SEGMENT_HEADER_LEN || at >= end || end > segment.len() {
+        return bad(format!(
+            "its last frame at {at}..{end} does not fit the segment"
+        ));
+    }
+    let last = segment
+        .copy_out(at, FRAME_HEADER_LEN)
+        .and_then(|head| decode_frame_header(&head, segment.salt()).ok().flatten());
+    let covered_end = h.first_position + u64::from(h.event_count);
+    match last {
+        Some(f)
+            if at + f.frame_len as usize == end
+                && f.first_position + u64::from(f.event_count) == covered_end => {}
+        _ => {
+            return bad(format!(
+                "the segment holds no frame at {at} ending at {end} with position {}",
+                covered_end.saturating_sub(1)
+            ));
+        }
+    }
+    // Frames after the covered ones mean the segment was written on after
+    // the index was (a crash before the newer index was written).
+    if segment
+        .copy_out(end, 4.min(segment.len() - end))
+        .is_some_and(|word| word.iter().any(|b| *b != 0))
+    {
+        return bad(format!("the segment holds more frames after offset {end}"));
+    }
+    Ok(Table::new(bytes, true))
+}
