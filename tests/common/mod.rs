@@ -16,7 +16,7 @@ use sim_disk::SimDisk;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use annals::{EventData, ExpectedVersion, RecordedEvent, Store, Uuid};
+use annals::{AppendResult, Error, EventData, ExpectedVersion, RecordedEvent, Store, Uuid};
 
 /// The seed of a randomised test: `ANNALS_SEED` when set (to replay a
 /// failure), otherwise fresh. Printed either way, so that a failure's output
@@ -215,6 +215,14 @@ impl Workload {
             0 => ExpectedVersion::NoStream,
             v => ExpectedVersion::Exact(v - 1),
         }
+    }
+
+    /// Appends to `store` the batch that comes next in stream `i % streams`
+    /// (after the versions it holds), under the strictest expected version.
+    pub fn append_next(&self, store: &Store, i: usize) -> Result<AppendResult, Error> {
+        let stream = self.stream_name(i % self.streams);
+        let v = store.stream_version(&stream).map_or(0, |v| v + 1);
+        store.append(&stream, Workload::expected(v), &self.batch(&stream, v))
     }
 
     /// Asserts that `got` is event `version` of `stream`, byte for byte.
