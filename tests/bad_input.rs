@@ -16,7 +16,7 @@ const W: Workload = Workload::FIXED;
 struct Guard {
     dir: tempfile::TempDir,
     store: Store,
-    files: std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    files: Snapshot,
 }
 
 impl Guard {

@@ -317,14 +317,14 @@ fn bad_or_foreign_header() {
     restore(&saved);
 
     // A file longer than its header says.
-    let mut longer = saved[&segs[1]].clone();
+    let mut longer = saved[&segs[1]].bytes.clone();
     longer.extend_from_slice(&[0u8; 4096]);
     std::fs::write(&segs[1], longer).unwrap();
     assert_refused(dir.path(), &segs[1], 0..u64::MAX, 4096);
     restore(&saved);
 
     // A format version this build does not read, with a valid checksum.
-    let mut bytes = saved[&segs[0]].clone();
+    let mut bytes = saved[&segs[0]].bytes.clone();
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     let crc = crc32fast::hash(&bytes[..60]);
     bytes[60..64].copy_from_slice(&crc.to_le_bytes());
