@@ -2,10 +2,13 @@
 //! dense versions and positions, what reads return, what an append result
 //! says, and that all of it survives a reopen.
 
-mod fixture;
+mod common;
 
 use annals::{Error, EventData, ExpectedVersion, Store, Uuid};
-use fixture::*;
+use common::Workload;
+
+/// The events these tests append.
+const W: Workload = Workload::FIXED;
 
 #[test]
 fn appends_and_reads_follow_the_contract() {
@@ -17,7 +20,7 @@ fn appends_and_reads_follow_the_contract() {
         .append(
             "a",
             ExpectedVersion::NoStream,
-            &[event("a", 0), event("a", 1)],
+            &[W.event("a", 0), W.event("a", 1)],
         )
         .unwrap();
     assert_eq!((r.versions.clone(), r.positions.clone()), (0..2, 0..2));
@@ -26,15 +29,15 @@ fn appends_and_reads_follow_the_contract() {
     assert_eq!(r.len(), 2);
 
     let r = store
-        .append("b", ExpectedVersion::Any, &[event("b", 0)])
+        .append("b", ExpectedVersion::Any, &[W.event("b", 0)])
         .unwrap();
     assert_eq!((r.versions, r.positions), (0..1, 2..3));
     let r = store
-        .append("a", ExpectedVersion::StreamExists, &[event("a", 2)])
+        .append("a", ExpectedVersion::StreamExists, &[W.event("a", 2)])
         .unwrap();
     assert_eq!((r.versions, r.positions), (2..3, 3..4));
     let r = store
-        .append("a", ExpectedVersion::Exact(2), &[event("a", 3)])
+        .append("a", ExpectedVersion::Exact(2), &[W.event("a", 3)])
         .unwrap();
     assert_eq!((r.versions, r.positions), (3..4, 4..5));
 
@@ -56,19 +59,19 @@ fn appends_and_reads_follow_the_contract() {
     // Empty batches leave no trace on disk: appends after them follow on
     // directly, and the log reopens clean.
     let r = store
-        .append("b", ExpectedVersion::Exact(0), &[event("b", 1)])
+        .append("b", ExpectedVersion::Exact(0), &[W.event("b", 1)])
         .unwrap();
     assert_eq!((r.versions, r.positions), (1..2, 5..6));
     store.append("b", ExpectedVersion::Any, &[]).unwrap();
     store.close().unwrap();
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.global_position(), 6);
-    assert_event(&store.read_all(5, 1).unwrap()[0], "b", 1);
+    W.assert_event(&store.read_all(5, 1).unwrap()[0], "b", 1);
     let check = |store: &Store| {
         let a = store.read_stream("a", 0, 100).unwrap();
         assert_eq!(a.len(), 4);
         for (v, e) in a.iter().enumerate() {
-            assert_event(e, "a", v as u64);
+            W.assert_event(e, "a", v as u64);
             assert_eq!(e.version, v as u64);
         }
         assert_eq!(

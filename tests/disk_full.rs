@@ -173,11 +173,7 @@ fn check_clean_reopen(dir: &Path, w: &Workload, acked: usize) {
     let before = store.stats().segments;
     let mut i = 0;
     while store.stats().segments < before + 2 {
-        let stream = w.stream_name(i % w.streams);
-        let v = store.stream_version(&stream).map_or(0, |v| v + 1);
-        store
-            .append(&stream, Workload::expected(v), &w.batch(&stream, v))
-            .unwrap();
+        w.append_next(&store, i).unwrap();
         i += 1;
     }
     drop(store);
@@ -253,12 +249,7 @@ fn a_segment_that_cannot_be_created_at_rotation_fails_cleanly() {
     let store = Store::open_with(dir.path(), options(false)).unwrap();
     let mut acked = 0;
     while store.stats().bytes_used < SEGMENT_SIZE - (8 << 10) {
-        let stream = w.stream_name(acked % w.streams);
-        let v = store.stream_version(&stream).map_or(0, |v| v + 1);
-        let batch = w.batch(&stream, v);
-        store
-            .append(&stream, Workload::expected(v), &batch)
-            .unwrap();
+        w.append_next(&store, acked).unwrap();
         acked += 1;
     }
     assert_eq!(store.stats().segments, 1, "segment 0 is still the only one");

@@ -11,14 +11,15 @@
 //! directory, 0600 for its files.
 
 mod common;
+mod fixture;
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use annals::io::{DIR_MODE, FILE_MODE};
 use annals::{Error, Options, Store};
 use common::{Workload, seed};
+use fixture::snapshot;
 
 const SEGMENT_SIZE: u64 = 4096;
 
@@ -43,111 +44,81 @@ fn store_with_segments(segments: u64) -> (tempfile::TempDir, Workload) {
     let store = Store::open_with(dir.path(), options().prepare_segments_ahead(false)).unwrap();
     let mut i = 0;
     while store.stats().segments < segments {
-        let stream = w.stream_name(i % w.streams);
-        let v = store.stream_version(&stream).map_or(0, |v| v + 1);
-        store
-            .append(&stream, Workload::expected(v), &w.batch(&stream, v))
-            .unwrap();
+        w.append_next(&store, i).unwrap();
         i += 1;
     }
     // One more append, so that the last segment holds data too.
-    let stream = w.stream_name(0);
-    let v = store.stream_version(&stream).map_or(0, |v| v + 1);
-    store
-        .append(&stream, Workload::expected(v), &w.batch(&stream, v))
-        .unwrap();
+    w.append_next(&store, 0).unwrap();
     store.close().unwrap();
     (dir, w)
 }
 
-/// Everything observable about the entries of a directory: kind, mode,
-/// bytes or link target.
-fn snapshot(dir: &Path) -> BTreeMap<String, (String, u32, Vec<u8>)> {
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let path = entry.path();
-        let meta = std::fs::symlink_metadata(&path).unwrap();
-        let mode = meta.permissions().mode();
-        let (kind, bytes) = if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&path).unwrap();
-            ("symlink", target.into_os_string().into_encoded_bytes())
-        } else if meta.is_dir() {
-            ("dir", Vec::new())
-        } else {
-            ("file", std::fs::read(&path).unwrap())
-        };
-        let name = entry.file_name().to_string_lossy().into_owned();
-        out.insert(name, (kind.to_owned(), mode, bytes));
-    }
-    out
+/// How both opens must refuse a hostile directory.
+#[derive(Debug)]
+enum Refusal {
+    /// `Corruption` naming this file: damage to the store's own files.
+    Corruption(PathBuf),
+    /// `NotAStore` for the directory, naming this entry: a stranger.
+    NotAStore(String),
 }
 
-/// Asserts that opening `dir`, writable and read-only, fails with
-/// `Corruption` naming `culprit`, and that nothing in `dir` or in `outside`
-/// changed.
-fn assert_refused(dir: &Path, culprit: &Path, outside: Option<&Path>) {
-    let before = snapshot(dir);
-    let outside_before = outside.map(snapshot);
+/// Opens `dir` for writing, or read-only.
+fn open(dir: &Path, read_only: bool) -> Result<Store, Error> {
+    if read_only {
+        Store::open_read_only(dir)
+    } else {
+        Store::open_with(dir, options())
+    }
+}
+
+/// Asserts that opening `dir`, writable and read-only, is refused as `want`
+/// says, with a message naming the culprit, and that nothing in `dir` or in
+/// `outside` changed.
+fn assert_refused(dir: &Path, want: &Refusal, outside: &Path) {
+    let before = (snapshot(dir), snapshot(outside));
     for read_only in [false, true] {
-        let result = if read_only {
-            Store::open_read_only(dir)
-        } else {
-            Store::open_with(dir, options())
+        let e = match open(dir, read_only) {
+            Ok(_) => panic!("a hostile directory was opened ({want:?}, read_only: {read_only})"),
+            Err(e) => e,
         };
-        match result {
-            Err(Error::Corruption { file, reason, .. }) => {
+        let message = e.to_string();
+        match (want, &e) {
+            (Refusal::Corruption(culprit), Error::Corruption { file, reason, .. }) => {
                 assert_eq!(file, culprit, "the error must name the culprit ({reason})");
-                let message = Error::Corruption {
-                    file: file.clone(),
-                    offset: 0,
-                    reason: reason.clone(),
-                }
-                .to_string();
                 assert!(message.contains(&*culprit.to_string_lossy()), "{message}");
             }
-            Err(other) => panic!("expected Corruption naming {culprit:?}, got {other:?}"),
-            Ok(_) => panic!("a hostile directory was opened (read_only: {read_only})"),
-        }
-        assert_eq!(snapshot(dir), before, "the data directory was modified");
-        if let (Some(outside), Some(b)) = (outside, &outside_before) {
-            assert_eq!(
-                &snapshot(outside),
-                b,
-                "a file outside the data directory changed"
-            );
-        }
-    }
-}
-
-/// Asserts that opening `dir`, writable and read-only, fails with
-/// `NotAStore` for `dir` naming the entry `name`, and that nothing in `dir`
-/// changed.
-fn assert_not_a_store(dir: &Path, name: &str) {
-    let before = snapshot(dir);
-    for read_only in [false, true] {
-        let result = if read_only {
-            Store::open_read_only(dir)
-        } else {
-            Store::open_with(dir, options())
-        };
-        match result {
-            Err(e @ Error::NotAStore { .. }) => {
-                let message = e.to_string();
+            (Refusal::NotAStore(name), Error::NotAStore { path, .. }) => {
+                assert_eq!(path, dir);
                 assert!(
                     message.starts_with("not an annals data directory: ")
                         && message.contains(&*dir.to_string_lossy())
-                        && message.contains(name),
+                        && message.contains(name.as_str()),
                     "the message must name the directory and {name}: {message}"
                 );
-                if let Error::NotAStore { path, .. } = e {
-                    assert_eq!(path, dir);
-                }
             }
-            Err(other) => panic!("expected NotAStore naming {name}, got {other:?}"),
-            Ok(_) => panic!("a directory holding {name} was opened (read_only: {read_only})"),
+            _ => panic!("expected {want:?}, got {e:?}"),
         }
-        assert_eq!(snapshot(dir), before, "the data directory was modified");
+        assert_eq!(
+            (snapshot(dir), snapshot(outside)),
+            before,
+            "the data directory, or a file outside it, was modified"
+        );
+    }
+}
+
+/// For each case, a fresh closed store of `segments` segments made hostile
+/// by `make` (given the data directory, a directory outside it and the
+/// case), which says how it must be refused; then [`assert_refused`].
+fn refuse_each<C>(
+    segments: u64,
+    cases: impl IntoIterator<Item = C>,
+    make: impl Fn(&Path, &Path, C) -> Refusal,
+) {
+    for case in cases {
+        let (dir, _) = store_with_segments(segments);
+        let elsewhere = outside();
+        let want = make(dir.path(), elsewhere.path(), case);
+        assert_refused(dir.path(), &want, elsewhere.path());
     }
 }
 
@@ -158,27 +129,25 @@ fn outside() -> tempfile::TempDir {
 
 #[test]
 fn a_symlinked_segment_is_refused_and_its_target_untouched() {
-    for victim in [0u64, 1, 2] {
-        let (dir, _) = store_with_segments(3);
-        let elsewhere = outside();
-        let segment = dir.path().join(segment_name(victim));
-        let target = elsewhere.path().join("real.seg");
+    refuse_each(3, [0u64, 1, 2], |dir, elsewhere, victim| {
+        let segment = dir.join(segment_name(victim));
+        let target = elsewhere.join("real.seg");
         std::fs::rename(&segment, &target).unwrap();
         symlink(&target, &segment).unwrap();
-        assert_refused(dir.path(), &segment, Some(elsewhere.path()));
-    }
+        Refusal::Corruption(segment)
+    });
 }
 
 #[test]
 fn a_symlinked_temp_segment_is_refused_and_its_target_not_removed() {
-    let (dir, _) = store_with_segments(2);
-    let elsewhere = outside();
-    let target = elsewhere.path().join("precious");
-    std::fs::write(&target, b"not yours").unwrap();
-    let temp = dir.path().join(format!("{}.tmp", segment_name(2)));
-    symlink(&target, &temp).unwrap();
-    assert_refused(dir.path(), &temp, Some(elsewhere.path()));
-    assert_eq!(std::fs::read(&target).unwrap(), b"not yours");
+    // The target's bytes are in the snapshot of `elsewhere`.
+    refuse_each(2, [()], |dir, elsewhere, ()| {
+        let target = elsewhere.join("precious");
+        std::fs::write(&target, b"not yours").unwrap();
+        let temp = dir.join(format!("{}.tmp", segment_name(2)));
+        symlink(&target, &temp).unwrap();
+        Refusal::Corruption(temp)
+    });
 }
 
 #[test]
@@ -200,16 +169,16 @@ fn a_symlinked_lock_file_creates_nothing_outside() {
 
 #[test]
 fn a_segment_of_the_wrong_size_is_refused() {
-    for (victim, new_len) in [(0u64, SEGMENT_SIZE + 4096), (1, SEGMENT_SIZE - 8), (2, 100)] {
-        let (dir, _) = store_with_segments(3);
-        let segment = dir.path().join(segment_name(victim));
+    let cases = [(0u64, SEGMENT_SIZE + 4096), (1, SEGMENT_SIZE - 8), (2, 100)];
+    refuse_each(3, cases, |dir, _, (victim, new_len)| {
+        let segment = dir.join(segment_name(victim));
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(&segment)
             .unwrap();
         file.set_len(new_len).unwrap();
-        assert_refused(dir.path(), &segment, None);
-    }
+        Refusal::Corruption(segment)
+    });
 }
 
 #[test]
@@ -227,13 +196,11 @@ fn foreign_and_non_canonical_file_names_are_refused() {
         "LOCK.old",
         "lost+found.seg",
     ];
-    for name in names {
-        let (dir, _) = store_with_segments(2);
-        let path = dir.path().join(name);
+    refuse_each(2, names, |dir, _, name| {
         // A copy of a real segment, so that only the name is wrong.
-        std::fs::copy(dir.path().join(segment_name(1)), &path).unwrap();
-        assert_not_a_store(dir.path(), name);
-    }
+        std::fs::copy(dir.join(segment_name(1)), dir.join(name)).unwrap();
+        Refusal::NotAStore(name.to_owned())
+    });
 }
 
 #[test]
@@ -246,7 +213,9 @@ fn a_stranger_in_a_fresh_directory_is_refused_before_anything_is_created() {
         } else {
             std::fs::write(&foo, b"someone else's").unwrap();
         }
-        assert_not_a_store(dir.path(), "foo");
+        let elsewhere = outside();
+        let want = Refusal::NotAStore("foo".to_owned());
+        assert_refused(dir.path(), &want, elsewhere.path());
         assert_eq!(common::file_names(dir.path()), vec!["foo".to_owned()]);
     }
 }
@@ -260,16 +229,16 @@ fn lost_and_found_and_dot_files_are_ignored() {
         max_batch: 3,
     };
     let append = |store: &Store, i: usize| {
-        let stream = w.stream_name(i % w.streams);
-        let v = store.stream_version(&stream).map_or(0, |v| v + 1);
-        store
-            .append(&stream, Workload::expected(v), &w.batch(&stream, v))
-            .unwrap();
+        w.append_next(store, i).unwrap();
     };
-    // Only the entries annals ignores, with their kinds and bytes.
+    // Only the entries annals ignores (and what is inside them), with their
+    // kinds and bytes.
     let ignored = |d: &Path| {
         let mut s = snapshot(d);
-        s.retain(|name, _| name == "lost+found" || name.starts_with('.'));
+        s.retain(|path, _| {
+            let name = path.strip_prefix(d).unwrap().to_string_lossy();
+            name.starts_with("lost+found") || name.starts_with('.')
+        });
         s
     };
     for fresh in [true, false] {
@@ -288,7 +257,7 @@ fn lost_and_found_and_dot_files_are_ignored() {
         std::fs::write(d.join(".snapshots").join("inside"), b"x").unwrap();
         symlink("/nonexistent", d.join(".DS_Store")).unwrap();
         let before = ignored(d);
-        assert_eq!(before.len(), 4);
+        assert_eq!(before.len(), 5);
 
         let store = Store::open_with(d, options()).unwrap();
         let had = store.global_position();
@@ -319,30 +288,30 @@ fn lost_and_found_and_dot_files_are_ignored() {
 
 #[test]
 fn missing_segment_numbers_are_refused() {
-    for missing in [0u64, 1, 2] {
-        let (dir, _) = store_with_segments(4);
-        std::fs::remove_file(dir.path().join(segment_name(missing))).unwrap();
-        assert_refused(dir.path(), &dir.path().join(segment_name(missing)), None);
-    }
+    refuse_each(4, [0u64, 1, 2], |dir, _, missing| {
+        let segment = dir.join(segment_name(missing));
+        std::fs::remove_file(&segment).unwrap();
+        Refusal::Corruption(segment)
+    });
 }
 
 #[test]
 fn a_directory_where_a_segment_belongs_is_refused() {
-    for name in [
+    let names = [
         segment_name(1),
         segment_name(3),
         format!("{}.tmp", segment_name(3)),
-    ] {
-        let (dir, _) = store_with_segments(3);
-        let path = dir.path().join(&name);
+    ];
+    // What is inside the directory is in the snapshots compared.
+    refuse_each(3, names, |dir, _, name| {
+        let path = dir.join(&name);
         if path.exists() {
             std::fs::remove_file(&path).unwrap();
         }
         std::fs::create_dir(&path).unwrap();
         std::fs::write(path.join("inside"), b"x").unwrap();
-        assert_refused(dir.path(), &path, None);
-        assert_eq!(std::fs::read(path.join("inside")).unwrap(), b"x");
-    }
+        Refusal::Corruption(path)
+    });
 }
 
 #[test]
@@ -351,12 +320,7 @@ fn a_data_path_that_is_a_file_is_refused() {
     let path = parent.path().join("data");
     std::fs::write(&path, b"a file, not a store").unwrap();
     for read_only in [false, true] {
-        let result = if read_only {
-            Store::open_read_only(&path)
-        } else {
-            Store::open_with(&path, options())
-        };
-        match result {
+        match open(&path, read_only) {
             Err(Error::NotAStore { path: p, reason }) => {
                 assert_eq!(p, path);
                 assert!(reason.contains("is a file"), "{reason}");
@@ -394,11 +358,7 @@ fn files_are_created_0600_and_the_data_directory_0700() {
         let store = Store::open_with(&dir, options()).unwrap();
         let mut i = 0;
         while store.stats().segments < 4 {
-            let stream = w.stream_name(i % w.streams);
-            let v = store.stream_version(&stream).map_or(0, |v| v + 1);
-            store
-                .append(&stream, Workload::expected(v), &w.batch(&stream, v))
-                .unwrap();
+            w.append_next(&store, i).unwrap();
             i += 1;
         }
         store.close().unwrap();

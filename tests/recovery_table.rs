@@ -5,6 +5,7 @@
 //! `Error::NotAStore`, anything else is refused with `Error::Corruption`
 //! naming the file and offset, and a refused open modifies nothing.
 
+mod common;
 mod fixture;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +15,11 @@ use annals::format::{
     encode_segment_header, seal_record,
 };
 use annals::{Error, ExpectedVersion, Store, TornTail};
+use common::Workload;
 use fixture::*;
+
+/// The events these tests append.
+const W: Workload = Workload::FIXED;
 
 /// Appends `batches` batches of one to three events to four streams and
 /// returns what each position should hold.
@@ -24,7 +29,7 @@ fn fill(store: &Store, batches: u64) -> Vec<(String, u64)> {
         let stream = format!("s{}", b % 4);
         let first = store.stream_version(&stream).map_or(0, |v| v + 1);
         let n = 1 + b % 3;
-        let events: Vec<_> = (first..first + n).map(|i| event(&stream, i)).collect();
+        let events: Vec<_> = (first..first + n).map(|i| W.event(&stream, i)).collect();
         store
             .append(&stream, ExpectedVersion::Any, &events)
             .unwrap();
@@ -38,7 +43,7 @@ fn assert_holds(store: &Store, expected: &[(String, u64)]) {
     let all = store.read_all(0, usize::MAX).unwrap();
     assert_eq!(all.len(), expected.len(), "event count");
     for (e, (stream, i)) in all.iter().zip(expected) {
-        assert_event(e, stream, *i);
+        W.assert_event(e, stream, *i);
     }
     assert_eq!(store.global_position(), expected.len() as u64);
 }
@@ -81,7 +86,7 @@ fn clean_end() {
     assert_eq!(snapshot(dir.path()), before, "a clean open modified files");
     // Appends continue where the log ended.
     let r = store
-        .append("s0", ExpectedVersion::Any, &[event("s0", 99)])
+        .append("s0", ExpectedVersion::Any, &[W.event("s0", 99)])
         .unwrap();
     assert_eq!(r.first_position(), expected.len() as u64);
 }
@@ -195,7 +200,7 @@ fn torn_tail_at_every_offset() {
     std::fs::write(&seg, tear(&original, &last, last.start + 9, true)).unwrap();
     let store = Store::open_with(dir.path(), small(64 << 10)).unwrap();
     let r = store
-        .append("new", ExpectedVersion::NoStream, &[event("new", 0)])
+        .append("new", ExpectedVersion::NoStream, &[W.event("new", 0)])
         .unwrap();
     assert_eq!(r.first_position(), last.first_position);
 }
@@ -312,14 +317,14 @@ fn bad_or_foreign_header() {
     restore(&saved);
 
     // A file longer than its header says.
-    let mut longer = saved[&segs[1]].clone();
+    let mut longer = saved[&segs[1]].bytes.clone();
     longer.extend_from_slice(&[0u8; 4096]);
     std::fs::write(&segs[1], longer).unwrap();
     assert_refused(dir.path(), &segs[1], 0..u64::MAX, 4096);
     restore(&saved);
 
     // A format version this build does not read, with a valid checksum.
-    let mut bytes = saved[&segs[0]].clone();
+    let mut bytes = saved[&segs[0]].bytes.clone();
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     let crc = crc32fast::hash(&bytes[..60]);
     bytes[60..64].copy_from_slice(&crc.to_le_bytes());
@@ -463,7 +468,7 @@ fn prepared_segment_is_used_when_the_active_one_fills() {
     let store = Store::open_with(dir.path(), small(4096)).unwrap();
     for i in 0..40 {
         store
-            .append("p", ExpectedVersion::Any, &[event("p", i)])
+            .append("p", ExpectedVersion::Any, &[W.event("p", i)])
             .unwrap();
         expected.push(("p".to_owned(), i));
     }

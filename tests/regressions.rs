@@ -9,8 +9,12 @@ use annals::format::{
     seal_record,
 };
 use annals::{Error, EventData, ExpectedVersion, Store};
+use common::Workload;
 use common::sim_disk::{CrashImage, OpKind, SimDisk};
 use fixture::*;
+
+/// The events these tests append.
+const W: Workload = Workload::FIXED;
 
 fn kb_event(i: u64) -> EventData {
     EventData::new("E", vec![b'a' + (i % 26) as u8; 1000])
@@ -169,7 +173,7 @@ fn one_event_and_a_follower() -> (tempfile::TempDir, usize, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with(dir.path(), small(64 << 10)).unwrap();
     store
-        .append("a", ExpectedVersion::NoStream, &[event("a", 0)])
+        .append("a", ExpectedVersion::NoStream, &[W.event("a", 0)])
         .unwrap();
     store.close().unwrap();
     let end = frames(&std::fs::read(&segments(dir.path())[0]).unwrap())
@@ -198,7 +202,7 @@ fn refresh_refuses_a_bad_frame_whole() {
             reader.read_stream(bad[0].0, 0, 10),
             Err(Error::StreamNotFound { .. })
         ));
-        assert_event(&reader.read_all(0, 10).unwrap()[0], "a", 0);
+        W.assert_event(&reader.read_all(0, 10).unwrap()[0], "a", 0);
         assert_eq!(reader.stats().streams, 1);
     }
 }

@@ -2,10 +2,15 @@
 //! byte after reopen, no batch spans two segments, and a batch too large for
 //! any segment is refused before anything is written.
 
+mod common;
 mod fixture;
 
 use annals::{Error, EventData, ExpectedVersion, Limit, Store};
+use common::Workload;
 use fixture::*;
+
+/// The events these tests append.
+const W: Workload = Workload::FIXED;
 
 #[test]
 fn reopen_after_fifty_rotations_returns_every_event_intact() {
@@ -17,7 +22,7 @@ fn reopen_after_fifty_rotations_returns_every_event_intact() {
         let stream = format!("stream-{}", b % 7);
         let first = store.stream_version(&stream).map_or(0, |v| v + 1);
         let n = 1 + b % 4;
-        let events: Vec<EventData> = (first..first + n).map(|i| event(&stream, i)).collect();
+        let events: Vec<EventData> = (first..first + n).map(|i| W.event(&stream, i)).collect();
         let r = store
             .append(&stream, ExpectedVersion::Any, &events)
             .unwrap();
@@ -45,14 +50,14 @@ fn reopen_after_fifty_rotations_returns_every_event_intact() {
     let all = store.read_all(0, usize::MAX).unwrap();
     assert_eq!(all.len(), expected.len());
     for (e, (stream, i)) in all.iter().zip(&expected) {
-        assert_event(e, stream, *i);
+        W.assert_event(e, stream, *i);
         assert_eq!(e.version, *i);
     }
     for s in 0..7 {
         let stream = format!("stream-{s}");
         let events = store.read_stream(&stream, 0, usize::MAX).unwrap();
         for (v, e) in events.iter().enumerate() {
-            assert_event(e, &stream, v as u64);
+            W.assert_event(e, &stream, v as u64);
         }
     }
 }
@@ -67,7 +72,7 @@ fn a_batch_that_fits_no_segment_is_refused_and_writes_nothing() {
     // change is the refused call's.
     let store = Store::open_with(dir.path(), small(4096).prepare_segments_ahead(false)).unwrap();
     store
-        .append("s", ExpectedVersion::NoStream, &[event("s", 0)])
+        .append("s", ExpectedVersion::NoStream, &[W.event("s", 0)])
         .unwrap();
     let before = snapshot(dir.path());
     let events: Vec<EventData> = (0..4)

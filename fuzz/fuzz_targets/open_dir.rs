@@ -8,9 +8,9 @@
 
 #![no_main]
 
-use annals::format::{SEGMENT_HEADER_LEN, Salt, SegmentHeader, encode_segment_header};
+use annals::format::{SEGMENT_HEADER_LEN, Salt, SegmentHeader};
 use annals::{EventData, ExpectedVersion, Options, RecordedEvent, Store};
-use annals_fuzz::{NoSyncIo, Rec, build_frame, scratch_dir};
+use annals_fuzz::{NoSyncIo, Rec, build_frame, build_segment, scratch_dir};
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
@@ -31,13 +31,12 @@ fn build(u: &mut Unstructured<'_>, dir: &std::path::Path) -> Result<()> {
     let mut position = 0u64;
     let mut versions = [0u64; STREAMS.len()];
     for number in 0..segments {
-        let mut file = vec![0u8; size];
         let header = SegmentHeader {
             store_id,
             segment_number: number,
             segment_size: size as u64,
         };
-        file[..SEGMENT_HEADER_LEN].copy_from_slice(&encode_segment_header(&header));
+        let mut file = build_segment(&header, &[]).expect("an empty segment fits");
         let salt = Salt::new(store_id, number);
         let mut at = SEGMENT_HEADER_LEN;
         let mut frames = Vec::new();

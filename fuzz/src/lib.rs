@@ -1,10 +1,11 @@
-//! Helpers for annals' fuzz targets: building valid frames with the crate's
-//! own encoders, so that a fuzzer can start from well-formed bytes and
+//! Helpers for annals' fuzz targets: building valid frames and whole
+//! segment files with the crate's own encoders, so that a fuzzer can start from well-formed bytes and
 //! damage them, rather than hoping to guess a CRC.
 
 use annals::format::{
-    FRAME_HEADER_LEN, FrameHeader, RecordFields, Salt, encode_frame_header, encode_record,
-    seal_record,
+    FRAME_HEADER_LEN, FrameHeader, MIN_SEGMENT_SIZE, RecordFields, SEGMENT_HEADER_LEN,
+    SEGMENT_SIZE_MULTIPLE, Salt, SegmentHeader, encode_frame_header, encode_record,
+    encode_segment_header, seal_record,
 };
 
 /// One record to encode.
@@ -57,6 +58,29 @@ pub fn build_frame(salt: Salt, first_position: u64, records: &[Rec]) -> Option<V
     };
     encode_frame_header(&mut buf, salt, &header);
     Some(buf)
+}
+
+/// The smallest valid segment size that holds a header and `body_len`
+/// bytes after it.
+pub fn segment_size_for(body_len: usize) -> u64 {
+    ((SEGMENT_HEADER_LEN + body_len) as u64)
+        .next_multiple_of(SEGMENT_SIZE_MULTIPLE)
+        .max(MIN_SEGMENT_SIZE)
+}
+
+/// A whole segment file as annals lays one out: `header`, then `body` (the
+/// frames, or any bytes), then zeros up to the header's segment size.
+/// `None` if the body does not fit.
+pub fn build_segment(header: &SegmentHeader, body: &[u8]) -> Option<Vec<u8>> {
+    let size = usize::try_from(header.segment_size).ok()?;
+    let end = SEGMENT_HEADER_LEN.checked_add(body.len())?;
+    if end > size {
+        return None;
+    }
+    let mut file = vec![0u8; size];
+    file[..SEGMENT_HEADER_LEN].copy_from_slice(&encode_segment_header(header));
+    file[SEGMENT_HEADER_LEN..end].copy_from_slice(body);
+    Some(file)
 }
 
 /// The real file system without `fsync`: what the fuzzer opens stores

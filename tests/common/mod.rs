@@ -2,6 +2,8 @@
 //! prints its seed, a deterministic workload whose every byte can be
 //! regenerated from (seed, stream, version), and a checker that reads a
 //! whole store back and proves it is a well-formed prefix of that workload.
+//! The workload's [`Workload::event`] is the one event generator of the
+//! tests; [`Workload::FIXED`] serves those that need no seed.
 
 // Each test crate uses its own part of this module.
 #![allow(dead_code)]
@@ -16,7 +18,7 @@ use sim_disk::SimDisk;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use annals::{EventData, ExpectedVersion, RecordedEvent, Store, Uuid};
+use annals::{AppendResult, Error, EventData, ExpectedVersion, RecordedEvent, Store, Uuid};
 
 /// The seed of a randomised test: `ANNALS_SEED` when set (to replay a
 /// failure), otherwise fresh. Printed either way, so that a failure's output
@@ -140,6 +142,16 @@ pub struct Verified {
 }
 
 impl Workload {
+    /// The workload of the deterministic tests: one fixed seed, events of
+    /// up to 256 bytes of data (most far smaller), some with metadata, so
+    /// that a 4 KiB segment holds a few dozen and rotations come often.
+    pub const FIXED: Workload = Workload {
+        seed: 0x616e_6e61_6c73,
+        streams: 4,
+        max_data: 256,
+        max_batch: 3,
+    };
+
     /// The workload's appends in order: stream and first version of each
     /// batch, for `batches` appends.
     pub fn plan(&self, batches: usize) -> Vec<(String, u64)> {
@@ -217,7 +229,16 @@ impl Workload {
         }
     }
 
-    /// Asserts that `got` is event `version` of `stream`, byte for byte.
+    /// Appends to `store` the batch that comes next in stream `i % streams`
+    /// (after the versions it holds), under the strictest expected version.
+    pub fn append_next(&self, store: &Store, i: usize) -> Result<AppendResult, Error> {
+        let stream = self.stream_name(i % self.streams);
+        let v = store.stream_version(&stream).map_or(0, |v| v + 1);
+        store.append(&stream, Workload::expected(v), &self.batch(&stream, v))
+    }
+
+    /// Asserts that `got` holds the bytes of the event its stream id and
+    /// version name.
     pub fn check_event(&self, got: &RecordedEvent) {
         let want = self.event(&got.stream_id, got.version);
         let at = format!(
@@ -228,6 +249,18 @@ impl Workload {
         assert_eq!(&got.data[..], want.data(), "data of {at}");
         assert_eq!(&got.metadata[..], want.metadata(), "metadata of {at}");
         assert_eq!(Some(got.id), want.id(), "id of {at}");
+    }
+
+    /// Asserts that `got` is event `version` of `stream`, byte for byte.
+    pub fn assert_event(&self, got: &RecordedEvent, stream: &str, version: u64) {
+        assert_eq!(
+            (&*got.stream_id, got.version),
+            (stream, version),
+            "stream and version at position {} (seed {})",
+            got.position,
+            self.seed
+        );
+        self.check_event(got);
     }
 
     /// Reads the whole store and asserts that it is well formed: positions

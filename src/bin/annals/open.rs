@@ -1,108 +1,67 @@
 //! Opening a store the way every command needs it, with the errors a user
-//! can act on: a missing directory or an empty one is "not found" (exit 3),
-//! and a file or a directory holding strangers is "not a store" (exit 7),
-//! neither of them a corruption report.
+//! can act on: a missing directory or one holding no store is "not found"
+//! (exit 3), and a file or a directory holding strangers is "not a store"
+//! (exit 7), neither of them a corruption report.
+//!
+//! Which entries belong in a data directory is the library's rule alone
+//! (FORMAT.md, "The data directory"): every open, writable or read-only,
+//! refuses a stranger with [`annals::Error::NotAStore`] before it creates or
+//! changes anything, and the commands pass that error on. Where a command
+//! must not open for writing (no store yet, and no `--create`) or reads a
+//! file without opening the store (`dump`), it asks a read-only open, which
+//! modifies nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use annals::Store;
 
 use crate::exit::{Code, Failure};
 use crate::segments;
 
-/// Fails with [`Code::NotFound`] unless `dir` is an existing directory,
-/// and with [`Code::NotAStore`] when it is a file or holds an entry annals
-/// does not make.
-pub fn require_dir(dir: &Path) -> Result<(), Failure> {
-    require_dir_hint(dir, "")
-}
-
-/// [`require_dir`], with `hint` after the "not found" message.
-fn require_dir_hint(dir: &Path, hint: &str) -> Result<(), Failure> {
+/// Fails with [`Code::NotFound`] when nothing is at `dir`; what is there
+/// is for an open to judge.
+fn require_exists(dir: &Path, hint: &str) -> Result<(), Failure> {
     match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => require_only_annals_entries(dir),
-        Ok(_) => Err(not_a_store(dir, "is a file, not a directory".to_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::new(
             Code::NotFound,
             format!("no such directory: {}{hint}", dir.display()),
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(not_a_store(
-            dir,
-            "cannot be a directory: a part of the path is a file".to_owned(),
-        )),
-        Err(e) => Err(Failure::new(
-            Code::Failure,
-            format!("cannot inspect {}: {e}", dir.display()),
-        )),
+        _ => Ok(()),
     }
 }
 
-/// Fails with [`Code::NotAStore`] when `dir` holds an entry that is not
-/// one of annals' files (FORMAT.md, "The data directory").
-///
-/// Opening the store checks this too; the check is repeated here because
-/// `dump` reads one segment file without opening the store, and because a
-/// directory of strangers and no segments is "not a store" rather than
-/// "no store here" for every command alike.
-fn require_only_annals_entries(dir: &Path) -> Result<(), Failure> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Failure::new(Code::Failure, format!("cannot list {}: {e}", dir.display())))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| {
-            Failure::new(Code::Failure, format!("cannot list {}: {e}", dir.display()))
-        })?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !annals_name(&name) {
-            return Err(not_a_store(
-                dir,
-                format!(
-                    "holds {name:?}, which annals did not make (only LOCK, segment files, \
-                     lost+found and names starting with '.' belong there)"
-                ),
-            ));
-        }
-    }
-    Ok(())
+/// Whether `dir` is a directory holding no segment file.
+fn holds_no_segment(dir: &Path) -> bool {
+    segments::list(dir).is_ok_and(|s| s.is_empty())
 }
 
-/// Whether a data directory may hold an entry called `name`: the lock, a
-/// segment (`NNNNNNNNNNNNNNNNNNNN.seg`, also with `.tmp` while it is being
-/// prepared), or one of the entries annals ignores, `lost+found` and
-/// names starting with `.`.
-fn annals_name(name: &str) -> bool {
-    let segment = name.strip_suffix(".tmp").unwrap_or(name);
-    let numbered = (segment
-        .strip_suffix(".seg")
-        .or_else(|| segment.strip_suffix(".idx")))
-    .is_some_and(|digits| {
-        digits.len() == 20
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && digits.parse::<u64>().is_ok()
-    });
-    name == "LOCK" || numbered || name == "lost+found" || name.starts_with('.')
-}
-
-/// The failure of a path that is not a data directory, worded as the
-/// library words [`annals::Error::NotAStore`].
-fn not_a_store(dir: &Path, reason: String) -> Failure {
-    Failure::from(annals::Error::NotAStore {
-        path: PathBuf::from(dir),
-        reason,
-    })
-}
-
-/// Fails with [`Code::NotFound`] unless `dir` is a directory holding at
-/// least one segment file.
-pub fn require_store(dir: &Path, hint: &str) -> Result<(), Failure> {
-    require_dir_hint(dir, hint)?;
-    if segments::list(dir)?.is_empty() {
-        return Err(Failure::new(
+/// The failure of an open of `dir` that returned `e`: a stranger's
+/// directory is "not a store" as the library says; any other refusal of a
+/// directory without segments is "no annals store", with `hint` after it.
+fn refusal(dir: &Path, e: annals::Error, hint: &str) -> Failure {
+    if !matches!(e, annals::Error::NotAStore { .. }) && holds_no_segment(dir) {
+        return Failure::new(
             Code::NotFound,
             format!("no annals store in {}{hint}", dir.display()),
-        ));
+        );
     }
-    Ok(())
+    Failure::from(e)
+}
+
+/// Fails with [`Code::NotFound`] when `dir` does not exist, and with
+/// [`Code::NotAStore`] when the library refuses it as no data directory
+/// (a file, or a directory holding an entry annals did not make). For
+/// `dump`, which reads one segment file without opening the store: any
+/// other refusal (damage, say) is left for it to show.
+///
+/// The library's read-only open is the judge, so this scans the store as
+/// `stats` does.
+pub fn require_dir(dir: &Path) -> Result<(), Failure> {
+    require_exists(dir, "")?;
+    match Store::open_read_only(dir) {
+        Err(e @ annals::Error::NotAStore { .. }) => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Opens the store in `dir` read-only: no lock is taken, so this works
@@ -112,8 +71,8 @@ pub fn require_store(dir: &Path, hint: &str) -> Result<(), Failure> {
 /// silences it): the read-only view ends before it, and the next writable
 /// open drops it, so the positions it claimed will be reused.
 pub fn reader(dir: &Path) -> Result<Store, Failure> {
-    require_store(dir, "")?;
-    let store = Store::open_read_only(dir)?;
+    require_exists(dir, "")?;
+    let store = Store::open_read_only(dir).map_err(|e| refusal(dir, e, ""))?;
     if let Some(torn) = &store.recovery_report().torn_tail {
         let claimed = match &torn.claimed_positions {
             Some(p) => format!("; its frame claimed positions {} to {}", p.start, p.end - 1),
@@ -136,7 +95,14 @@ pub fn reader(dir: &Path) -> Result<Store, Failure> {
 /// error rather than a new store.
 pub fn writer(dir: &Path, create: bool) -> Result<Store, Failure> {
     if !create {
-        require_store(dir, " (pass --create to start one)")?;
+        let hint = " (pass --create to start one)";
+        require_exists(dir, hint)?;
+        if holds_no_segment(dir) {
+            // A writable open would start a store here. The read-only one
+            // modifies nothing and refuses a stranger's directory as the
+            // writable one would; refusing an empty one, it means no store.
+            Store::open_read_only(dir).map_err(|e| refusal(dir, e, hint))?;
+        }
     }
     Ok(Store::open(dir)?)
 }
