@@ -172,6 +172,10 @@ pub use log::format;
 // so hidden.
 #[doc(hidden)]
 pub use log::io;
+// The bytes of segment index files, public for the same readers as
+// `format` (the fuzzer, the tests, `annals verify` and `dump`); hidden.
+#[doc(hidden)]
+pub use index::file as index_format;
 
 pub use bytes::Bytes;
 pub use error::{Error, Limit};

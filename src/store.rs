@@ -403,6 +403,11 @@ pub struct Stats {
     pub bytes_used: u64,
     /// The on-disk format version.
     pub format_version: u32,
+    /// Bytes of the sealed segments' indexes (their files, mapped).
+    pub index_file_bytes: u64,
+    /// Bytes of memory the active segment's event-by-event index takes;
+    /// the only index memory that grows with events.
+    pub active_index_bytes: u64,
 }
 
 impl Store {
@@ -426,6 +431,8 @@ impl Store {
             segment_size: self.options.segment_size,
             bytes_used: in_use.iter().sum(),
             format_version: crate::format::FORMAT_VERSION,
+            index_file_bytes: index.sealed().iter().map(|t| t.bytes().len() as u64).sum(),
+            active_index_bytes: index.active_bytes() as u64,
         }
     }
 

@@ -49,7 +49,9 @@ const HEADER_CRC_AT: usize = 60;
 /// What an index file's header says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexHeader {
+    /// The store the indexed segment belongs to.
     pub store_id: u64,
+    /// The number of the indexed segment.
     pub segment_number: u64,
     /// The position of the segment's first event.
     pub first_position: u64,
@@ -60,7 +62,9 @@ pub struct IndexHeader {
     /// Where the last frame it covers starts (the header's length when it
     /// covers none).
     pub last_frame_at: u32,
+    /// How many streams have events in the segment.
     pub stream_count: u32,
+    /// Bytes of the stream names part.
     pub names_len: u32,
 }
 
@@ -68,7 +72,9 @@ pub struct IndexHeader {
 /// versions `first_version..first_version + count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamEntry {
+    /// The version of the stream's first event in the segment.
     pub first_version: u64,
+    /// How many of its events the segment holds.
     pub count: u32,
     /// Where its positions start in the positions part.
     pub positions_at: u32,
@@ -88,8 +94,11 @@ impl StreamEntry {
 /// segment's first position.
 #[derive(Clone, Copy, Debug)]
 pub struct StreamPart<'a> {
+    /// The stream's name.
     pub name: &'a [u8],
+    /// The version of its first event in the segment.
     pub first_version: u64,
+    /// The positions of its events, relative to the segment's first.
     pub positions: &'a [u32],
 }
 
@@ -314,6 +323,7 @@ pub fn decode_index_header(untrusted: &[u8]) -> Result<IndexHeader, String> {
 }
 
 impl<'a> IndexView<'a> {
+    /// The checked header.
     pub fn header(&self) -> &IndexHeader {
         &self.header
     }

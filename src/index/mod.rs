@@ -17,7 +17,7 @@
 //! sealed segments by probing their tables' hash slots, from that first
 //! segment on.
 
-pub(crate) mod file;
+pub mod file;
 pub(crate) mod persist;
 
 use std::collections::HashMap;

@@ -354,16 +354,7 @@ impl Writer {
         // The sealed segment's index goes to disk off the append path; the
         // one before it, long written, replaces its copy in memory.
         let sealed = index.write().seal();
-        if let Some(w) = engine.indexing.take() {
-            w.finish_into(index);
-        }
-        engine.indexing = IndexWrite::start(
-            Arc::clone(&engine.io),
-            engine.dir.clone(),
-            engine.active.number(),
-            sealed,
-            engine.prepare_ahead,
-        );
+        let sealed_number = engine.active.number();
         let existing = index.read().segments().get(number as usize).cloned();
         let (segment, file) = match existing {
             Some(segment) => {
@@ -392,6 +383,16 @@ impl Writer {
         engine.file = file;
         engine.write_offset = SEGMENT_HEADER_LEN;
         engine.start_frame();
+        if let Some(w) = engine.indexing.take() {
+            w.finish_into(index);
+        }
+        engine.indexing = IndexWrite::start(
+            Arc::clone(&engine.io),
+            engine.dir.clone(),
+            sealed_number,
+            sealed,
+            engine.prepare_ahead,
+        );
         Ok(())
     }
 }

@@ -145,6 +145,7 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
     let mut index = Index::new(header.store_id);
     let mut ends: Vec<usize> = Vec::with_capacity(count);
     let mut from = 0;
+    let mut unusable = Vec::new();
     while from + 1 < count {
         let segment = &segments[from];
         let loaded = load_table(dir, segment, header.store_id, index.len()).and_then(|t| {
@@ -164,11 +165,13 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
                     Unusable::Missing => "it is missing".to_owned(),
                     Unusable::Bad(reason) => reason,
                 };
+                let file = dir.join(index_file_name(segment.number()));
                 tracing::warn!(
-                    file = %dir.join(index_file_name(segment.number())).display(),
+                    file = %file.display(),
                     %reason,
                     "segment index unusable: scanning the log from its segment on, and rebuilding it"
                 );
+                unusable.push((file, reason));
                 break;
             }
         }
@@ -243,7 +246,10 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
         index.seal();
     }
 
-    let mut report = RecoveryReport::default();
+    let mut report = RecoveryReport {
+        unusable_indexes: unusable,
+        ..RecoveryReport::default()
+    };
     if let Some(torn) = &torn {
         report.torn_tail = Some(TornTailReport {
             file: paths[active].clone(),

@@ -1,0 +1,242 @@
+//! Segment index files are derived data: whatever state one is found in —
+//! missing, damaged, cut short, empty, of another store or segment, stale,
+//! claiming positions its segment does not hold — the open uses the
+//! segment instead, says so in the recovery report, writes the index
+//! again, and every read returns what was appended. Never a refused open of
+//! a sound store, never wrong data.
+
+mod common;
+mod fixture;
+
+use std::path::{Path, PathBuf};
+
+use annals::Store;
+use common::Workload;
+use fixture::*;
+
+const SEGMENT_SIZE: u64 = 4096;
+const BATCHES: usize = 60;
+
+/// Builds a store of `BATCHES` appends of the fixed workload, closed.
+fn build(dir: &Path) {
+    let store = Store::open_with(dir, small(SEGMENT_SIZE)).unwrap();
+    for i in 0..BATCHES {
+        Workload::FIXED.append_next(&store, i).unwrap();
+    }
+    store.close().unwrap();
+}
+
+/// The index files of `dir`, in segment order.
+fn index_files(dir: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// Opens `dir` and checks that it holds the whole workload, that the
+/// report names `file` as unusable (or nothing, for `None`), and that the
+/// index files afterwards are exactly `expected`.
+fn assert_rebuilt(dir: &Path, file: Option<&Path>, expected: &[(PathBuf, Vec<u8>)]) {
+    let store = Store::open_with(dir, small(SEGMENT_SIZE))
+        .unwrap_or_else(|e| panic!("a sound store with a bad index must open: {e}"));
+    let named: Vec<&Path> = store
+        .recovery_report()
+        .unusable_indexes
+        .iter()
+        .map(|(p, _)| p.as_path())
+        .collect();
+    assert_eq!(
+        named,
+        file.into_iter().collect::<Vec<_>>(),
+        "unusable indexes"
+    );
+    let seen = Workload::FIXED.verify(&store);
+    assert_eq!(seen.batches.len(), BATCHES, "every append reads back");
+    drop(store);
+    for (path, bytes) in expected {
+        assert_eq!(
+            &std::fs::read(path).unwrap(),
+            bytes,
+            "{} was not rebuilt as it was",
+            path.display()
+        );
+    }
+}
+
+fn read_all_indexes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    index_files(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+/// Rewrites the checksums of an index file after a test changed its
+/// fields, so that the change reaches the checks behind them.
+fn fix_checksums(bytes: &mut [u8]) {
+    let body = crc32fast::hash(&bytes[64..]);
+    bytes[56..60].copy_from_slice(&body.to_le_bytes());
+    let header = crc32fast::hash(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&header.to_le_bytes());
+}
+
+#[test]
+fn sealed_segments_get_index_files_that_a_reopen_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let segs = segments(dir.path());
+    let indexes = index_files(dir.path());
+    assert!(segs.len() >= 3, "the workload must rotate");
+    // Every segment but the active one (and one prepared ahead) is sealed.
+    assert!(
+        indexes.len() + 2 >= segs.len() && !indexes.is_empty(),
+        "{} index files for {} segments",
+        indexes.len(),
+        segs.len()
+    );
+    let before = read_all_indexes(dir.path());
+    assert_rebuilt(dir.path(), None, &before);
+}
+
+#[test]
+fn a_store_without_index_files_opens_and_gets_them() {
+    // A store written before segment indexes existed has none.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let before = read_all_indexes(dir.path());
+    for (path, _) in &before {
+        std::fs::remove_file(path).unwrap();
+    }
+    assert_rebuilt(dir.path(), Some(&before[0].0), &before);
+}
+
+#[test]
+fn a_damaged_index_at_any_byte_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let before = read_all_indexes(dir.path());
+    let (path, original) = &before[0];
+    for i in 0..original.len() {
+        let mut damaged = original.clone();
+        damaged[i] ^= 0x40;
+        std::fs::write(path, &damaged).unwrap();
+        assert_rebuilt(dir.path(), Some(path), &before);
+    }
+}
+
+#[test]
+fn a_cut_or_empty_index_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let before = read_all_indexes(dir.path());
+    let (path, original) = &before[1];
+    for len in (0..original.len())
+        .step_by(7)
+        .chain([0, 63, 64, original.len() - 1])
+    {
+        std::fs::write(path, &original[..len]).unwrap();
+        assert_rebuilt(dir.path(), Some(path), &before);
+    }
+}
+
+#[test]
+fn an_index_of_another_segment_or_store_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let before = read_all_indexes(dir.path());
+    // Segment 1's index under segment 0's name.
+    std::fs::write(&before[0].0, &before[1].1).unwrap();
+    assert_rebuilt(dir.path(), Some(&before[0].0), &before);
+
+    // Another store with the same workload: the same events, another id.
+    let other = tempfile::tempdir().unwrap();
+    build(other.path());
+    let foreign = read_all_indexes(other.path());
+    assert_ne!(foreign[0].1, before[0].1, "store ids differ");
+    std::fs::write(&before[0].0, &foreign[0].1).unwrap();
+    assert_rebuilt(dir.path(), Some(&before[0].0), &before);
+}
+
+#[test]
+fn an_index_claiming_what_its_segment_does_not_hold_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let before = read_all_indexes(dir.path());
+    let (path, original) = &before[0];
+    // Header fields, each changed with its checksums made right again:
+    // first position (32), event count (12), end of data (40), last frame
+    // (44).
+    for (at, len, delta) in [
+        (32, 8, 1u64),
+        (12, 4, 1),
+        (12, 4, u64::MAX),
+        (40, 4, 8),
+        (44, 4, 8),
+    ] {
+        let mut claim = original.clone();
+        let field = &mut claim[at..at + len];
+        let mut value = [0u8; 8];
+        value[..len].copy_from_slice(field);
+        let changed = u64::from_le_bytes(value).wrapping_add(delta).to_le_bytes();
+        field.copy_from_slice(&changed[..len]);
+        fix_checksums(&mut claim);
+        std::fs::write(path, &claim).unwrap();
+        assert_rebuilt(dir.path(), Some(path), &before);
+    }
+}
+
+#[test]
+fn an_index_older_than_its_segment_is_rebuilt() {
+    // An index that ends a frame early, as one written before its segment
+    // went on would (a crash after a rotation, before the next segment's
+    // first frame; the next open appended to the old segment again).
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let before = read_all_indexes(dir.path());
+    let (path, full) = &before[0];
+    let seg0 = std::fs::read(&segments(dir.path())[0]).unwrap();
+    let frames0 = frames(&seg0);
+    assert!(frames0.len() >= 2);
+    let last = &frames0[frames0.len() - 2];
+    let mut short = full.clone();
+    short[40..44].copy_from_slice(&(last.end as u32).to_le_bytes());
+    short[44..48].copy_from_slice(&(last.start as u32).to_le_bytes());
+    fix_checksums(&mut short);
+    std::fs::write(path, &short).unwrap();
+    assert_rebuilt(dir.path(), Some(path), &before);
+}
+
+#[test]
+fn a_read_only_open_uses_but_never_writes_index_files() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let before = read_all_indexes(dir.path());
+    std::fs::remove_file(&before[0].0).unwrap();
+    let snapshot_before = snapshot(dir.path());
+    let store = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(store.recovery_report().unusable_indexes.len(), 1);
+    assert_eq!(Workload::FIXED.verify(&store).batches.len(), BATCHES);
+    drop(store);
+    assert_eq!(
+        snapshot(dir.path()),
+        snapshot_before,
+        "a read-only open wrote"
+    );
+}
+
+#[test]
+fn a_half_written_index_file_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let before = read_all_indexes(dir.path());
+    let temp = before[0].0.with_extension("idx.tmp");
+    std::fs::write(&temp, &before[0].1[..100]).unwrap();
+    assert_rebuilt(dir.path(), None, &before);
+    assert!(!temp.exists(), "the half-written index was left");
+}
