@@ -1,6 +1,8 @@
-//! The open-time scan: every segment is checked, the index is rebuilt, and
-//! the one kind of damage that is expected after a crash — a torn tail of
-//! the active segment — is repaired. Everything else is refused.
+//! The open: every segment header is checked, sealed segments come from
+//! their index files while those check out (`crate::index::persist`), the
+//! rest of the log is scanned and checked frame by frame, and the one kind
+//! of damage that is expected after a crash — a torn tail of the active
+//! segment — is repaired. Everything else is refused.
 //!
 //! The *active* segment is the last one holding data; segments before it are
 //! *sealed* and never change again. At most one empty segment may follow the
@@ -16,7 +18,9 @@
 //! | zero tail | no frame at all after the header | open; an empty segment | `recovery_table::zero_tail` |
 //! | torn tail | the last frames of the active segment fail a check, no valid frame header follows in the segment, and no later segment holds data | zero the torn bytes (the file never shrinks), sync, `warn!` with file, offset and bytes dropped, say so in the [`RecoveryReport`]; open. With [`TornTail::Refuse`](crate::TornTail): `Error::TornTail`, nothing modified | `recovery_table::torn_tail_at_every_offset` |
 //! | bad record, valid data after | a frame fails a check, and a valid frame header follows it in the same segment, or a later segment holds data | `Corruption` at the bad frame; nothing modified | `recovery_table::bad_record_followed_by_valid_data` |
-//! | damage in a sealed segment | any frame of a sealed segment fails a check, or non-zero bytes follow its end | `Corruption`; nothing modified | `recovery_table::damage_in_sealed_segment` |
+//! | damage in a sealed segment | any frame of a scanned sealed segment fails a check, or non-zero bytes follow its end | `Corruption`; nothing modified | `recovery_table::damage_in_sealed_segment` |
+//! | damage in a sealed segment with its index | the index's checks (its last frame, the bytes after it) fail, or a read reaches a damaged record | the index is unusable and the segment scanned, as above; a damaged record fails its read with `Corruption` | `recovery_table::damage_in_sealed_segment_with_its_index` |
+//! | unusable segment index | an index file missing, damaged, cut, foreign, stale or claiming what its segment does not hold | `warn!`, listed in the report; the log is scanned from that segment on and (writable) the index written again; open | `segment_index::*` |
 //! | inconsistent frame | a frame whose checksums pass but whose positions or versions do not follow on | `Corruption`; nothing modified | `recovery_table::inconsistent_positions` |
 //! | bad or foreign header | a header that fails its checksum, magic or version, names another number, store or size, or a file whose length is not the segment size | `Corruption`; nothing modified | `recovery_table::bad_or_foreign_header` |
 //! | gap in segment numbers | a number missing below the highest (segment 0 included) | `Corruption` naming the missing file; nothing modified | `recovery_table::missing_segment` |
