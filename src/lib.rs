@@ -57,6 +57,21 @@
 //! damage with [`Error::Corruption`], naming the file and offset and
 //! modifying nothing.
 //!
+//! ## Open and memory cost
+//!
+//! Each sealed segment has an index file beside it, written when the
+//! segment is sealed, off the append path. `open` takes sealed segments from
+//! their index files (checked: checksums, store, segment, positions, and
+//! the segment's last frame) instead of scanning them, and scans only the
+//! last segment; a missing or bad index file is only a reason to scan its
+//! segment and write the index again (listed in
+//! [`RecoveryReport::unusable_indexes`]), never a failed open. Sealed
+//! segments' indexes are mapped, not loaded: the memory that grows with
+//! events is the active segment's index (12 bytes per event); each stream
+//! costs about 100 bytes plus its name. Damage inside a sealed segment
+//! taken from its index is found by the read that reaches it
+//! ([`Error::Corruption`]) or by `annals verify`, not by `open`.
+//!
 //! What is *not* guaranteed: durability on hardware or file systems that
 //! acknowledge `fdatasync` without persisting (some consumer disks with
 //! volatile write caches, some network file systems); protection against a
