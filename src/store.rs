@@ -60,6 +60,14 @@ pub struct Store {
     report: RecoveryReport,
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(writer) = &self.writer {
+            writer.close(&self.index);
+        }
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -274,7 +282,11 @@ impl Store {
     /// poisoned by an earlier failure; dropping the store instead is fine
     /// and loses nothing acknowledged.
     pub fn close(self) -> Result<(), Error> {
-        self.sync()
+        self.sync()?;
+        if let Some(writer) = &self.writer {
+            writer.close(&self.index);
+        }
+        Ok(())
     }
 
     /// The data directory.

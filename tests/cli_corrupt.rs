@@ -11,13 +11,19 @@ mod cli_support;
 
 use std::path::Path;
 
-use cli_support::{annals, assert_code, one_event_frames, path, reported_offset, snapshot};
+use cli_support::{
+    annals, assert_code, one_event_frames, path, remove_indexes, reported_offset, snapshot,
+};
 
 const SEGMENT_0: &str = "00000000000000000000.seg";
 
-/// A store with five one-event frames in segment 0.
+/// A store with five one-event frames in segment 0, as a crash leaves it:
+/// without the index a clean close writes for the active segment, so that
+/// every open scans the segment.
 fn five_frames(dir: &Path) -> Vec<(u64, u64)> {
-    one_event_frames(dir, 5)
+    let frames = one_event_frames(dir, 5);
+    remove_indexes(dir);
+    frames
 }
 
 fn flip(file: &Path, offset: u64) {
@@ -93,6 +99,35 @@ fn a_damaged_last_frame_passes_read_but_not_verify() {
     let offset = reported_offset(&verify.stderr).expect("an offset");
     assert!((start..start + len).contains(&offset), "offset {offset}");
 
+    assert_eq!(
+        snapshot(tmp.path()),
+        before,
+        "read or verify changed the store"
+    );
+}
+
+#[test]
+fn after_a_clean_close_a_damaged_last_frame_is_damage_not_a_torn_tail() {
+    // A clean close records the active segment's index, which proves its
+    // last frame was whole: damage to it is reported by the read that
+    // reaches it, with file and offset, instead of being dropped as a torn
+    // write.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = path(tmp.path());
+    let frames = one_event_frames(tmp.path(), 5);
+    let (start, len) = frames[4];
+    flip(&tmp.path().join(SEGMENT_0), start + len - 12);
+    let before = snapshot(tmp.path());
+
+    let read = annals(["read", dir, "--all"]);
+    assert_code(&read, 5);
+    assert!(read.stderr.contains(SEGMENT_0), "{}", read.stderr);
+    let offset = reported_offset(&read.stderr).expect("an offset");
+    assert!((start..start + len).contains(&offset), "offset {offset}");
+
+    let verify = annals(["verify", dir]);
+    assert_code(&verify, 5);
+    assert!(verify.stderr.contains(SEGMENT_0), "{}", verify.stderr);
     assert_eq!(
         snapshot(tmp.path()),
         before,

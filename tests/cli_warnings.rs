@@ -12,7 +12,7 @@ mod cli_support;
 use std::path::Path;
 use std::process::Command;
 
-use cli_support::{ANNALS, Run, assert_code, one_event_frames, path};
+use cli_support::{ANNALS, Run, assert_code, one_event_frames, path, remove_indexes};
 
 const SEGMENT_0: &str = "00000000000000000000.seg";
 
@@ -32,10 +32,12 @@ fn annals_log(args: &[&str], rust_log: Option<&str>) -> Run {
     }
 }
 
-/// A store of three one-event frames whose last frame is damaged, which a
-/// writable open takes for a torn write and drops.
+/// A store of three one-event frames whose last frame is damaged after a
+/// crash (no clean close's index), which a writable open takes for a torn
+/// write and drops.
 fn torn_store(dir: &Path) {
     let (start, len) = *one_event_frames(dir, 3).last().expect("three frames");
+    remove_indexes(dir);
     let segment = dir.join(SEGMENT_0);
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[(start + len - 12) as usize] ^= 0x20;

@@ -35,6 +35,7 @@ pub const SLOT_LEN: usize = 8;
 
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = 8;
+const FLAGS_AT: usize = 10;
 const EVENT_COUNT_AT: usize = 12;
 const STORE_ID_AT: usize = 16;
 const SEGMENT_AT: usize = 24;
@@ -46,9 +47,16 @@ const NAMES_LEN_AT: usize = 52;
 const BODY_CRC_AT: usize = 56;
 const HEADER_CRC_AT: usize = 60;
 
+/// The flag of an index written at a clean close for the segment then
+/// active: it covers the frames written so far, and the segment goes on.
+pub const FLAG_OPEN: u16 = 1;
+
 /// What an index file's header says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexHeader {
+    /// Whether the segment was still active when the index was written
+    /// ([`FLAG_OPEN`]): the index covers a prefix of its frames.
+    pub open: bool,
     /// The store the indexed segment belongs to.
     pub store_id: u64,
     /// The number of the indexed segment.
@@ -219,7 +227,9 @@ pub fn encode_index(
         ..*header
     };
     put(&mut out, MAGIC_AT, &INDEX_MAGIC);
-    put(&mut out, VERSION_AT, &INDEX_VERSION.to_le_bytes());
+    put(&mut out, VERSION_AT, &(INDEX_VERSION as u16).to_le_bytes());
+    let flags = if header.open { FLAG_OPEN } else { 0 };
+    put(&mut out, FLAGS_AT, &flags.to_le_bytes());
     put(&mut out, EVENT_COUNT_AT, &header.event_count.to_le_bytes());
     put(&mut out, STORE_ID_AT, &header.store_id.to_le_bytes());
     put(&mut out, SEGMENT_AT, &header.segment_number.to_le_bytes());
@@ -302,15 +312,20 @@ pub fn decode_index_header(untrusted: &[u8]) -> Result<IndexHeader, String> {
     if crc32fast::hash(head.get(..HEADER_CRC_AT).unwrap_or_default()) != crc {
         return Err("index header fails its checksum".into());
     }
-    let version = read_u32(head, VERSION_AT).ok_or("index too short")?;
+    let word = read_u32(head, VERSION_AT).ok_or("index too short")?;
+    let (version, flags) = (word & 0xffff, word >> 16);
     if version != INDEX_VERSION {
         return Err(format!(
             "index format version {version}, where this build reads {INDEX_VERSION}"
         ));
     }
+    if flags & !u32::from(FLAG_OPEN) != 0 {
+        return Err(format!("unknown index flags {flags:#x}"));
+    }
     let u32_at = |at| read_u32(head, at).ok_or("index too short");
     let u64_at = |at| read_u64(head, at).ok_or("index too short");
     Ok(IndexHeader {
+        open: flags & u32::from(FLAG_OPEN) != 0,
         store_id: u64_at(STORE_ID_AT)?,
         segment_number: u64_at(SEGMENT_AT)?,
         first_position: u64_at(FIRST_POSITION_AT)?,
@@ -408,6 +423,61 @@ impl<'a> IndexView<'a> {
     }
 }
 
+/// Merges the indexes of consecutive parts of one segment into the index
+/// of the whole: the parts must follow on (positions and offsets), and the
+/// result covers from the first part's first position to the last part's
+/// end, marked `open` or not. `None` if they do not follow on.
+pub fn merge_index(parts: &[IndexView<'_>], open: bool) -> Option<Vec<u8>> {
+    let first = parts.first()?.header;
+    let last = parts.last()?.header;
+    let mut offsets: Vec<u32> = Vec::new();
+    let mut order: Vec<&[u8]> = Vec::new();
+    let mut streams: std::collections::HashMap<&[u8], (u64, Vec<u32>)> =
+        std::collections::HashMap::new();
+    let mut next = first.first_position;
+    for part in parts {
+        let h = part.header;
+        if h.store_id != first.store_id
+            || h.segment_number != first.segment_number
+            || h.first_position != next
+        {
+            return None;
+        }
+        for i in 0..u64::from(h.event_count) {
+            offsets.push(part.offset(h.first_position + i)?);
+        }
+        for entry in part.entries() {
+            let name = part.name(&entry)?;
+            let (_, positions) = streams.entry(name).or_insert_with(|| {
+                order.push(name);
+                (entry.first_version, Vec::new())
+            });
+            for v in entry.versions() {
+                let p = part.position(&entry, v)?;
+                positions.push(u32::try_from(p.checked_sub(first.first_position)?).ok()?);
+            }
+        }
+        next = h.first_position + u64::from(h.event_count);
+    }
+    let parts: Vec<StreamPart<'_>> = order
+        .iter()
+        .filter_map(|name| {
+            let (first_version, positions) = streams.get(name)?;
+            Some(StreamPart {
+                name,
+                first_version: *first_version,
+                positions,
+            })
+        })
+        .collect();
+    let header = IndexHeader {
+        open,
+        first_position: first.first_position,
+        ..last
+    };
+    encode_index(&header, &offsets, &parts)
+}
+
 fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
     if let Some(dst) = out.get_mut(at..at + bytes.len()) {
         dst.copy_from_slice(bytes);
@@ -432,6 +502,7 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let header = IndexHeader {
+            open: false,
             store_id: 7,
             segment_number: 3,
             first_position: 100,

@@ -49,19 +49,31 @@ pub(crate) struct Refused {
     pub reason: String,
 }
 
-/// The index of one sealed segment: the bytes of its index file.
+/// The index of a run of one segment's frames (usually the whole of a
+/// sealed segment): the bytes of an index file.
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
     bytes: Bytes,
     /// Whether the bytes are those of the file on disk (mapped), rather
     /// than built in memory and not yet written.
     persisted: bool,
+    segment: u32,
+    first_position: u64,
+    end_position: u64,
 }
 
 impl Table {
-    /// A table over `bytes`, which [`file::decode_index`] has checked.
-    pub(crate) fn new(bytes: Bytes, persisted: bool) -> Table {
-        Table { bytes, persisted }
+    /// A table over `bytes`, which [`file::decode_index`] has checked (or
+    /// this crate has just encoded); `None` if its header does not decode.
+    pub(crate) fn new(bytes: Bytes, persisted: bool) -> Option<Table> {
+        let h = *file::decode_index_unchecked(&bytes)?.header();
+        Some(Table {
+            segment: u32::try_from(h.segment_number).ok()?,
+            first_position: h.first_position,
+            end_position: h.first_position + u64::from(h.event_count),
+            bytes,
+            persisted,
+        })
     }
 
     /// The decoded view. The bytes were checked whole when the table was
@@ -77,6 +89,11 @@ impl Table {
     pub(crate) fn is_persisted(&self) -> bool {
         self.persisted
     }
+
+    /// The number of the segment it indexes.
+    pub(crate) fn segment(&self) -> u32 {
+        self.segment
+    }
 }
 
 #[derive(Debug)]
@@ -84,8 +101,8 @@ struct Stream {
     name: Arc<str>,
     /// Its next version: how many events it has.
     next_version: u64,
-    /// The first segment holding one of its events.
-    first_segment: u32,
+    /// The position of its first event.
+    first_position: u64,
     /// The version of its first event in the active segment (meaningful
     /// when `active` is not empty).
     active_first_version: u64,
@@ -157,11 +174,6 @@ impl Index {
     /// The number of the segment that new frames go to.
     pub(crate) fn active_segment(&self) -> u32 {
         self.active.segment
-    }
-
-    /// The position of the first event of the active segment.
-    pub(crate) fn active_first_position(&self) -> u64 {
-        self.active.first_position
     }
 
     /// The last version of `stream`, `None` when it has no events.
@@ -275,7 +287,6 @@ impl Index {
             None => self.add_stream(name(stream, "stream id")?)?,
         };
         let position = self.len();
-        let segment = self.active.segment;
         let Some(s) = self.streams.get_mut(id as usize) else {
             return Err("stream table out of step".to_owned());
         };
@@ -284,7 +295,7 @@ impl Index {
             self.active.streams.push(id);
         }
         if s.next_version == 0 {
-            s.first_segment = segment;
+            s.first_position = position;
         }
         s.active.push(position);
         s.next_version += 1;
@@ -301,7 +312,7 @@ impl Index {
         self.streams.push(Stream {
             name,
             next_version: 0,
-            first_segment: self.active.segment,
+            first_position: self.len(),
             active_first_version: 0,
             active: Vec::new(),
         });
@@ -326,11 +337,24 @@ impl Index {
         self.last = None;
     }
 
-    /// Seals the active segment: its events move into a [`Table`] built in
-    /// memory (returned, so that the writer can persist it), and the next
-    /// segment becomes active.
-    pub(crate) fn seal(&mut self) -> Table {
-        let a = std::mem::take(&mut self.active);
+    /// Whether the active segment holds events: in memory, or in a table
+    /// loaded from the index a clean close wrote for it.
+    pub(crate) fn active_segment_has_events(&self) -> bool {
+        !self.active.offsets.is_empty()
+            || self
+                .sealed
+                .last()
+                .is_some_and(|t| t.segment == self.active.segment)
+    }
+
+    /// The active segment's events held in memory as a table, or `None`
+    /// when it holds none there. `open` marks it as covering frames of a
+    /// segment that goes on.
+    fn active_table(&self, open: bool) -> Option<Table> {
+        let a = &self.active;
+        if a.offsets.is_empty() {
+            return None;
+        }
         let relative: Vec<Vec<u32>> = a
             .streams
             .iter()
@@ -357,6 +381,7 @@ impl Index {
             })
             .collect();
         let header = IndexHeader {
+            open,
             store_id: self.store_id,
             segment_number: u64::from(a.segment),
             first_position: a.first_position,
@@ -368,36 +393,71 @@ impl Index {
         };
         // Counts fit: a segment is at most 1 GiB, and every event and
         // stream name in it takes bytes of it.
-        let bytes = file::encode_index(&header, &a.offsets, &parts).unwrap_or_default();
-        for id in &a.streams {
-            if let Some(s) = self.streams.get_mut(*id as usize) {
+        let bytes = file::encode_index(&header, &a.offsets, &parts)?;
+        Table::new(Bytes::from(bytes), false)
+    }
+
+    /// Seals the active segment: its events held in memory move into a
+    /// table built in memory, and the next segment becomes active. Returns
+    /// the sealed segment's tables, for the writer to persist as one index
+    /// file (more than one when the segment was reopened after a clean
+    /// close).
+    pub(crate) fn seal(&mut self) -> Vec<Table> {
+        let segment = self.active.segment;
+        let next = self.len();
+        if let Some(table) = self.active_table(false) {
+            self.push_table(table);
+        }
+        for id in std::mem::take(&mut self.active.streams) {
+            if let Some(s) = self.streams.get_mut(id as usize) {
                 s.active = Vec::new();
             }
         }
-        let table = Table::new(Bytes::from(bytes), false);
-        self.push_table(table.clone(), a.first_position);
         self.active = Active {
-            segment: a.segment + 1,
-            first_position: a.first_position + a.offsets.len() as u64,
+            segment: segment + 1,
+            first_position: next,
             ..Active::default()
         };
-        table
+        self.tables_of(segment)
     }
 
-    fn push_table(&mut self, table: Table, first_position: u64) {
+    /// The tables of segment `segment`, in position order.
+    pub(crate) fn tables_of(&self, segment: u32) -> Vec<Table> {
+        self.sealed
+            .iter()
+            .filter(|t| t.segment == segment)
+            .cloned()
+            .collect()
+    }
+
+    /// The index of the active segment as a clean close writes it: every
+    /// event of the segment so far, marked open. `None` when it holds none.
+    pub(crate) fn open_segment_index(&self) -> Option<Bytes> {
+        let mut parts = self.tables_of(self.active.segment);
+        parts.extend(self.active_table(true));
+        let views: Vec<IndexView<'_>> = parts.iter().filter_map(Table::view).collect();
+        if views.is_empty() || views.len() != parts.len() {
+            return None;
+        }
+        file::merge_index(&views, true).map(Bytes::from)
+    }
+
+    fn push_table(&mut self, table: Table) {
+        self.sealed_firsts.push(table.first_position);
         self.sealed.push(table);
-        self.sealed_firsts.push(first_position);
     }
 
-    /// Takes the persisted index of the active segment, which must be
-    /// empty, as its table: it becomes sealed and the next one active. The
-    /// table must start at [`len`](Index::len), and each of its streams must
-    /// go on from its version so far; otherwise it is refused and the index
-    /// is left as it was.
-    pub(crate) fn push_sealed(&mut self, table: Table) -> Result<(), String> {
+    /// Takes a persisted index of the active segment, which must hold no
+    /// events yet, as its table. A sealed segment's index makes the next
+    /// segment active; an open one (a clean close's) leaves this segment
+    /// active, to go on after the frames it covers. The table must start at
+    /// [`len`](Index::len), and each of its streams must go on from its
+    /// version so far; otherwise it is refused and the index is left as it
+    /// was.
+    pub(crate) fn push_loaded(&mut self, table: Table) -> Result<(), String> {
         let view = table.view().ok_or("index header unreadable")?;
         let h = *view.header();
-        if !self.active.offsets.is_empty() || h.segment_number != u64::from(self.active.segment) {
+        if self.active_segment_has_events() || h.segment_number != u64::from(self.active.segment) {
             return Err(format!(
                 "index of segment {} where segment {} is next",
                 h.segment_number, self.active.segment
@@ -413,7 +473,7 @@ impl Index {
         }
         // Check every entry before changing anything.
         let mut total = 0u64;
-        let mut names: Vec<(&str, u64)> = Vec::with_capacity(h.stream_count as usize);
+        let mut found: Vec<(&str, u64, u64)> = Vec::with_capacity(h.stream_count as usize);
         for e in view.entries() {
             let bytes = view.name(&e).ok_or("stream name out of range")?;
             let stream = name(bytes, "stream id")?;
@@ -429,8 +489,11 @@ impl Index {
                     e.first_version
                 ));
             }
+            let first = view
+                .position(&e, e.first_version)
+                .ok_or("stream entry out of range")?;
             total += u64::from(e.count);
-            names.push((stream, e.versions().end));
+            found.push((stream, e.versions().end, first));
         }
         if total != u64::from(h.event_count) {
             return Err(format!(
@@ -438,38 +501,59 @@ impl Index {
                 h.event_count
             ));
         }
-        let segment = self.active.segment;
-        for (stream, next_version) in names {
+        for (stream, next_version, first) in found {
             let id = match self.stream_ids.get(stream) {
                 Some(id) => *id,
                 None => self.add_stream(stream)?,
             };
             if let Some(s) = self.streams.get_mut(id as usize) {
                 if s.next_version == 0 {
-                    s.first_segment = segment;
+                    s.first_position = first;
                 }
                 s.next_version = next_version;
             }
         }
         self.last = None;
-        self.active = Active {
-            segment: segment + 1,
-            first_position: h.first_position + u64::from(h.event_count),
-            ..Active::default()
+        let end = h.first_position + u64::from(h.event_count);
+        self.push_table(table);
+        self.active = if h.open {
+            Active {
+                segment: self.active.segment,
+                first_position: end,
+                last_frame_at: h.last_frame_at,
+                data_end: h.data_end,
+                ..Active::default()
+            }
+        } else {
+            Active {
+                segment: self.active.segment + 1,
+                first_position: end,
+                ..Active::default()
+            }
         };
-        let first = h.first_position;
-        self.push_table(table, first);
         Ok(())
     }
 
-    /// Replaces the table of sealed segment `k`, built in memory, with the
-    /// same bytes read back from its file.
-    pub(crate) fn replace_table(&mut self, k: usize, table: Table) {
-        if let Some(slot) = self.sealed.get_mut(k)
-            && slot.bytes == table.bytes
-        {
-            *slot = table;
+    /// Replaces the tables of sealed segment `segment` with `table`, which
+    /// must cover the same positions (the same events, read back from the
+    /// index file just written, or merged into one).
+    pub(crate) fn replace_tables(&mut self, segment: u32, table: Table) -> bool {
+        let Some(start) = self.sealed.iter().position(|t| t.segment == segment) else {
+            return false;
+        };
+        let end = start
+            + self.sealed[start..]
+                .iter()
+                .take_while(|t| t.segment == segment)
+                .count();
+        let (first, last) = (&self.sealed[start], &self.sealed[end - 1]);
+        if table.first_position != first.first_position || table.end_position != last.end_position {
+            return false;
         }
+        self.sealed_firsts
+            .splice(start..end, [table.first_position]);
+        self.sealed.splice(start..end, [table]);
+        true
     }
 
     /// The segment and record offset of the event at `position`.
@@ -482,8 +566,8 @@ impl Index {
             .sealed_firsts
             .partition_point(|first| *first <= position)
             .checked_sub(1)?;
-        let offset = self.sealed.get(k)?.view()?.offset(position)?;
-        Some((k as u32, offset))
+        let table = self.sealed.get(k)?;
+        Some((table.segment, table.view()?.offset(position)?))
     }
 
     /// The positions of `stream` from version `from_version` on, at most
@@ -511,7 +595,13 @@ impl Index {
             s.active_first_version
         };
         if v < sealed_end.min(versions.end) {
-            for table in self.sealed.iter().skip(s.first_segment as usize) {
+            // Tables before the one holding the stream's first event cannot
+            // hold it; each later one is probed by its hash slots.
+            let start = self
+                .sealed_firsts
+                .partition_point(|first| *first <= s.first_position)
+                .saturating_sub(1);
+            for table in self.sealed.iter().skip(start) {
                 let view = table.view().ok_or("index header unreadable")?;
                 let Some(entry) = view.stream(s.name.as_bytes()) else {
                     continue;
@@ -665,12 +755,12 @@ mod tests {
 
         // The table alone gives a second index the same streams.
         let mut again = Index::new(9);
-        again.push_sealed(index.sealed()[0].clone()).unwrap();
+        again.push_loaded(index.sealed()[0].clone()).unwrap();
         assert_eq!(again.len(), 3);
         assert_eq!(again.stream_version("a"), Some(1));
         assert_eq!(again.stream_positions("a", 0, 10), Some(Ok(vec![0, 2])));
         // Not twice, and not out of order.
-        assert!(again.push_sealed(index.sealed()[0].clone()).is_err());
+        assert!(again.push_loaded(index.sealed()[0].clone()).is_err());
         assert_eq!(again.len(), 3);
     }
 }

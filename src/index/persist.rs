@@ -11,12 +11,14 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+
 use crate::format::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, decode_frame_header};
 use crate::io::FileIo;
 use crate::log::segment::{Segment, map_immutable};
 
 use super::Table;
-use super::file::decode_index;
+use super::file::{decode_index, merge_index};
 
 /// The suffix of a segment index file.
 pub(crate) const INDEX_SUFFIX: &str = ".idx";
@@ -29,14 +31,14 @@ pub(crate) fn index_file_name(number: u64) -> String {
     format!("{number:020}{INDEX_SUFFIX}")
 }
 
-/// Writes `table` as the index file of segment `number` in `dir`: under a
+/// Writes `bytes` as the index file of segment `number` in `dir`: under a
 /// temporary name, synced, renamed over any older file, and the directory
 /// synced.
-pub(crate) fn write_table(
+pub(crate) fn write_index(
     io: &dyn FileIo,
     dir: &Path,
     number: u64,
-    table: &Table,
+    bytes: &[u8],
 ) -> io::Result<PathBuf> {
     let path = dir.join(index_file_name(number));
     let temp = dir.join(format!("{number:020}{INDEX_TEMP_SUFFIX}"));
@@ -44,7 +46,7 @@ pub(crate) fn write_table(
         io.remove_file(&temp)?;
     }
     let file = io.create_new(&temp)?;
-    io.write_at(&file, &temp, table.bytes(), 0)?;
+    io.write_at(&file, &temp, bytes, 0)?;
     io.sync_data(&file, &temp)?;
     if std::fs::symlink_metadata(&path).is_ok() {
         io.remove_file(&path)?;
@@ -52,6 +54,19 @@ pub(crate) fn write_table(
     io.rename(&temp, &path)?;
     io.sync_dir(dir)?;
     Ok(path)
+}
+
+/// The bytes of sealed segment's index file, from its tables: the one
+/// table's bytes, or several merged. `None` if they do not follow on.
+pub(crate) fn sealed_index_bytes(tables: &[Table]) -> Option<Bytes> {
+    let views: Vec<_> = tables.iter().filter_map(Table::view).collect();
+    if views.len() != tables.len() {
+        return None;
+    }
+    match (views.as_slice(), tables) {
+        ([one], [table]) if !one.header().open => Some(table.bytes().clone()),
+        _ => merge_index(&views, false).map(Bytes::from),
+    }
 }
 
 /// Why an index file could not be used.
@@ -127,5 +142,5 @@ pub(crate) fn load_table(
     {
         return bad(format!("the segment holds more frames after offset {end}"));
     }
-    Ok(Table::new(bytes, true))
+    Table::new(bytes, true).ok_or_else(|| Unusable::Bad("index header unreadable".into()))
 }

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Limit};
@@ -26,7 +27,7 @@ use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
     seal_record,
 };
-use crate::index::persist::write_table;
+use crate::index::persist::{index_file_name, sealed_index_bytes, write_index};
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
 use crate::log::batch::Batch;
@@ -69,6 +70,12 @@ struct Engine {
     preparing: Option<Preparation>,
     /// The index file of the last sealed segment, if it is being written.
     indexing: Option<IndexWrite>,
+    /// An index file of the active segment (a clean close's), which must go
+    /// before anything is written to the segment: while it exists, an open
+    /// takes the log to end where it says.
+    stale_index: Option<PathBuf>,
+    /// Whether the writer has closed: nothing more is written.
+    closed: bool,
 }
 
 impl Drop for Engine {
@@ -135,7 +142,16 @@ impl Writer {
             prepare_ahead: options.prepare_ahead,
             preparing: None,
             indexing: None,
+            stale_index: None,
+            closed: false,
         };
+        let mut engine = engine;
+        let stale = engine
+            .dir
+            .join(index_file_name(u64::from(recovered.active)));
+        if std::fs::symlink_metadata(&stale).is_ok() {
+            engine.stale_index = Some(stale);
+        }
         Ok(Writer {
             group: GroupCommit::default(),
             engine: Mutex::new(engine),
@@ -181,6 +197,36 @@ impl Writer {
             .io
             .sync_data(&engine.file, path)
             .map_err(|e| self.poison("sync segment", path.into(), e))
+    }
+
+    /// Closes the writer cleanly: waits for background work, and records
+    /// the active segment's index (marked open) so that the next open
+    /// reads no event data. Nothing is written after. A store poisoned by
+    /// a failure records nothing: the next open scans. Failing to write
+    /// the index only costs the next open time, so it is a warning.
+    pub(crate) fn close(&self, index: &RwLock<Index>) {
+        let mut engine = self.engine.lock();
+        if engine.closed {
+            return;
+        }
+        engine.closed = true;
+        if let Some(w) = engine.indexing.take() {
+            w.finish_into(index);
+        }
+        if self.is_poisoned() {
+            return;
+        }
+        let number = engine.active.number();
+        let Some(bytes) = index.read().open_segment_index() else {
+            return;
+        };
+        if let Err(e) = write_index(&*engine.io, &engine.dir, number, &bytes) {
+            tracing::warn!(
+                segment = number,
+                error = %e,
+                "could not record the active segment's index at close; the next open scans it"
+            );
+        }
     }
 
     /// Whether a write or sync has failed.
@@ -472,6 +518,19 @@ impl Engine {
         if event_count == 0 {
             return Ok(());
         }
+        if self.closed {
+            let e = io::Error::other("the store is closed");
+            return Err(("write frame", self.active.path().to_path_buf(), e));
+        }
+        if let Some(path) = self.stale_index.take() {
+            let removed = self
+                .io
+                .remove_file(&path)
+                .and_then(|()| self.io.sync_dir(&self.dir));
+            if let Err(e) = removed {
+                return Err(("remove the active segment's index", path, e));
+            }
+        }
         let header = FrameHeader {
             frame_len: self.buf.len() as u32,
             first_position,
@@ -492,21 +551,25 @@ impl Engine {
 /// (or, without background work, already written on this one).
 struct IndexWrite {
     number: u64,
-    table: Table,
-    written: Result<std::thread::JoinHandle<io::Result<PathBuf>>, io::Result<PathBuf>>,
+    written:
+        Result<std::thread::JoinHandle<io::Result<(PathBuf, Bytes)>>, io::Result<(PathBuf, Bytes)>>,
 }
 
 impl IndexWrite {
-    /// Starts writing `table` as segment `number`'s index file in `dir`.
+    /// Starts writing the tables of segment `number` as its index file in
+    /// `dir`, merged into one when there are several.
     fn start(
         io: Arc<dyn FileIo>,
         dir: PathBuf,
         number: u64,
-        table: Table,
+        tables: Vec<Table>,
         background: bool,
     ) -> Option<IndexWrite> {
-        let copy = table.clone();
-        let write = move || write_table(&*io, &dir, number, &copy);
+        let write = move || {
+            let bytes = sealed_index_bytes(&tables)
+                .ok_or_else(|| io::Error::other("the segment's tables do not follow on"))?;
+            write_index(&*io, &dir, number, &bytes).map(|path| (path, bytes))
+        };
         let written = if background {
             let spawned = std::thread::Builder::new()
                 .name(format!("annals-index-{number}"))
@@ -518,15 +581,11 @@ impl IndexWrite {
         } else {
             Err(write())
         };
-        Some(IndexWrite {
-            number,
-            table,
-            written,
-        })
+        Some(IndexWrite { number, written })
     }
 
-    /// Waits for the write and returns the file's path.
-    fn finish(self) -> io::Result<PathBuf> {
+    /// Waits for the write and returns the file's path and bytes.
+    fn finish(self) -> io::Result<(PathBuf, Bytes)> {
         match self.written {
             Ok(handle) => handle
                 .join()
@@ -535,24 +594,29 @@ impl IndexWrite {
         }
     }
 
-    /// Waits for the write, then swaps the table built in memory for the
-    /// file's mapped bytes, which frees the memory. A failed write is a
-    /// warning: the next open rebuilds the file.
+    /// Waits for the write, then swaps the segment's tables built in
+    /// memory for the file's mapped bytes, which frees the memory. A
+    /// failed write is a warning: the next open rebuilds the file.
     fn finish_into(self, index: &RwLock<Index>) {
-        let (number, table) = (self.number, self.table.clone());
-        let mapped = self.finish().and_then(|path| {
+        let number = self.number;
+        let mapped = self.finish().and_then(|(path, written)| {
             let file = std::fs::File::open(&path)?;
-            map_immutable(&file)
-        });
-        match mapped {
-            Ok(bytes) if bytes == *table.bytes() => {
-                index
-                    .write()
-                    .replace_table(number as usize, Table::new(bytes, true));
+            let bytes = map_immutable(&file)?;
+            if bytes == written {
+                Ok(bytes)
+            } else {
+                Err(io::Error::other(
+                    "the index file differs from what was written",
+                ))
             }
-            Ok(_) => tracing::warn!(
+        });
+        match mapped.map(|bytes| Table::new(bytes, true)) {
+            Ok(Some(table)) => {
+                index.write().replace_tables(number as u32, table);
+            }
+            Ok(None) => tracing::warn!(
                 segment = number,
-                "segment index file differs from what was written"
+                "segment index file unreadable after writing"
             ),
             Err(e) => tracing::warn!(
                 segment = number,

@@ -229,3 +229,15 @@ impl Drop for Follower {
 pub fn deadline(secs: u64) -> Instant {
     Instant::now() + Duration::from_secs(secs)
 }
+
+/// Removes the segment index files of `dir`, leaving the store as a crash
+/// leaves it (no clean close's index of the active segment), so that the
+/// next open scans the segments.
+pub fn remove_indexes(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "idx") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+}

@@ -55,10 +55,12 @@ use crate::format::{
     ALIGN, End, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, Salt, SegmentHeader, align_up,
     decode_frame_header, first_nonzero, last_nonzero,
 };
-use crate::index::persist::{Unusable, index_file_name, load_table, write_table};
-use crate::index::{Entry, Index};
+use crate::index::persist::{
+    Unusable, index_file_name, load_table, sealed_index_bytes, write_index,
+};
+use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
-use crate::log::segment::{Access, Segment};
+use crate::log::segment::{Access, Segment, map_immutable};
 use crate::options::TornTail;
 
 pub(crate) use listing::check_listing;
@@ -144,28 +146,49 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
     let salts: Vec<Salt> = segments.iter().map(Segment::salt).collect();
 
     // Sealed segments come from their index files, without a scan, for as
-    // long as each one checks out; the rest of the log is scanned. The last
-    // segment is always scanned: only a scan can say where the log ends.
+    // long as each one checks out; the rest of the log is scanned. After a
+    // clean close the active segment has an index too, marked open, and
+    // nothing is scanned: the writer removes that index (durably) before it
+    // writes anything, so while it exists the log ends where it says.
     let mut index = Index::new(header.store_id);
     let mut ends: Vec<usize> = Vec::with_capacity(count);
     let mut from = 0;
     let mut unusable = Vec::new();
-    while from + 1 < count {
+    let mut clean_end = false;
+    while from < count {
         let segment = &segments[from];
+        let later_data = segments.get(from + 1).is_some_and(holds_data);
         let loaded = load_table(dir, segment, header.store_id, index.len()).and_then(|t| {
-            let end = t.view().map_or(0, |v| v.header().data_end as usize);
-            index.push_sealed(t).map(|()| end).map_err(Unusable::Bad)
+            let h = t.view().map(|v| *v.header()).ok_or(Unusable::Missing)?;
+            if h.open && (later_data || count > from + 2) {
+                return Err(Unusable::Bad(
+                    "a clean close's index, but a later segment holds data".into(),
+                ));
+            }
+            if !h.open && from + 1 == count {
+                return Err(Unusable::Bad(
+                    "a sealed segment's index for the last segment".into(),
+                ));
+            }
+            index
+                .push_loaded(t)
+                .map(|()| (h.data_end as usize, h.open))
+                .map_err(Unusable::Bad)
         });
         match loaded {
-            Ok(end) => {
+            Ok((end, open)) => {
                 ends.push(end);
+                if open {
+                    clean_end = true;
+                    break;
+                }
                 from += 1;
             }
             Err(why) => {
                 let reason = match why {
                     // The active segment has no index: expected, unless a
                     // later segment holds data.
-                    Unusable::Missing if !holds_data(&segments[from + 1]) => break,
+                    Unusable::Missing if !later_data => break,
                     Unusable::Missing => "it is missing".to_owned(),
                     Unusable::Bad(reason) => reason,
                 };
@@ -182,7 +205,7 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
     }
 
     let mut end_of_log: Option<EndOfLog> = None;
-    {
+    if !clean_end {
         let contents: Vec<_> = segments
             .iter_mut()
             .enumerate()
@@ -237,6 +260,7 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
     }
     // Every segment scanned clean and full: the last is the active one.
     let (active, torn) = match end_of_log {
+        _ if clean_end => (from, None),
         Some(e) => {
             ends.push(e.end);
             (e.active, e.torn)
@@ -246,7 +270,7 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
     ends.resize(count, SEGMENT_HEADER_LEN);
     // A log that ends in a segment with no frames yet (the first frame of a
     // new segment torn) has its previous segment full: sealed.
-    if (index.active_segment() as usize) < active && index.len() > index.active_first_position() {
+    if (index.active_segment() as usize) < active && index.active_segment_has_events() {
         index.seal();
     }
 
@@ -289,7 +313,7 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
         // before anything is acknowledged.
         io.sync_dir(dir)
             .map_err(|e| Error::io("sync data directory", dir, e))?;
-        persist_rebuilt(dir, io, &index);
+        persist_rebuilt(dir, io, &mut index);
     }
 
     for (seg, end) in segments.into_iter().zip(&ends) {
@@ -316,14 +340,31 @@ fn holds_data(segment: &Segment) -> bool {
 /// Writes the index files of the sealed segments whose tables the scan
 /// built. A failure costs only time at the next open: a warning, not an
 /// error.
-fn persist_rebuilt(dir: &Path, io: &dyn FileIo, index: &Index) {
-    for (k, table) in index.sealed().iter().enumerate() {
-        if table.is_persisted() {
-            continue;
+fn persist_rebuilt(dir: &Path, io: &dyn FileIo, index: &mut Index) {
+    let mut built: Vec<u32> = index
+        .sealed()
+        .iter()
+        .filter(|t| !t.is_persisted() && t.segment() != index.active_segment())
+        .map(|t| t.segment())
+        .collect();
+    built.dedup();
+    for segment in built {
+        let file = dir.join(index_file_name(u64::from(segment)));
+        let written = sealed_index_bytes(&index.tables_of(segment))
+            .ok_or_else(|| std::io::Error::other("the segment's tables do not follow on"))
+            .and_then(|bytes| write_index(io, dir, u64::from(segment), &bytes));
+        // The file's bytes, mapped, take the place of the ones built in
+        // memory: a store rebuilt whole keeps no event in memory.
+        let mapped = written.and_then(|path| {
+            let bytes = map_immutable(&fs::File::open(path)?)?;
+            Table::new(bytes, true).ok_or_else(|| std::io::Error::other("unreadable after writing"))
+        });
+        if let Ok(table) = &mapped {
+            index.replace_tables(segment, table.clone());
         }
-        if let Err(e) = write_table(io, dir, k as u64, table) {
+        if let Err(e) = mapped {
             tracing::warn!(
-                file = %dir.join(index_file_name(k as u64)).display(),
+                file = %file.display(),
                 error = %e,
                 "could not write a segment index; the next open rebuilds it"
             );
