@@ -551,9 +551,12 @@ impl Engine {
 /// (or, without background work, already written on this one).
 struct IndexWrite {
     number: u64,
-    written:
-        Result<std::thread::JoinHandle<io::Result<(PathBuf, Bytes)>>, io::Result<(PathBuf, Bytes)>>,
+    /// The thread writing it, or what writing it on this thread gave.
+    written: Result<std::thread::JoinHandle<Written>, Written>,
 }
+
+/// The index file written, and its bytes.
+type Written = io::Result<(PathBuf, Bytes)>;
 
 impl IndexWrite {
     /// Starts writing the tables of segment `number` as its index file in
@@ -585,7 +588,7 @@ impl IndexWrite {
     }
 
     /// Waits for the write and returns the file's path and bytes.
-    fn finish(self) -> io::Result<(PathBuf, Bytes)> {
+    fn finish(self) -> Written {
         match self.written {
             Ok(handle) => handle
                 .join()
