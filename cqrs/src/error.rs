@@ -97,3 +97,42 @@ impl From<DecodeError> for PersistenceError {
         PersistenceError::DeserializationError(Box::new(err))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annals_errors_map_to_the_cqrs_es_kind_a_caller_acts_on() {
+        let conflict = annals::Error::WrongExpectedVersion {
+            stream: "s".into(),
+            expected: annals::ExpectedVersion::Exact(1),
+            actual: Some(2),
+        };
+        assert!(matches!(
+            from_annals(conflict),
+            PersistenceError::OptimisticLockError
+        ));
+        assert!(matches!(
+            from_annals(annals::Error::Poisoned),
+            PersistenceError::ConnectionError(_)
+        ));
+        let io = annals::Error::Io {
+            op: "write",
+            path: "x".into(),
+            source: std::io::Error::other("disk gone"),
+        };
+        assert!(matches!(
+            from_annals(io),
+            PersistenceError::ConnectionError(_)
+        ));
+        let corrupt = annals::Error::Corruption {
+            file: "seg".into(),
+            offset: 7,
+            reason: "bad crc".into(),
+        };
+        let mapped = from_annals(corrupt);
+        assert!(matches!(mapped, PersistenceError::UnknownError(_)));
+        assert!(mapped.to_string().contains("bad crc"), "{mapped}");
+    }
+}

@@ -565,3 +565,33 @@ async fn awkward_aggregate_ids_get_streams_of_their_own() {
     }
     assert_eq!(store.global_position(), ids.len() as u64 + 1);
 }
+
+// A commit mixing aggregates, or events of another aggregate type, is a
+// caller mistake: refused before anything is written.
+#[tokio::test]
+async fn a_commit_of_mixed_aggregates_is_refused() {
+    let (_dir, store) = temp_store();
+    let repo = AnnalsEventRepository::new(store.clone());
+    let mixed = [
+        test_event_envelope("a", 1, tested("a")),
+        test_event_envelope("b", 2, tested("b")),
+    ];
+    let err = repo
+        .persist::<TestAggregate>(&mixed, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PersistenceError::UnknownError(_)), "{err}");
+    let foreign = [test_event_of::<TrickyAggregate>("a", 1, tested("a"))];
+    let err = repo
+        .persist::<TestAggregate>(&foreign, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PersistenceError::UnknownError(_)), "{err}");
+    let snapshot = Some(("b".to_string(), serde_json::Value::Null, 1));
+    let err = repo
+        .persist::<TestAggregate>(&[test_event_envelope("a", 1, tested("a"))], snapshot)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PersistenceError::UnknownError(_)), "{err}");
+    assert_eq!(store.global_position(), 0);
+}
