@@ -26,6 +26,7 @@ fn help_shows_examples_and_every_exit_code() {
         "5  corrupt",
         "6  conflict",
         "7  not a store",
+        "8  bad index",
     ] {
         assert!(top.stdout.contains(line), "no '{line}' in {}", top.stdout);
     }

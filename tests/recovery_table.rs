@@ -48,11 +48,14 @@ fn assert_holds(store: &Store, expected: &[(String, u64)]) {
     assert_eq!(store.global_position(), expected.len() as u64);
 }
 
-/// Builds a store of `batches` batches in `dir` and closes it.
+/// Builds a store of `batches` batches in `dir` and leaves it as a crash
+/// would after the last append: without the clean close's index of the
+/// active segment, so that every open scans that segment.
 fn build(dir: &Path, segment_size: u64, batches: u64) -> Vec<(String, u64)> {
     let store = Store::open_with(dir, small(segment_size)).unwrap();
     let expected = fill(&store, batches);
     store.close().unwrap();
+    remove_clean_close_index(dir);
     expected
 }
 

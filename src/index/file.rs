@@ -288,8 +288,19 @@ pub fn decode_index(untrusted: &[u8]) -> Result<IndexView<'_>, String> {
     })
 }
 
-/// The view over bytes that [`decode_index`] has already checked whole:
-/// only the header is read again (its own checksum included), not the body.
+/// Checks the body of an index file whose header decoded: its checksum.
+pub fn check_index_body(untrusted: &[u8]) -> Result<(), String> {
+    let body = untrusted.get(INDEX_HEADER_LEN..).unwrap_or_default();
+    let stored = read_u32(untrusted, BODY_CRC_AT).ok_or("index too short")?;
+    if crc32fast::hash(body) != stored {
+        return Err("index body fails its checksum".into());
+    }
+    Ok(())
+}
+
+/// The view over bytes whose header (and its checksum) and length check
+/// out, without the body's checksum: for bytes [`decode_index`] has checked
+/// whole, or whose body is checked later, by [`check_index_body`].
 pub fn decode_index_unchecked(bytes: &[u8]) -> Option<IndexView<'_>> {
     let header = decode_index_header(bytes).ok()?;
     let layout = layout(header.event_count, header.stream_count, header.names_len)?;

@@ -22,11 +22,11 @@ pub(crate) mod persist;
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::format::FRAME_FIRST_POSITION_AT;
+use crate::format::{FRAME_FIRST_POSITION_AT, Frames, SEGMENT_HEADER_LEN};
 use crate::log::segment::Segment;
 use file::{IndexHeader, IndexView, StreamPart};
 
@@ -51,6 +51,11 @@ pub(crate) struct Refused {
 
 /// The index of a run of one segment's frames (usually the whole of a
 /// sealed segment): the bytes of an index file.
+///
+/// An index file's header is checked when it is loaded; its body (offsets,
+/// positions, streams) is checked on first use, so that an open touches no
+/// more than the headers. A body that fails its check is rebuilt from its
+/// segment, in memory, with a warning: the table is derived data.
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
     bytes: Bytes,
@@ -60,26 +65,68 @@ pub(crate) struct Table {
     segment: u32,
     first_position: u64,
     end_position: u64,
+    /// The checked body: the bytes themselves, or ones rebuilt from the
+    /// segment when they fail their check (`None` if that failed too).
+    checked: Arc<OnceLock<Option<Bytes>>>,
 }
 
 impl Table {
-    /// A table over `bytes`, which [`file::decode_index`] has checked (or
-    /// this crate has just encoded); `None` if its header does not decode.
-    pub(crate) fn new(bytes: Bytes, persisted: bool) -> Option<Table> {
+    /// A table over `bytes`, whose header must check out; the body is
+    /// checked on first use unless `body_checked` says it was (bytes this
+    /// crate just encoded). `None` if the header does not check out.
+    pub(crate) fn new(bytes: Bytes, persisted: bool, body_checked: bool) -> Option<Table> {
         let h = *file::decode_index_unchecked(&bytes)?.header();
+        let checked = OnceLock::new();
+        if body_checked {
+            let _ = checked.set(Some(bytes.clone()));
+        }
         Some(Table {
             segment: u32::try_from(h.segment_number).ok()?,
             first_position: h.first_position,
             end_position: h.first_position + u64::from(h.event_count),
             bytes,
             persisted,
+            checked: Arc::new(checked),
         })
     }
 
-    /// The decoded view. The bytes were checked whole when the table was
-    /// made; this only reads the header again.
+    /// The header, which was checked when the table was made.
+    pub(crate) fn header(&self) -> Option<IndexHeader> {
+        file::decode_index_unchecked(&self.bytes).map(|v| *v.header())
+    }
+
+    /// The view over the checked body; `None` if the body fails its check.
+    /// Use [`view_or_rebuild`](Table::view_or_rebuild) where the segment
+    /// is at hand.
     pub(crate) fn view(&self) -> Option<IndexView<'_>> {
-        file::decode_index_unchecked(&self.bytes)
+        let bytes = self.checked.get_or_init(|| {
+            file::check_index_body(&self.bytes)
+                .ok()
+                .map(|()| self.bytes.clone())
+        });
+        file::decode_index_unchecked(bytes.as_ref()?)
+    }
+
+    /// The view over the checked body, rebuilt from `segment` (with a
+    /// warning) if the body fails its check.
+    pub(crate) fn view_or_rebuild(&self, segment: Option<&Segment>) -> Option<IndexView<'_>> {
+        let bytes = self
+            .checked
+            .get_or_init(|| match file::check_index_body(&self.bytes) {
+                Ok(()) => Some(self.bytes.clone()),
+                Err(reason) => {
+                    let header = self.header()?;
+                    let rebuilt = segment.and_then(|s| rebuild(s, &header));
+                    tracing::warn!(
+                        segment = self.segment,
+                        %reason,
+                        rebuilt = rebuilt.is_some(),
+                        "segment index damaged; rebuilt in memory from its segment"
+                    );
+                    rebuilt
+                }
+            });
+        file::decode_index_unchecked(bytes.as_ref()?)
     }
 
     pub(crate) fn bytes(&self) -> &Bytes {
@@ -94,6 +141,40 @@ impl Table {
     pub(crate) fn segment(&self) -> u32 {
         self.segment
     }
+}
+
+/// The index of the frames `header` covers, rebuilt from `segment`: every
+/// frame walked and checked, as recovery does.
+fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
+    let untrusted = segment.copy_out(0, header.data_end as usize)?;
+    let body = untrusted.get(SEGMENT_HEADER_LEN..)?;
+    let mut index = Index::new(header.store_id);
+    index.active.segment = u32::try_from(header.segment_number).ok()?;
+    index.active.first_position = header.first_position;
+    let mut frames = Frames::new(body, segment.salt())
+        .based_at(SEGMENT_HEADER_LEN)
+        .expecting(header.first_position);
+    while let Some(frame) = frames.next_frame() {
+        let entries = frame.records.iter().map(|(at, r)| Entry {
+            stream: r.stream,
+            event_type: r.event_type,
+            version: r.version,
+            offset: *at as u32,
+        });
+        index
+            .push_frame(
+                index.active.segment,
+                frame.at..frame.end(),
+                frame.header.first_position,
+                entries,
+            )
+            .ok()?;
+    }
+    let end = header.first_position + u64::from(header.event_count);
+    if !frames.finish().is_clean() || index.len() != end {
+        return None;
+    }
+    index.active_table(header.open)?.checked.get()?.clone()
 }
 
 #[derive(Debug)]
@@ -164,6 +245,11 @@ impl Index {
     pub(crate) fn push_segment(&mut self, segment: Arc<Segment>) {
         debug_assert_eq!(segment.number(), self.segments.len() as u64);
         self.segments.push(segment);
+    }
+
+    /// Segment `number`, if it is open.
+    fn segment(&self, number: u32) -> Option<&Segment> {
+        self.segments.get(number as usize).map(|s| &**s)
     }
 
     /// The tables of the sealed segments, in segment order.
@@ -394,7 +480,7 @@ impl Index {
         // Counts fit: a segment is at most 1 GiB, and every event and
         // stream name in it takes bytes of it.
         let bytes = file::encode_index(&header, &a.offsets, &parts)?;
-        Table::new(Bytes::from(bytes), false)
+        Table::new(Bytes::from(bytes), false, true)
     }
 
     /// Seals the active segment: its events held in memory move into a
@@ -435,7 +521,11 @@ impl Index {
     pub(crate) fn open_segment_index(&self) -> Option<Bytes> {
         let mut parts = self.tables_of(self.active.segment);
         parts.extend(self.active_table(true));
-        let views: Vec<IndexView<'_>> = parts.iter().filter_map(Table::view).collect();
+        let segment = self.segment(self.active.segment);
+        let views: Vec<IndexView<'_>> = parts
+            .iter()
+            .filter_map(|t| t.view_or_rebuild(segment))
+            .collect();
         if views.is_empty() || views.len() != parts.len() {
             return None;
         }
@@ -567,7 +657,8 @@ impl Index {
             .partition_point(|first| *first <= position)
             .checked_sub(1)?;
         let table = self.sealed.get(k)?;
-        Some((table.segment, table.view()?.offset(position)?))
+        let view = table.view_or_rebuild(self.segment(table.segment))?;
+        Some((table.segment, view.offset(position)?))
     }
 
     /// The positions of `stream` from version `from_version` on, at most
@@ -602,7 +693,9 @@ impl Index {
                 .partition_point(|first| *first <= s.first_position)
                 .saturating_sub(1);
             for table in self.sealed.iter().skip(start) {
-                let view = table.view().ok_or("index header unreadable")?;
+                let view = table
+                    .view_or_rebuild(self.segment(table.segment))
+                    .ok_or("segment index damaged, and its segment too")?;
                 let Some(entry) = view.stream(s.name.as_bytes()) else {
                     continue;
                 };

@@ -18,7 +18,7 @@ use crate::io::FileIo;
 use crate::log::segment::{Segment, map_immutable};
 
 use super::Table;
-use super::file::{decode_index, merge_index};
+use super::file::{decode_index_header, decode_index_unchecked, merge_index};
 
 /// The suffix of a segment index file.
 pub(crate) const INDEX_SUFFIX: &str = ".idx";
@@ -96,8 +96,14 @@ pub(crate) fn load_table(
         Err(e) => return Err(Unusable::Bad(format!("cannot open it: {e}"))),
     };
     let bytes = map_immutable(&file).map_err(|e| Unusable::Bad(format!("cannot map it: {e}")))?;
-    let view = decode_index(&bytes).map_err(Unusable::Bad)?;
-    let h = *view.header();
+    // The body is checked on first use (see `Table`): an open reads only
+    // the header.
+    let h = decode_index_header(&bytes).map_err(Unusable::Bad)?;
+    if decode_index_unchecked(&bytes).is_none() {
+        return Err(Unusable::Bad(
+            "index file's length is not what its header implies".into(),
+        ));
+    }
     let bad = |reason: String| Err(Unusable::Bad(reason));
     if h.store_id != store_id || h.segment_number != segment.number() {
         return bad(format!(
@@ -142,5 +148,5 @@ pub(crate) fn load_table(
     {
         return bad(format!("the segment holds more frames after offset {end}"));
     }
-    Table::new(bytes, true).ok_or_else(|| Unusable::Bad("index header unreadable".into()))
+    Table::new(bytes, true, false).ok_or_else(|| Unusable::Bad("index header unreadable".into()))
 }

@@ -613,7 +613,7 @@ impl IndexWrite {
                 ))
             }
         });
-        match mapped.map(|bytes| Table::new(bytes, true)) {
+        match mapped.map(|bytes| Table::new(bytes, true, true)) {
             Ok(Some(table)) => {
                 index.write().replace_tables(number as u32, table);
             }

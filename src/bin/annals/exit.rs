@@ -19,7 +19,9 @@ Exit codes:
      or the demo read back something other than what it wrote
   6  conflict: the stream's version did not pass --expected
   7  not a store: the path is a file, or a directory holding something annals
-     did not make (it ignores only lost+found and names starting with '.')";
+     did not make (it ignores only lost+found and names starting with '.')
+  8  bad index (verify): every event checks out, but a segment index file does
+     not; it is derived data, which the next writable open rebuilds";
 
 /// Why a command failed, as a process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +44,10 @@ pub enum Code {
     /// The path is a file, or a directory with an entry annals did not
     /// make: not a store, and not a corrupt one either.
     NotAStore = 7,
+    /// `verify`: the segments check out, but a segment index file does
+    /// not. Index files are derived data that the next writable open
+    /// rebuilds, so this is not "corrupt": nothing stored is lost.
+    BadIndex = 8,
 }
 
 /// `examples` followed by the exit codes, for a command's `--help`.

@@ -23,6 +23,7 @@ mod dump;
 mod events;
 mod exit;
 mod fmt;
+mod indexes;
 mod open;
 mod read;
 mod segments;
@@ -87,9 +88,9 @@ enum Command {
     Tail(tail::Args),
     /// Show what a store holds.
     Stats(stats::Args),
-    /// Check every record of every segment; modifies nothing.
+    /// Check every record of every segment, and the index files; modifies nothing.
     Verify(verify::Args),
-    /// Print the frames and records of one segment file.
+    /// Print the frames and records of one segment file, or its index.
     Dump(dump::Args),
 }
 

@@ -1,9 +1,10 @@
 //! Segment files read straight from disk and decoded with `annals::format`,
 //! for `dump` and for the tail check of `verify`.
 //!
-//! The crate does not expose how segment files are named or listed, so the
-//! naming rule of FORMAT.md (twenty decimal digits and `.seg`) is repeated
-//! here. Nothing in this module writes.
+//! The crate does not expose how segment and index files are named or
+//! listed, so the naming rule of FORMAT.md (twenty decimal digits and
+//! `.seg`, or `.idx` for a segment's index) is repeated here. Nothing in
+//! this module writes.
 
 use std::path::{Path, PathBuf};
 
@@ -18,9 +19,26 @@ pub fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:020}.seg"))
 }
 
+/// The index file of segment `number` in `dir`.
+pub fn index_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:020}.idx"))
+}
+
 /// The segment files in `dir`, in number order. Other files are ignored
 /// here; opening the store is what judges them.
 pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
+    list_numbered(dir, ".seg")
+}
+
+/// The segment index files in `dir`, in number order (not the `.idx.tmp`
+/// files of index writes under way).
+pub fn list_indexes(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
+    list_numbered(dir, ".idx")
+}
+
+/// The files in `dir` named by twenty decimal digits and `suffix`, in
+/// number order.
+fn list_numbered(dir: &Path, suffix: &str) -> Result<Vec<(u64, PathBuf)>, Failure> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Failure::new(Code::Failure, format!("cannot list {}: {e}", dir.display())))?;
     let mut segments = Vec::new();
@@ -30,7 +48,7 @@ pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
         })?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(digits) = name.strip_suffix(".seg") else {
+        let Some(digits) = name.strip_suffix(suffix) else {
             continue;
         };
         if digits.len() == 20

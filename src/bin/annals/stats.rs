@@ -9,14 +9,18 @@ use crate::exit::{Failure, out};
 use crate::fmt::{Table, bytes, count};
 use crate::open;
 
-/// Show a store's segments, events, streams, bytes, largest streams and
-/// format version. Opens the store read-only, so it works while another
+/// Show a store's segments, events, streams, bytes, index sizes, largest
+/// streams and format version. Opens the store read-only, so it works while another
 /// process writes.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::exit::with_codes("\
 Examples:
   annals stats ./data
-  annals stats ./data --top 3 --json"))]
+  annals stats ./data --top 3 --json
+
+\"index files\" is the bytes of the sealed segments' index files (mapped,
+not loaded); \"active index\" is the memory of the active segment's
+event-by-event index, the only index memory that grows with events."))]
 pub struct Args {
     /// The store's data directory.
     pub dir: PathBuf,
@@ -47,6 +51,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             "events": stats.events,
             "streams": stats.streams,
             "bytes_used": stats.bytes_used,
+            "index_file_bytes": stats.index_file_bytes,
+            "active_index_bytes": stats.active_index_bytes,
             "largest_streams": largest,
         });
         out(writeln!(stdout, "{value}"))?;
@@ -71,6 +77,22 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 "{} ({} bytes)",
                 bytes(stats.bytes_used),
                 count(stats.bytes_used)
+            ),
+        );
+        row(
+            "index files",
+            format!(
+                "{} ({} bytes), mapped",
+                bytes(stats.index_file_bytes),
+                count(stats.index_file_bytes)
+            ),
+        );
+        row(
+            "active index",
+            format!(
+                "{} ({} bytes) in memory",
+                bytes(stats.active_index_bytes),
+                count(stats.active_index_bytes)
             ),
         );
         out(table.write(&mut stdout))?;

@@ -357,7 +357,8 @@ fn persist_rebuilt(dir: &Path, io: &dyn FileIo, index: &mut Index) {
         // memory: a store rebuilt whole keeps no event in memory.
         let mapped = written.and_then(|path| {
             let bytes = map_immutable(&fs::File::open(path)?)?;
-            Table::new(bytes, true).ok_or_else(|| std::io::Error::other("unreadable after writing"))
+            Table::new(bytes, true, false)
+                .ok_or_else(|| std::io::Error::other("unreadable after writing"))
         });
         if let Ok(table) = &mapped {
             index.replace_tables(segment, table.clone());
