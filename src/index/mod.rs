@@ -17,6 +17,7 @@
 //! sealed segments by probing their tables' hash slots, from that first
 //! segment on.
 
+pub mod catalog;
 pub mod file;
 pub(crate) mod persist;
 
@@ -28,6 +29,7 @@ use bytes::Bytes;
 
 use crate::format::{FRAME_FIRST_POSITION_AT, Frames, SEGMENT_HEADER_LEN};
 use crate::log::segment::Segment;
+use catalog::{Catalog, CatalogStream};
 use file::{IndexHeader, IndexView, StreamPart};
 
 /// One record of a frame, as [`Index::push_frame`] takes it.
@@ -88,6 +90,15 @@ impl Table {
             persisted,
             checked: Arc::new(checked),
         })
+    }
+
+    /// The header's own checksum, which names this table's bytes in a
+    /// catalog.
+    pub(crate) fn header_crc(&self) -> Option<u32> {
+        let crc = self
+            .bytes
+            .get(file::INDEX_HEADER_LEN - 4..file::INDEX_HEADER_LEN)?;
+        Some(u32::from_le_bytes(crc.try_into().ok()?))
     }
 
     /// The header, which was checked when the table was made.
@@ -544,9 +555,12 @@ impl Index {
     /// [`len`](Index::len), and each of its streams must go on from its
     /// version so far; otherwise it is refused and the index is left as it
     /// was.
-    pub(crate) fn push_loaded(&mut self, table: Table) -> Result<(), String> {
-        let view = table.view().ok_or("index header unreadable")?;
-        let h = *view.header();
+    ///
+    /// With `merge_streams` false the table's streams are left out (and its
+    /// body unread): the caller takes the streams from a catalog instead,
+    /// with [`install_catalog`](Index::install_catalog).
+    pub(crate) fn push_loaded(&mut self, table: Table, merge_streams: bool) -> Result<(), String> {
+        let h = table.header().ok_or("index header unreadable")?;
         if self.active_segment_has_events() || h.segment_number != u64::from(self.active.segment) {
             return Err(format!(
                 "index of segment {} where segment {} is next",
@@ -561,6 +575,11 @@ impl Index {
                 self.len()
             ));
         }
+        if !merge_streams {
+            self.advance_past(table, &h);
+            return Ok(());
+        }
+        let view = table.view().ok_or("index body fails its checksum")?;
         // Check every entry before changing anything.
         let mut total = 0u64;
         let mut found: Vec<(&str, u64, u64)> = Vec::with_capacity(h.stream_count as usize);
@@ -604,6 +623,13 @@ impl Index {
             }
         }
         self.last = None;
+        self.advance_past(table.clone(), &h);
+        Ok(())
+    }
+
+    /// Adds `table`, whose header is `h`, and moves the active segment on
+    /// past it.
+    fn advance_past(&mut self, table: Table, h: &IndexHeader) {
         let end = h.first_position + u64::from(h.event_count);
         self.push_table(table);
         self.active = if h.open {
@@ -621,7 +647,68 @@ impl Index {
                 ..Active::default()
             }
         };
+    }
+
+    /// Takes every stream's state from `catalog`, into an index that has
+    /// its tables but no streams yet. Refused, leaving no stream, if a name
+    /// is not UTF-8 or repeats, or a stream lies outside the log.
+    pub(crate) fn install_catalog(&mut self, catalog: &Catalog<'_>) -> Result<(), String> {
+        if !self.streams.is_empty() {
+            return Err("streams already known".into());
+        }
+        let end = self.len();
+        for c in &catalog.streams {
+            let checked = name(c.name, "stream id").and_then(|n| {
+                if c.next_version == 0 || c.first_position >= end {
+                    return Err(format!(
+                        "stream '{}' lies outside the log",
+                        crate::error::excerpt(n)
+                    ));
+                }
+                if self.stream_ids.contains_key(n) {
+                    return Err(format!(
+                        "stream '{}' listed twice",
+                        crate::error::excerpt(n)
+                    ));
+                }
+                Ok(n)
+            });
+            let added = checked.and_then(|n| self.add_stream(n));
+            match added {
+                Ok(id) => {
+                    if let Some(s) = self.streams.get_mut(id as usize) {
+                        s.next_version = c.next_version;
+                        s.first_position = c.first_position;
+                    }
+                }
+                Err(reason) => {
+                    self.streams.clear();
+                    self.stream_ids.clear();
+                    return Err(reason);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The catalog of every stream, for a clean close whose index of the
+    /// active segment has header checksum `index_crc`.
+    pub(crate) fn catalog_bytes(&self, index_crc: u32) -> Option<Vec<u8>> {
+        let catalog = Catalog {
+            store_id: self.store_id,
+            next_position: self.len(),
+            index_crc,
+            streams: self
+                .streams
+                .iter()
+                .map(|s| CatalogStream {
+                    name: s.name.as_bytes(),
+                    next_version: s.next_version,
+                    first_position: s.first_position,
+                })
+                .collect(),
+        };
+        catalog::encode_catalog(&catalog)
     }
 
     /// Replaces the tables of sealed segment `segment` with `table`, which
@@ -848,12 +935,12 @@ mod tests {
 
         // The table alone gives a second index the same streams.
         let mut again = Index::new(9);
-        again.push_loaded(index.sealed()[0].clone()).unwrap();
+        again.push_loaded(index.sealed()[0].clone(), true).unwrap();
         assert_eq!(again.len(), 3);
         assert_eq!(again.stream_version("a"), Some(1));
         assert_eq!(again.stream_positions("a", 0, 10), Some(Ok(vec![0, 2])));
         // Not twice, and not out of order.
-        assert!(again.push_loaded(index.sealed()[0].clone()).is_err());
+        assert!(again.push_loaded(index.sealed()[0].clone(), true).is_err());
         assert_eq!(again.len(), 3);
     }
 }

@@ -31,17 +31,45 @@ pub(crate) fn index_file_name(number: u64) -> String {
     format!("{number:020}{INDEX_SUFFIX}")
 }
 
-/// Writes `bytes` as the index file of segment `number` in `dir`: under a
-/// temporary name, synced, renamed over any older file, and the directory
-/// synced.
+/// The file name of the stream catalog a clean close writes.
+pub(crate) const CATALOG_FILE: &str = "catalog";
+/// The name of a catalog being written.
+pub(crate) const CATALOG_TEMP: &str = "catalog.tmp";
+
+/// Writes `bytes` as the index file of segment `number` in `dir`.
 pub(crate) fn write_index(
     io: &dyn FileIo,
     dir: &Path,
     number: u64,
     bytes: &[u8],
 ) -> io::Result<PathBuf> {
-    let path = dir.join(index_file_name(number));
-    let temp = dir.join(format!("{number:020}{INDEX_TEMP_SUFFIX}"));
+    let temp = format!("{number:020}{INDEX_TEMP_SUFFIX}");
+    write_derived(io, dir, &index_file_name(number), &temp, bytes)
+}
+
+/// Writes `bytes` as the stream catalog in `dir`.
+pub(crate) fn write_catalog(io: &dyn FileIo, dir: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    write_derived(io, dir, CATALOG_FILE, CATALOG_TEMP, bytes)
+}
+
+/// The catalog's bytes, if there is one to read.
+pub(crate) fn read_catalog(dir: &Path) -> Option<Vec<u8>> {
+    std::fs::read(dir.join(CATALOG_FILE)).ok()
+}
+
+/// Writes a file of derived data, `name` in `dir`: under the temporary
+/// name `temp`, synced, renamed over any older file, and the directory
+/// synced, so that a crash at any point leaves the old file, no file, or
+/// the whole new one.
+fn write_derived(
+    io: &dyn FileIo,
+    dir: &Path,
+    name: &str,
+    temp: &str,
+    bytes: &[u8],
+) -> io::Result<PathBuf> {
+    let path = dir.join(name);
+    let temp = dir.join(temp);
     if std::fs::symlink_metadata(&temp).is_ok() {
         io.remove_file(&temp)?;
     }

@@ -27,7 +27,9 @@ use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
     seal_record,
 };
-use crate::index::persist::{index_file_name, sealed_index_bytes, write_index};
+use crate::index::persist::{
+    CATALOG_FILE, index_file_name, sealed_index_bytes, write_catalog, write_index,
+};
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
 use crate::log::batch::Batch;
@@ -217,10 +219,22 @@ impl Writer {
             return;
         }
         let number = engine.active.number();
-        let Some(bytes) = index.read().open_segment_index() else {
-            return;
+        let (bytes, catalog) = {
+            let index = index.read();
+            let Some(bytes) = index.open_segment_index() else {
+                return;
+            };
+            let crc = Table::new(bytes.clone(), false, true).and_then(|t| t.header_crc());
+            let catalog = crc.and_then(|crc| index.catalog_bytes(crc));
+            (bytes, catalog)
         };
-        if let Err(e) = write_index(&*engine.io, &engine.dir, number, &bytes) {
+        // The catalog first: it counts only beside the index it names, so
+        // a crash between the two leaves a catalog that is not used.
+        let written = catalog
+            .ok_or_else(|| io::Error::other("the catalog does not encode"))
+            .and_then(|c| write_catalog(&*engine.io, &engine.dir, &c))
+            .and_then(|_| write_index(&*engine.io, &engine.dir, number, &bytes));
+        if let Err(e) = written {
             tracing::warn!(
                 segment = number,
                 error = %e,
@@ -523,9 +537,16 @@ impl Engine {
             return Err(("write frame", self.active.path().to_path_buf(), e));
         }
         if let Some(path) = self.stale_index.take() {
+            // The catalog goes too: it counts only beside that index, and
+            // without it an open after a crash reads the index files once.
+            let catalog = self.dir.join(CATALOG_FILE);
             let removed = self
                 .io
                 .remove_file(&path)
+                .and_then(|()| match std::fs::symlink_metadata(&catalog) {
+                    Ok(_) => self.io.remove_file(&catalog),
+                    Err(_) => Ok(()),
+                })
                 .and_then(|()| self.io.sync_dir(&self.dir));
             if let Err(e) = removed {
                 return Err(("remove the active segment's index", path, e));

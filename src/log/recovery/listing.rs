@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::index::persist::{INDEX_SUFFIX, INDEX_TEMP_SUFFIX};
+use crate::index::persist::{CATALOG_FILE, CATALOG_TEMP, INDEX_SUFFIX, INDEX_TEMP_SUFFIX};
 use crate::log::segment::{self, TEMP_SUFFIX};
 
 use super::LOCK_FILE;
@@ -50,6 +50,13 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
             continue;
         }
         let stray = |reason: &str| Err(Error::corruption(&path, 0, reason));
+        if name == CATALOG_FILE {
+            continue;
+        }
+        if name == CATALOG_TEMP {
+            index_temps.push(path);
+            continue;
+        }
         if let Some(number) = name.strip_suffix(INDEX_SUFFIX) {
             // Derived data: checked when used, rebuilt when bad.
             if parse_segment_name(&format!("{number}.seg")).is_some() {
@@ -83,7 +90,7 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
                 path: dir.to_path_buf(),
                 reason: format!(
                     "holds {:?}, which annals did not make (only LOCK, segment and \
-                     segment index files, lost+found and names starting with '.' belong there)",
+                     segment index files, the catalog, lost+found and names starting with '.' belong there)",
                     os_name.to_string_lossy()
                 ),
             });

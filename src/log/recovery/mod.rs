@@ -55,8 +55,9 @@ use crate::format::{
     ALIGN, End, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, Salt, SegmentHeader, align_up,
     decode_frame_header, first_nonzero, last_nonzero,
 };
+use crate::index::catalog::decode_catalog;
 use crate::index::persist::{
-    Unusable, index_file_name, load_table, sealed_index_bytes, write_index,
+    Unusable, index_file_name, load_table, read_catalog, sealed_index_bytes, write_index,
 };
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
@@ -111,6 +112,17 @@ pub(crate) enum Mode {
 
 /// Scans the store in `dir` and rebuilds its index; see the table above.
 pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recovered, Error> {
+    recover_with(dir, io, mode, true)
+}
+
+/// [`recover`], taking the streams from the clean close's catalog when
+/// `use_catalog` and it fits, or else from the index files.
+fn recover_with(
+    dir: &Path,
+    io: &dyn FileIo,
+    mode: Mode,
+    use_catalog: bool,
+) -> Result<Recovered, Error> {
     let listing = list(dir)?;
     let writable = matches!(mode, Mode::Writable(..));
     if listing.segments.is_empty() {
@@ -155,6 +167,14 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
     let mut from = 0;
     let mut unusable = Vec::new();
     let mut clean_end = false;
+    // With a catalog, the index files' stream tables are not read: the
+    // catalog gives every stream, if the open ends where it says.
+    let catalog_bytes = if use_catalog { read_catalog(dir) } else { None };
+    let catalog = catalog_bytes
+        .as_deref()
+        .and_then(|b| decode_catalog(b).ok())
+        .filter(|c| c.store_id == header.store_id);
+    let mut open_index_crc = None;
     while from < count {
         let segment = &segments[from];
         let later_data = segments.get(from + 1).is_some_and(holds_data);
@@ -170,8 +190,11 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
                     "a sealed segment's index for the last segment".into(),
                 ));
             }
+            if h.open {
+                open_index_crc = t.header_crc();
+            }
             index
-                .push_loaded(t)
+                .push_loaded(t, catalog.is_none())
                 .map(|()| (h.data_end as usize, h.open))
                 .map_err(Unusable::Bad)
         });
@@ -201,6 +224,17 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
                 unusable.push((file, reason));
                 break;
             }
+        }
+    }
+
+    if let Some(catalog) = &catalog {
+        let fits = clean_end
+            && open_index_crc == Some(catalog.index_crc)
+            && index.len() == catalog.next_position;
+        if !fits || index.install_catalog(catalog).is_err() {
+            // Not the state the catalog describes (a crash after it was
+            // written, or damage): start again from the index files.
+            return recover_with(dir, io, mode, false);
         }
     }
 
