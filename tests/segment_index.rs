@@ -240,3 +240,89 @@ fn a_half_written_index_file_is_removed() {
     assert_rebuilt(dir.path(), None, &before);
     assert!(!temp.exists(), "the half-written index was left");
 }
+
+/// The stream catalog a clean close writes beside the index files.
+fn catalog(dir: &Path) -> PathBuf {
+    dir.join("catalog")
+}
+
+/// Rewrites the checksums of a catalog after a test changed its fields.
+fn fix_catalog_checksums(bytes: &mut [u8]) {
+    let body = crc32fast::hash(&bytes[48..]);
+    bytes[40..44].copy_from_slice(&body.to_le_bytes());
+    let header = crc32fast::hash(&bytes[..44]);
+    bytes[44..48].copy_from_slice(&header.to_le_bytes());
+}
+
+/// Opens `dir` with the catalog replaced by `bytes`: the open must name the
+/// catalog as unusable, read every append back, and leave a good catalog
+/// at its close.
+fn assert_catalog_refused(dir: &Path, bytes: &[u8], good: &[u8]) {
+    std::fs::write(catalog(dir), bytes).unwrap();
+    let indexes = read_all_indexes(dir);
+    assert_rebuilt(dir, Some(&catalog(dir)), &indexes);
+    assert_eq!(
+        std::fs::read(catalog(dir)).unwrap(),
+        good,
+        "the clean close did not write the catalog again"
+    );
+}
+
+#[test]
+fn a_clean_close_writes_a_catalog_and_any_damage_to_it_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let good = std::fs::read(catalog(dir.path())).expect("a clean close writes a catalog");
+    // A sound catalog is used, and reported as nothing.
+    let indexes = read_all_indexes(dir.path());
+    assert_rebuilt(dir.path(), None, &indexes);
+    for at in 0..good.len() {
+        let mut damaged = good.clone();
+        damaged[at] ^= 0x10;
+        assert_catalog_refused(dir.path(), &damaged, &good);
+    }
+    for len in [0, 47, 48, good.len() - 1] {
+        assert_catalog_refused(dir.path(), &good[..len], &good);
+    }
+}
+
+#[test]
+fn a_catalog_that_does_not_describe_the_log_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let good = std::fs::read(catalog(dir.path())).unwrap();
+
+    // A stream one event longer, with checksums made right again: the
+    // streams no longer add up to the log.
+    let mut longer = good.clone();
+    let v = u64::from_le_bytes(longer[48..56].try_into().unwrap()) + 1;
+    longer[48..56].copy_from_slice(&v.to_le_bytes());
+    fix_catalog_checksums(&mut longer);
+    assert_catalog_refused(dir.path(), &longer, &good);
+
+    // Another store's catalog of the same workload.
+    let other = tempfile::tempdir().unwrap();
+    build(other.path());
+    let foreign = std::fs::read(catalog(other.path())).unwrap();
+    assert_ne!(foreign, good, "store ids differ");
+    assert_catalog_refused(dir.path(), &foreign, &good);
+
+    // A catalog from before the last appends, put back after them (as a
+    // restore of an old copy of the file would).
+    let store = Store::open_with(dir.path(), small(SEGMENT_SIZE)).unwrap();
+    Workload::FIXED.append_next(&store, BATCHES).unwrap();
+    store.close().unwrap();
+    let newer = std::fs::read(catalog(dir.path())).unwrap();
+    std::fs::write(catalog(dir.path()), &good).unwrap();
+    let store = Store::open_with(dir.path(), small(SEGMENT_SIZE)).unwrap();
+    let named: Vec<&PathBuf> = store
+        .recovery_report()
+        .unusable_indexes
+        .iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(named, [&catalog(dir.path())], "the stale catalog is named");
+    assert_eq!(Workload::FIXED.verify(&store).batches.len(), BATCHES + 1);
+    store.close().unwrap();
+    assert_eq!(std::fs::read(catalog(dir.path())).unwrap(), newer);
+}

@@ -657,6 +657,18 @@ impl Index {
             return Err("streams already known".into());
         }
         let end = self.len();
+        // Every event belongs to one stream: the streams' lengths add up to
+        // the log's, a cheap check that the catalog describes this log.
+        let events = catalog
+            .streams
+            .iter()
+            .try_fold(0u64, |sum, c| sum.checked_add(c.next_version));
+        if events != Some(end) {
+            return Err(format!(
+                "its streams hold {} events where the log holds {end}",
+                events.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string())
+            ));
+        }
         for c in &catalog.streams {
             let checked = name(c.name, "stream id").and_then(|n| {
                 if c.next_version == 0 || c.first_position >= end {

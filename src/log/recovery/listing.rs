@@ -1,6 +1,7 @@
 //! What a data directory holds: its segment files in order, segments left
-//! half-prepared, segment index files (derived data, checked when used), and nothing else (but `lost+found` and dot-files). Each
-//! segment's header is checked against its name and segment 0's by
+//! half-prepared, segment index files and the stream catalog (derived data,
+//! checked when used), and nothing else (but `lost+found` and dot-files).
+//! Each segment's header is checked against its name and segment 0's by
 //! `Segment::open`.
 
 use std::fs;

@@ -21,6 +21,7 @@
 //! | damage in a sealed segment | any frame of a scanned sealed segment fails a check, or non-zero bytes follow its end | `Corruption`; nothing modified | `recovery_table::damage_in_sealed_segment` |
 //! | damage in a sealed segment with its index | the index's checks (its last frame, the bytes after it) fail, or a read reaches a damaged record | the index is unusable and the segment scanned, as above; a damaged record fails its read with `Corruption` | `recovery_table::damage_in_sealed_segment_with_its_index` |
 //! | unusable segment index | an index file missing, damaged, cut, foreign, stale or claiming what its segment does not hold | `warn!`, listed in the report; the log is scanned from that segment on and (writable) the index written again; open | `segment_index::*` |
+//! | unusable stream catalog | the clean close's catalog damaged, cut, foreign, or not describing the log as it is | `warn!`, listed in the report; the streams come from the index files; open | `segment_index::a_clean_close_writes_a_catalog_and_any_damage_to_it_is_ignored`, `segment_index::a_catalog_that_does_not_describe_the_log_is_ignored` |
 //! | inconsistent frame | a frame whose checksums pass but whose positions or versions do not follow on | `Corruption`; nothing modified | `recovery_table::inconsistent_positions` |
 //! | bad or foreign header | a header that fails its checksum, magic or version, names another number, store or size, or a file whose length is not the segment size | `Corruption`; nothing modified | `recovery_table::bad_or_foreign_header` |
 //! | gap in segment numbers | a number missing below the highest (segment 0 included) | `Corruption` naming the missing file; nothing modified | `recovery_table::missing_segment` |
@@ -57,7 +58,8 @@ use crate::format::{
 };
 use crate::index::catalog::decode_catalog;
 use crate::index::persist::{
-    Unusable, index_file_name, load_table, read_catalog, sealed_index_bytes, write_index,
+    CATALOG_FILE, Unusable, index_file_name, load_table, read_catalog, sealed_index_bytes,
+    write_index,
 };
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
@@ -115,6 +117,25 @@ pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recover
     recover_with(dir, io, mode, true)
 }
 
+/// Recovers without the catalog, which is unusable for `reason`: logged,
+/// and listed in the report with the index files that could not be used.
+fn catalog_unusable(
+    dir: &Path,
+    io: &dyn FileIo,
+    mode: Mode,
+    reason: String,
+) -> Result<Recovered, Error> {
+    let file = dir.join(CATALOG_FILE);
+    tracing::warn!(
+        file = %file.display(),
+        %reason,
+        "stream catalog unusable: taking the streams from the segment indexes"
+    );
+    let mut recovered = recover_with(dir, io, mode, false)?;
+    recovered.report.unusable_indexes.push((file, reason));
+    Ok(recovered)
+}
+
 /// [`recover`], taking the streams from the clean close's catalog when
 /// `use_catalog` and it fits, or else from the index files.
 fn recover_with(
@@ -170,10 +191,12 @@ fn recover_with(
     // With a catalog, the index files' stream tables are not read: the
     // catalog gives every stream, if the open ends where it says.
     let catalog_bytes = if use_catalog { read_catalog(dir) } else { None };
-    let catalog = catalog_bytes
-        .as_deref()
-        .and_then(|b| decode_catalog(b).ok())
-        .filter(|c| c.store_id == header.store_id);
+    let catalog = match catalog_bytes.as_deref().map(decode_catalog) {
+        None => None,
+        Some(Ok(c)) if c.store_id == header.store_id => Some(c),
+        Some(Ok(_)) => return catalog_unusable(dir, io, mode, "of another store".into()),
+        Some(Err(reason)) => return catalog_unusable(dir, io, mode, reason),
+    };
     let mut open_index_crc = None;
     while from < count {
         let segment = &segments[from];
@@ -228,13 +251,24 @@ fn recover_with(
     }
 
     if let Some(catalog) = &catalog {
-        let fits = clean_end
-            && open_index_crc == Some(catalog.index_crc)
-            && index.len() == catalog.next_position;
-        if !fits || index.install_catalog(catalog).is_err() {
-            // Not the state the catalog describes (a crash after it was
-            // written, or damage): start again from the index files.
+        if !clean_end {
+            // An index file was unusable, and the log is scanned from it
+            // on: the report names that file, and the streams come from the
+            // index files and the scan.
             return recover_with(dir, io, mode, false);
+        }
+        let fits =
+            open_index_crc == Some(catalog.index_crc) && index.len() == catalog.next_position;
+        // Not the state the catalog describes (it was restored from
+        // elsewhere, or forged): start again from the index files. A crash
+        // cannot cause this, as the writer removes the catalog durably
+        // before it writes anything.
+        if !fits {
+            let reason = "not written with the log as it is (stale)".to_owned();
+            return catalog_unusable(dir, io, mode, reason);
+        }
+        if let Err(reason) = index.install_catalog(catalog) {
+            return catalog_unusable(dir, io, mode, reason);
         }
     }
 

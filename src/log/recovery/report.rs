@@ -24,8 +24,9 @@ pub struct RecoveryReport {
     /// Segment files whose preparation a crash interrupted, removed by a
     /// writable open (a read-only open leaves them and lists none).
     pub removed_preparations: Vec<PathBuf>,
-    /// Segment index files that could not be used, each with the reason
-    /// (missing, damaged, stale, of another store or segment). Index files
+    /// Segment index files (and the stream catalog of a clean close) that
+    /// could not be used, each with the reason (missing, damaged, stale, of
+    /// another store or segment). Index files
     /// are derived data: the open scanned those segments instead, and a
     /// writable open wrote the indexes again. Not a sign of lost data, so
     /// [`is_clean`](RecoveryReport::is_clean) ignores them.
