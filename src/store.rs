@@ -221,8 +221,7 @@ impl Store {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let plan = {
-            let index = self.index.read();
+        read::read_planned(&self.index, |index| {
             let not_found = || Error::StreamNotFound {
                 stream: stream.to_owned(),
             };
@@ -234,9 +233,8 @@ impl Store {
             let first_version = index
                 .stream_version(stream)
                 .map_or(0, |last| from_version.min(last + 1));
-            read::plan(&index, positions.into_iter(), Some((name, first_version)))?
-        };
-        read::execute(plan)
+            read::plan(index, positions.into_iter(), Some((name, first_version)))
+        })
     }
 
     /// Reads up to `max_count` events of the global log, from position
@@ -247,14 +245,12 @@ impl Store {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let plan = {
-            let index = self.index.read();
+        read::read_planned(&self.index, |index| {
             let end = index.len();
             let from = from_position.min(end);
             let to = from.saturating_add(max_count as u64).min(end);
-            read::plan(&index, from..to, None)?
-        };
-        read::execute(plan)
+            read::plan(index, from..to, None)
+        })
     }
 
     /// The last version of `stream`, `None` when it has no events.

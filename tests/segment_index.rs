@@ -326,3 +326,42 @@ fn a_catalog_that_does_not_describe_the_log_is_ignored() {
     store.close().unwrap();
     assert_eq!(std::fs::read(catalog(dir.path())).unwrap(), newer);
 }
+
+#[test]
+fn an_index_that_passes_its_checks_but_misplaces_records_is_rebuilt_on_read() {
+    // An index file with good checksums and a sound header whose offsets
+    // or stream positions are swapped (a faulty build, or a forgery) sends
+    // reads to the wrong records. The records' own checks catch it, and
+    // the segment, not the index, decides what the read returns.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let before = read_all_indexes(dir.path());
+    let (path, original) = &before[0];
+    let count = u32::from_le_bytes(original[12..16].try_into().unwrap()) as usize;
+    assert!(count >= 3, "segment 0 holds {count} events");
+    let offsets = 64;
+    let positions = offsets + 4 * count;
+    for (part, what) in [(offsets, "offsets"), (positions, "positions")] {
+        let mut forged = original.clone();
+        let (a, b) = (part, part + 4 * (count - 1));
+        let first: [u8; 4] = forged[a..a + 4].try_into().unwrap();
+        let last: [u8; 4] = forged[b..b + 4].try_into().unwrap();
+        assert_ne!(first, last, "{what}: nothing to swap");
+        forged[a..a + 4].copy_from_slice(&last);
+        forged[b..b + 4].copy_from_slice(&first);
+        fix_checksums(&mut forged);
+        std::fs::write(path, &forged).unwrap();
+        for open in [Store::open_read_only, |d: &Path| Store::open(d)] {
+            let store = open(dir.path()).unwrap();
+            assert!(
+                store.recovery_report().unusable_indexes.is_empty(),
+                "{what}: the forged index passes the open's checks"
+            );
+            assert_eq!(
+                Workload::FIXED.verify(&store).batches.len(),
+                BATCHES,
+                "{what}"
+            );
+        }
+    }
+}

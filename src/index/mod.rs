@@ -745,6 +745,58 @@ impl Index {
         true
     }
 
+    /// Rebuilds the tables of segment `segment` from the segment itself,
+    /// after a read found a record that is not what they say; true if it
+    /// replaced them. The tables of an index file are checked at open and
+    /// on first use, but a file can pass every check and still send a read
+    /// to the wrong record (written by a faulty build, or forged with good
+    /// checksums): derived data, so the segment decides. False, leaving
+    /// everything as it was, when the tables were built from the segment
+    /// in the first place or the segment itself fails its checks (then the
+    /// record really is damaged).
+    pub(crate) fn distrust(&mut self, segment: u32) -> bool {
+        let Some(start) = self.sealed.iter().position(|t| t.segment == segment) else {
+            return false;
+        };
+        let run: Vec<&Table> = self.sealed[start..]
+            .iter()
+            .take_while(|t| t.segment == segment)
+            .collect();
+        if !run.iter().any(|t| t.persisted) {
+            return false;
+        }
+        let (Some(first), Some(last)) = (
+            run.first().and_then(|t| t.header()),
+            run.last().and_then(|t| t.header()),
+        ) else {
+            return false;
+        };
+        let Ok(event_count) =
+            u32::try_from(last.first_position + u64::from(last.event_count) - first.first_position)
+        else {
+            return false;
+        };
+        let header = IndexHeader {
+            event_count,
+            data_end: last.data_end,
+            last_frame_at: last.last_frame_at,
+            open: last.open,
+            ..first
+        };
+        let rebuilt = self
+            .segment(segment)
+            .and_then(|s| rebuild(s, &header))
+            .and_then(|bytes| Table::new(bytes, false, true));
+        let Some(table) = rebuilt else {
+            return false;
+        };
+        tracing::warn!(
+            segment,
+            "a read found a record its segment index does not describe; index rebuilt in memory from the segment"
+        );
+        self.replace_tables(segment, table)
+    }
+
     /// The segment and record offset of the event at `position`.
     pub(crate) fn location(&self, position: u64) -> Option<(u32, u32)> {
         if let Some(i) = position.checked_sub(self.active.first_position) {

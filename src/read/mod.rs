@@ -108,8 +108,51 @@ impl Names {
     }
 }
 
+/// A read that failed, with the segment whose record failed its checks
+/// when it was a record that did.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    pub(crate) error: Error,
+    pub(crate) segment: Option<u32>,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed {
+            error,
+            segment: None,
+        }
+    }
+}
+
+/// Plans a read with `make_plan` under the index's read lock and executes
+/// it with no lock held. When a record is not what the index says, the
+/// index of its segment may be wrong rather than the record: the segment's
+/// tables are rebuilt from the segment (see [`Index::distrust`]) and the
+/// read planned again, once.
+pub(crate) fn read_planned(
+    index: &parking_lot::RwLock<Index>,
+    make_plan: impl Fn(&Index) -> Result<Plan, Error>,
+) -> Result<Vec<RecordedEvent>, Error> {
+    let plan = make_plan(&index.read())?;
+    match execute(plan) {
+        Ok(events) => Ok(events),
+        Err(Failed {
+            error,
+            segment: Some(segment),
+        }) => {
+            if !index.write().distrust(segment) {
+                return Err(error);
+            }
+            let plan = make_plan(&index.read())?;
+            execute(plan).map_err(|f| f.error)
+        }
+        Err(f) => Err(f.error),
+    }
+}
+
 /// Reads and checks the events of `plan`, with no lock held.
-pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Error> {
+pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Failed> {
     let mut events = Vec::with_capacity(plan.events.len());
     // One `Bytes` owner per segment touched, so that each payload costs a
     // reference count, not an allocation.
@@ -132,15 +175,19 @@ pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Error> {
             }
         };
         let (Some(segment), Some((_, bytes))) = (plan.segments.get(k), &current) else {
-            return Err(internal("segment bytes missing".into()));
+            return Err(internal("segment bytes missing".into()).into());
         };
         let offset = offset as usize;
-        let corrupt = |reason: String| Error::corruption(segment.path(), offset as u64, reason);
+        let at = |offset: u64, reason: String| Failed {
+            error: Error::corruption(segment.path(), offset, reason),
+            segment: u32::try_from(number).ok(),
+        };
+        let corrupt = |reason: String| at(offset as u64, reason);
         let untrusted = bytes
             .get(offset..)
             .ok_or_else(|| corrupt("record lies past the committed end of its segment".into()))?;
         let record = decode_record_bytes(untrusted, segment.salt())
-            .map_err(|e| Error::corruption(segment.path(), (offset + e.offset) as u64, e.reason))?;
+            .map_err(|e| at((offset + e.offset) as u64, e.reason))?;
         if record.position != position {
             return Err(corrupt(format!(
                 "record at position {} where the index has position {position}",
