@@ -196,6 +196,11 @@ pub use bytes::Bytes;
 pub use error::{Error, Limit};
 pub use event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
 pub use log::recovery::{RecoveryReport, TornTailReport};
-pub use options::{Options, TornTail};
+pub use options::{DEFAULT_FOLLOW_INTERVAL_MS, Options, TornTail};
+pub use read::filter::{Filter, FilteredPage, MAX_FILTER_TERMS};
+pub use read::pages::FILTER_SCAN_EVENTS;
+pub use read::subscription::{
+    CHECKPOINT_EVENTS, SUBSCRIPTION_PAGE_EVENTS, SubscribeFrom, Subscription, SubscriptionItem,
+};
 pub use store::{Stats, Store};
 pub use uuid::Uuid;
