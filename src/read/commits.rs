@@ -100,6 +100,8 @@ impl Commits {
 
     /// Registers `waker` for subscription `id`, unless the generation has
     /// already moved past `seen`; returns whether it was registered.
+    // Only the `async` feature's `Stream` registers wakers.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn register(&self, id: u64, seen: Seen, waker: &Waker) -> bool {
         let mut state = self.state.lock();
         if state.generation != seen.generation {

@@ -28,6 +28,11 @@ use crate::index::Index;
 /// most it ever holds.
 pub const SUBSCRIPTION_PAGE_EVENTS: usize = 1_000;
 
+/// The first page a subscription reads: small, so that the first event of
+/// a resumed subscription comes at once; each page after doubles up to
+/// [`SUBSCRIPTION_PAGE_EVENTS`].
+const FIRST_PAGE_EVENTS: u64 = 16;
+
 /// A filtered subscription sends a [`SubscriptionItem::Checkpoint`] after
 /// at most this many events examined without a match.
 pub const CHECKPOINT_EVENTS: u64 = 1_000;
@@ -120,6 +125,8 @@ pub struct Subscription {
     unmatched: u64,
     /// Items read but not yet delivered: at most one page.
     page: VecDeque<SubscriptionItem>,
+    /// How many events the next page reads at most.
+    page_events: u64,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -185,6 +192,7 @@ impl Subscription {
             catching_up: Some(end),
             unmatched: 0,
             page: VecDeque::new(),
+            page_events: FIRST_PAGE_EVENTS,
         }
     }
 
@@ -244,9 +252,10 @@ impl Subscription {
         // While catching up, a page ends at the subscribe-time end, so
         // that `CaughtUp` goes right after the last event before it.
         let max_count = match self.catching_up {
-            Some(end) => (end - self.next).min(SUBSCRIPTION_PAGE_EVENTS as u64) as usize,
-            None => SUBSCRIPTION_PAGE_EVENTS,
+            Some(end) => (end - self.next).min(self.page_events) as usize,
+            None => self.page_events as usize,
         };
+        self.page_events = (self.page_events * 2).min(SUBSCRIPTION_PAGE_EVENTS as u64);
         let index = &self.source.index;
         match &self.target {
             Target::All(None) => {
@@ -256,7 +265,13 @@ impl Subscription {
                 }
             }
             Target::All(Some(filter)) => {
-                let max_examined = (CHECKPOINT_EVENTS - self.unmatched) as usize;
+                // Neither past a checkpoint's due nor, while catching up,
+                // past the subscribe-time end.
+                let due = CHECKPOINT_EVENTS - self.unmatched;
+                let max_examined = match self.catching_up {
+                    Some(end) => due.min(end - self.next),
+                    None => due,
+                } as usize;
                 let found = pages::filtered(index, self.next, max_count, max_examined, filter)?;
                 let mut cursor = self.next;
                 for e in found.events {
