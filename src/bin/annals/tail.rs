@@ -69,15 +69,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         Some(0) => SubscribeFrom::Start,
         Some(n) => SubscribeFrom::After(n - 1),
     };
-    let start = |what: &str, end: u64| match args.from {
-        Some(from) => eprintln!(
-            "following {what} in {} from {from} (Ctrl-C to stop)",
-            args.dir.display()
-        ),
-        None => eprintln!(
-            "following {what} in {} from {end} (Ctrl-C to stop)",
-            args.dir.display()
-        ),
+    let start = |what: &str, unit: &str, end: u64| {
+        eprintln!(
+            "following {what} in {} from {unit} {} (Ctrl-C to stop)",
+            args.dir.display(),
+            args.from.unwrap_or(end)
+        );
     };
     let past_end = |e: annals::Error| match e {
         annals::Error::CheckpointAhead { end, .. } => Failure::new(
@@ -98,13 +95,13 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         Some(stream) => {
             let sub = store.subscribe_stream(stream, from).map_err(past_end)?;
             let end = store.stream_version(stream).map_or(0, |v| v + 1);
-            start(&format!("stream '{stream}', version"), end);
+            start(&format!("stream '{stream}'"), "version", end);
             sub
         }
         None => {
             let filter = filter(&args.filter_prefix, &args.event_type);
             let sub = store.subscribe_all(from, filter).map_err(past_end)?;
-            start("the log, position", store.global_position());
+            start("the log", "position", store.global_position());
             sub
         }
     };
