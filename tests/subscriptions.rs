@@ -538,3 +538,31 @@ fn a_subscriber_that_never_reads_holds_nothing_while_the_log_grows() {
     }
     assert_eq!(idle.next_timeout(Duration::ZERO).unwrap(), None);
 }
+
+#[test]
+fn a_follow_interval_out_of_bounds_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    Store::open(tmp.path()).unwrap().close().unwrap();
+    for bad in [
+        Duration::ZERO,
+        Duration::from_micros(999),
+        Duration::from_secs(61),
+    ] {
+        let options = Options::default().follow_interval(bad);
+        let refused = Store::open_read_only_with(tmp.path(), options.clone());
+        assert!(
+            matches!(&refused, Err(Error::InvalidOptions { reason }) if reason.contains("follow_interval")),
+            "{bad:?}: {refused:?}"
+        );
+        assert!(matches!(
+            Store::open_with(tmp.path(), options),
+            Err(Error::InvalidOptions { .. })
+        ));
+    }
+    let ok = Options::default().follow_interval(Duration::from_millis(1));
+    assert!(Store::open_read_only_with(tmp.path(), ok).is_ok());
+    let long = "x".repeat(257);
+    let store = Store::open(tmp.path()).unwrap();
+    let refused = store.subscribe_stream(&long, SubscribeFrom::Start);
+    assert!(matches!(refused, Err(Error::InvalidStreamId { .. })));
+}
