@@ -110,6 +110,8 @@ fn subscriber(
 ) -> (mpsc::Receiver<Instant>, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
     let store = Arc::clone(store);
+    // Both start at the end now, before the bench's first append.
+    let mut next = store.global_position();
     let sub = (!poll).then(|| {
         store
             .subscribe_all(SubscribeFrom::End, None)
@@ -126,21 +128,18 @@ fn subscriber(
                 }
             }
         }
-        None => {
-            let mut next = store.global_position();
-            loop {
-                let page = store.read_all(next, PAGE).expect("read_all");
-                if page.is_empty() {
-                    std::thread::sleep(POLL_INTERVAL);
-                    continue;
-                }
-                let now = Instant::now();
-                next += page.len() as u64;
-                if tx.send(now).is_err() {
-                    return;
-                }
+        None => loop {
+            let page = store.read_all(next, PAGE).expect("read_all");
+            if page.is_empty() {
+                std::thread::sleep(POLL_INTERVAL);
+                continue;
             }
-        }
+            let now = Instant::now();
+            next += page.len() as u64;
+            if tx.send(now).is_err() {
+                return;
+            }
+        },
     });
     (rx, handle)
 }
