@@ -136,6 +136,28 @@ pub enum Error {
     #[error("the store was opened read-only")]
     ReadOnly,
 
+    /// The store was closed or dropped, and a subscription has delivered
+    /// everything that was committed before.
+    #[error("the store is closed; the subscription has delivered everything committed before")]
+    StoreClosed,
+
+    /// A subscription's checkpoint (`SubscribeFrom::After`) is at or past
+    /// the end of the log (or of the stream): nothing was ever there to be
+    /// delivered. It happens when a reopen dropped a torn tail that the
+    /// checkpoint had seen, or the checkpoint belongs to another store.
+    /// Waiting instead would deliver different events at the same
+    /// positions later, so the subscription is refused.
+    #[error("checkpoint {checkpoint} is at or past the end of {} ({end} events): the log is shorter than when the checkpoint was taken (a torn tail dropped at open?), or the checkpoint belongs to another store", match stream { Some(s) => format!("stream '{s}'"), None => "the log".to_owned() })]
+    CheckpointAhead {
+        /// The checkpoint given.
+        checkpoint: u64,
+        /// The global position (for a stream, its next version) now.
+        end: u64,
+        /// The stream, for a stream subscription (its first 64
+        /// characters).
+        stream: Option<String>,
+    },
+
     /// The path given as a data directory is not one: it is a file, or a
     /// directory holding an entry annals did not make (annals ignores only
     /// `lost+found` and names starting with `.`). A caller mistake, not
@@ -166,6 +188,9 @@ pub enum Limit {
     EventTypeLength,
     /// Segments in one store (the format numbers them with 32 bits).
     SegmentCount,
+    /// Prefixes and event types in one [`Filter`](crate::Filter)
+    /// ([`MAX_FILTER_TERMS`](crate::MAX_FILTER_TERMS)).
+    FilterTerms,
 }
 
 impl std::fmt::Display for Limit {
@@ -177,6 +202,7 @@ impl std::fmt::Display for Limit {
             Limit::StreamIdLength => "stream id length limit (max_stream_id_len, bytes)",
             Limit::EventTypeLength => "event type length limit (max_event_type_len, bytes)",
             Limit::SegmentCount => "segment count limit",
+            Limit::FilterTerms => "filter term limit (prefixes and event types in one filter)",
         })
     }
 }

@@ -36,10 +36,80 @@
 //! # }
 //! ```
 //!
+//! ## Reading like a projection
+//!
+//! A projection (a read model, a process manager) wants "everything after
+//! my checkpoint, then each new event as it is appended". A
+//! [`Subscription`] does that: it catches up from a [`SubscribeFrom`]
+//! point, sends [`SubscriptionItem::CaughtUp`] once everything that existed
+//! when it was made is delivered, and then follows live, woken by the
+//! commit (no polling). Resuming with `SubscribeFrom::After(checkpoint)`
+//! repeats and skips nothing. A filtered subscription also sends
+//! [`SubscriptionItem::Checkpoint`]s, so that a projection of rare events
+//! can store its progress.
+//!
+//! ```
+//! use std::time::Duration;
+//! use annals::{EventData, ExpectedVersion, Filter, Store, SubscribeFrom, SubscriptionItem};
+//!
+//! # fn main() -> Result<(), annals::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path())?;
+//! store.append("order-1", ExpectedVersion::Any, &[EventData::new("OrderPlaced", br#"{"total":10}"#.to_vec())])?;
+//! store.append("user-7", ExpectedVersion::Any, &[EventData::new("UserJoined", b"{}".to_vec())])?;
+//!
+//! // The projection's state and its checkpoint; a real program stores them
+//! // together, in one transaction of its read model's database.
+//! let mut orders = 0u64;
+//! let mut checkpoint: Option<u64> = None; // nothing handled yet
+//!
+//! let from = match checkpoint {
+//!     Some(position) => SubscribeFrom::After(position),
+//!     None => SubscribeFrom::Start,
+//! };
+//! let mut sub = store.subscribe_all(from, Some(Filter::stream_prefix("order-")))?;
+//! while let Some(item) = sub.next_timeout(Duration::from_secs(1))? {
+//!     match item {
+//!         SubscriptionItem::Event(e) => {
+//!             orders += 1; // handle the event...
+//!             checkpoint = Some(e.position); // ...then store its position
+//!         }
+//!         // Nothing matched up to here: progress worth storing.
+//!         SubscriptionItem::Checkpoint { position } => checkpoint = Some(position),
+//!         // A long-running projection goes on here, live; this example stops.
+//!         SubscriptionItem::CaughtUp { .. } => break,
+//!     }
+//! }
+//! assert_eq!(orders, 1);
+//! assert_eq!(checkpoint, Some(1)); // past user-7's event too
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `Subscription` is also an [`Iterator`] (`for item in sub`) that blocks
+//! for the next item and ends when the store is closed or dropped, after
+//! delivering everything committed. With the `async` feature it is a
+//! `futures_core::Stream`, for any runtime, with no thread per
+//! subscription. On a read-only store ([`Store::open_read_only_with`]), one
+//! thread per store refreshes every [`Options::follow_interval`] (default
+//! 50 ms) while it has subscriptions, and they behave the same.
+//!
+//! Around it: [`Store::read_stream_backward`] and
+//! [`Store::read_all_backward`] read newest first, and
+//! [`Store::read_all_filtered`] pages through `$all` by stream prefix or
+//! event type ([`Filter`]), with a [`FilteredPage::next_position`] that
+//! moves past every event examined.
+//!
+//! ## Features
+//!
+//! - `cli` (default): the `annals` command-line tool.
+//! - `async`: [`Subscription`] implements `futures_core::Stream`.
+//!
 //! ## What it is not
 //!
 //! Not a server, not replicated, not a general database: there are no
-//! queries beyond "this stream" and "everything, in order", and no deletes.
+//! queries beyond streams, `$all` filtered by stream prefix or event type,
+//! and no deletes.
 //! One process owns a data directory at a time.
 //!
 //! Not portable beyond Unix: annals uses `std::os::unix` (file modes,
@@ -196,6 +266,11 @@ pub use bytes::Bytes;
 pub use error::{Error, Limit};
 pub use event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
 pub use log::recovery::{RecoveryReport, TornTailReport};
-pub use options::{Options, TornTail};
+pub use options::{DEFAULT_FOLLOW_INTERVAL_MS, Options, TornTail};
+pub use read::filter::{Filter, FilteredPage, MAX_FILTER_TERMS};
+pub use read::pages::FILTER_SCAN_EVENTS;
+pub use read::subscription::{
+    CHECKPOINT_EVENTS, SUBSCRIPTION_PAGE_EVENTS, SubscribeFrom, Subscription, SubscriptionItem,
+};
 pub use store::{Stats, Store};
 pub use uuid::Uuid;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::io::{FileIo, RealIo};
@@ -36,6 +37,7 @@ pub struct Options {
     pub(crate) max_event_type_len: usize,
     pub(crate) prepare_ahead: bool,
     pub(crate) on_torn_tail: TornTail,
+    pub(crate) follow_interval: Duration,
     pub(crate) io: Arc<dyn FileIo>,
 }
 
@@ -70,6 +72,7 @@ impl Default for Options {
             max_event_type_len: 256,
             prepare_ahead: true,
             on_torn_tail: TornTail::Truncate,
+            follow_interval: Duration::from_millis(DEFAULT_FOLLOW_INTERVAL_MS),
             io: Arc::new(RealIo),
         }
     }
@@ -85,6 +88,7 @@ impl fmt::Debug for Options {
             .field("max_event_type_len", &self.max_event_type_len)
             .field("prepare_ahead", &self.prepare_ahead)
             .field("on_torn_tail", &self.on_torn_tail)
+            .field("follow_interval", &self.follow_interval)
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +170,20 @@ impl Options {
         self
     }
 
+    /// How often a read-only store
+    /// ([`Store::open_read_only_with`](crate::Store::open_read_only_with))
+    /// that has subscriptions looks for the writer's new events: the
+    /// writer is another process, and no notification crosses it, so its
+    /// new events reach a subscription after at most this long.
+    ///
+    /// Default 50 ms. Bounds: 1 ms to 1 minute. A store opened for writing
+    /// wakes its subscriptions at each commit and ignores this.
+    #[must_use]
+    pub fn follow_interval(mut self, interval: Duration) -> Self {
+        self.follow_interval = interval;
+        self
+    }
+
     /// Routes every file-changing operation through `io`, for fault and
     /// crash tests. Not a stable API.
     #[doc(hidden)]
@@ -215,6 +233,17 @@ impl Options {
                 ));
             }
         }
+        if !(MIN_FOLLOW_INTERVAL..=MAX_FOLLOW_INTERVAL).contains(&self.follow_interval) {
+            return invalid(format!(
+                "follow_interval {:?} must be from {MIN_FOLLOW_INTERVAL:?} to {MAX_FOLLOW_INTERVAL:?}",
+                self.follow_interval
+            ));
+        }
         Ok(())
     }
 }
+
+/// The default of [`Options::follow_interval`], in milliseconds.
+pub const DEFAULT_FOLLOW_INTERVAL_MS: u64 = 50;
+const MIN_FOLLOW_INTERVAL: Duration = Duration::from_millis(1);
+const MAX_FOLLOW_INTERVAL: Duration = Duration::from_secs(60);

@@ -4,20 +4,23 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use crate::error::Error;
 use crate::event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
-use crate::format::SegmentHeader;
 use crate::index::Index;
 use crate::io::{DIR_MODE, FILE_MODE};
-use crate::log::batch::Batch;
+use crate::log::batch::{Batch, check_stream_id};
 use crate::log::recovery::{LOCK_FILE, Mode, RecoveryReport, check_listing, recover};
 use crate::log::writer::Writer;
 use crate::options::Options;
-use crate::read;
-use crate::read::follow::{Tail, follow};
+use crate::read::commits::Commits;
+use crate::read::filter::{Filter, FilteredPage};
+use crate::read::follow::{Follower, Tail};
+use crate::read::pages::{self, FILTER_SCAN_EVENTS};
+use crate::read::subscription::{Source, SubscribeFrom, Subscription};
 
 /// An open event store.
 ///
@@ -48,14 +51,18 @@ pub struct Store {
     /// The options, with the store's own segment size (which an existing
     /// store keeps whatever the caller asked for).
     options: Options,
-    index: RwLock<Index>,
+    /// Shared with the subscriptions, which may outlive the store.
+    index: Arc<RwLock<Index>>,
+    /// Commit notifications for live subscriptions; closed when the store
+    /// is.
+    commits: Arc<Commits>,
     /// `None` when opened read-only.
     writer: Option<Writer>,
     /// Held for the store's lifetime; closing it releases the lock.
     _lock: Option<File>,
     /// For a read-only store: the first segment's header and how far the
-    /// log has been read, for [`Store::refresh`].
-    follower: Option<(SegmentHeader, Mutex<Tail>)>,
+    /// log has been read, for [`Store::refresh`] and the refresher thread.
+    follower: Option<Arc<Follower>>,
     /// What the open found and repaired.
     report: RecoveryReport,
 }
@@ -65,6 +72,9 @@ impl Drop for Store {
         if let Some(writer) = &self.writer {
             writer.close(&self.index);
         }
+        // After the writer: nothing more is committed, and every
+        // subscription delivers what was and ends.
+        self.commits.close();
     }
 }
 
@@ -120,7 +130,8 @@ impl Store {
         Ok(Store {
             dir,
             options,
-            index: RwLock::new(recovered.index),
+            index: Arc::new(RwLock::new(recovered.index)),
+            commits: Arc::default(),
             writer: Some(writer),
             _lock: Some(lock),
             follower: None,
@@ -137,8 +148,17 @@ impl Store {
     /// as it was at open; [`Store::refresh`] picks up what was appended
     /// since.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Store, Error> {
+        Store::open_read_only_with(dir, Options::default())
+    }
+
+    /// Opens the store in `dir` for reading only, as
+    /// [`Store::open_read_only`], with `options`. Of the options, a
+    /// read-only store uses [`Options::follow_interval`] (how often its
+    /// subscriptions look for the writer's new events); the limits are the
+    /// writer's business, and the segment size is the store's own.
+    pub fn open_read_only_with(dir: impl AsRef<Path>, options: Options) -> Result<Store, Error> {
+        options.validate()?;
         let dir = dir.as_ref().to_path_buf();
-        let options = Options::default();
         // A live writer may finish one frame and start the next while the
         // scan passes over them, which looks like damage followed by valid
         // data; real damage stays put, so a refusal is confirmed by scanning
@@ -154,11 +174,13 @@ impl Store {
             segment: recovered.active,
             offset: recovered.write_offset,
         };
+        let follower = Follower::new(dir.clone(), recovered.first_header(), tail);
         Ok(Store {
             dir,
             options: options.segment_size(recovered.segment_size),
-            follower: Some((recovered.first_header(), Mutex::new(tail))),
-            index: RwLock::new(recovered.index),
+            follower: Some(Arc::new(follower)),
+            index: Arc::new(RwLock::new(recovered.index)),
+            commits: Arc::default(),
             writer: None,
             _lock: None,
             report: recovered.report,
@@ -182,11 +204,10 @@ impl Store {
     /// returns; if the machine then loses power, that batch may be gone
     /// after the writer recovers.
     pub fn refresh(&self) -> Result<u64, Error> {
-        let Some((first, tail)) = &self.follower else {
-            return Ok(0);
-        };
-        let mut tail = tail.lock();
-        follow(&self.dir, *first, &self.index, &mut tail)
+        match &self.follower {
+            Some(follower) => follower.refresh(&self.index, &self.commits),
+            None => Ok(0),
+        }
     }
 
     /// Appends `events` to `stream` as one atomic batch, if the stream's
@@ -207,7 +228,13 @@ impl Store {
     ) -> Result<AppendResult, Error> {
         let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
         let batch = Batch::new(&self.options, stream, expected, events)?;
-        writer.append(batch, &self.index)
+        let result = writer.append(batch, &self.index)?;
+        // The batch is in the index: wake the live subscriptions. Never
+        // waits for a subscriber.
+        if !result.positions.is_empty() {
+            self.commits.notify();
+        }
+        Ok(result)
     }
 
     /// Reads up to `max_count` events of `stream`, from version
@@ -221,20 +248,7 @@ impl Store {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        read::read_planned(&self.index, |index| {
-            let not_found = || Error::StreamNotFound {
-                stream: stream.to_owned(),
-            };
-            let positions = index
-                .stream_positions(stream, from_version, max_count)
-                .ok_or_else(not_found)?
-                .map_err(read::internal)?;
-            let name = index.shared_name(stream).ok_or_else(not_found)?;
-            let first_version = index
-                .stream_version(stream)
-                .map_or(0, |last| from_version.min(last + 1));
-            read::plan(index, positions.into_iter(), Some((name, first_version)))
-        })
+        pages::stream(&self.index, stream, from_version, max_count)
     }
 
     /// Reads up to `max_count` events of the global log, from position
@@ -245,12 +259,155 @@ impl Store {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        read::read_planned(&self.index, |index| {
-            let end = index.len();
-            let from = from_position.min(end);
-            let to = from.saturating_add(max_count as u64).min(end);
-            read::plan(index, from..to, None)
-        })
+        pages::all(&self.index, from_position, max_count)
+    }
+
+    /// Reads up to `max_count` events of `stream`, newest first: versions
+    /// descending from `from_version`. A `from_version` of `u64::MAX`, or
+    /// any past the stream's end, starts at its last event.
+    ///
+    /// Fails with [`Error::StreamNotFound`] when the stream has no events.
+    ///
+    /// ```
+    /// # use annals::{EventData, ExpectedVersion, Store};
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::open(dir.path())?;
+    /// # for i in 0..20 { store.append("order-42", ExpectedVersion::Any, &[EventData::new("Tick", vec![i])])?; }
+    /// let last10 = store.read_stream_backward("order-42", u64::MAX, 10)?;
+    /// assert_eq!(last10.first().map(|e| e.version), Some(19));
+    /// assert_eq!(last10.last().map(|e| e.version), Some(10));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_stream_backward(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        pages::stream_backward(&self.index, stream, from_version, max_count)
+    }
+
+    /// Reads up to `max_count` events of the global log, newest first:
+    /// positions descending from `from_position`. A `from_position` of
+    /// `u64::MAX`, or any past the end, starts at the last event; an empty
+    /// store gives an empty `Vec`.
+    pub fn read_all_backward(
+        &self,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        pages::all_backward(&self.index, from_position, max_count)
+    }
+
+    /// Reads up to `max_count` events of the global log that pass
+    /// `filter`, in position order, from `from_position` on.
+    ///
+    /// One call examines at most `max_count` or
+    /// [`FILTER_SCAN_EVENTS`](crate::FILTER_SCAN_EVENTS) events, whichever
+    /// is more, so a filter that matches rarely returns few or no events;
+    /// [`FilteredPage::next_position`] says where the next page starts,
+    /// past every event examined. The end of the log is reached when
+    /// `next_position` equals [`Store::global_position`]. A filter with too
+    /// many terms is refused with [`Error::LimitExceeded`].
+    ///
+    /// ```
+    /// # use annals::{EventData, ExpectedVersion, Filter, Store};
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::open(dir.path())?;
+    /// store.append("order-1", ExpectedVersion::Any, &[EventData::new("OrderPlaced", vec![])])?;
+    /// store.append("user-1", ExpectedVersion::Any, &[EventData::new("UserJoined", vec![])])?;
+    /// let f = Filter::stream_prefix("order-");
+    /// let mut from = 0;
+    /// loop {
+    ///     let page = store.read_all_filtered(from, 1000, &f)?;
+    ///     for e in &page.events {
+    ///         assert!(e.stream_id.starts_with("order-"));
+    ///     }
+    ///     if page.next_position == store.global_position() {
+    ///         break;
+    ///     }
+    ///     from = page.next_position;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_all_filtered(
+        &self,
+        from_position: u64,
+        max_count: usize,
+        filter: &Filter,
+    ) -> Result<FilteredPage, Error> {
+        let max_examined = max_count.max(FILTER_SCAN_EVENTS);
+        pages::filtered(&self.index, from_position, max_count, max_examined, filter)
+    }
+
+    /// Subscribes to the global log: every event from `from` on (those that
+    /// pass `filter`, if one is given), then
+    /// [`SubscriptionItem::CaughtUp`](crate::SubscriptionItem::CaughtUp),
+    /// then each event as it is committed. See [`Subscription`].
+    ///
+    /// `SubscribeFrom::After(p)` delivers from position `p + 1`; a `p` at
+    /// or past [`Store::global_position`] is refused with
+    /// [`Error::CheckpointAhead`], naming both numbers. A filtered
+    /// subscription sends a
+    /// [`Checkpoint`](crate::SubscriptionItem::Checkpoint) at least every
+    /// [`CHECKPOINT_EVENTS`](crate::CHECKPOINT_EVENTS) events examined
+    /// without a match, and before `CaughtUp`.
+    ///
+    /// On a read-only store, a thread (one per store) refreshes it every
+    /// [`Options::follow_interval`] while it has subscriptions.
+    pub fn subscribe_all(
+        &self,
+        from: SubscribeFrom,
+        filter: Option<Filter>,
+    ) -> Result<Subscription, Error> {
+        self.refresh()?;
+        let end = self.global_position();
+        let subscription = Subscription::all(self.source(), end, from, filter)?;
+        self.start_refresher()?;
+        Ok(subscription)
+    }
+
+    /// Subscribes to one stream, which need not exist yet: every event from
+    /// `from` on, in version order, then
+    /// [`SubscriptionItem::CaughtUp`](crate::SubscriptionItem::CaughtUp),
+    /// then each event as it is committed.
+    ///
+    /// `SubscribeFrom::After(v)` counts versions: it delivers from version
+    /// `v + 1`, and a `v` at or past the stream's next version is refused
+    /// with [`Error::CheckpointAhead`]. An invalid stream id is refused as
+    /// an append would refuse it.
+    pub fn subscribe_stream(
+        &self,
+        stream: &str,
+        from: SubscribeFrom,
+    ) -> Result<Subscription, Error> {
+        check_stream_id(&self.options, stream)?;
+        self.refresh()?;
+        let end = self.stream_version(stream).map_or(0, |v| v + 1);
+        let subscription = Subscription::stream(self.source(), stream, end, from)?;
+        self.start_refresher()?;
+        Ok(subscription)
+    }
+
+    /// The shared handles a subscription reads through.
+    fn source(&self) -> Source {
+        Source {
+            index: Arc::clone(&self.index),
+            commits: Arc::clone(&self.commits),
+            follower: self.follower.clone(),
+        }
+    }
+
+    /// On a read-only store, makes sure its refresher thread runs.
+    fn start_refresher(&self) -> Result<(), Error> {
+        match &self.follower {
+            Some(f) => f.start_refresher(&self.index, &self.commits, self.options.follow_interval),
+            None => Ok(()),
+        }
     }
 
     /// The last version of `stream`, `None` when it has no events.

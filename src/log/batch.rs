@@ -135,6 +135,17 @@ impl IdSource {
     }
 }
 
+/// Checks a stream id as an append would, for the calls that name a
+/// stream without writing to it (a subscription).
+pub(crate) fn check_stream_id(options: &Options, stream: &str) -> Result<(), Error> {
+    check_name(stream, options.max_stream_id_len, Limit::StreamIdLength).map_err(|reason| {
+        Error::InvalidStreamId {
+            stream: excerpt(stream),
+            reason,
+        }
+    })
+}
+
 /// The most record bytes one batch may hold: what fits in an empty segment
 /// after its header and one frame header.
 pub(crate) fn batch_capacity(segment_size: u64) -> u64 {

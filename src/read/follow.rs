@@ -8,10 +8,11 @@
 //! bytes are copied out of the map before they are checked, since the
 //! writer may be writing them at that moment.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::Error;
 use crate::format::{
@@ -19,6 +20,110 @@ use crate::format::{
 };
 use crate::index::{Entry, Index};
 use crate::log::segment::{self, Segment};
+use crate::read::commits::Commits;
+
+/// What a read-only store needs to follow its writer: where the log is and
+/// how far it has been read, and the last refresh's failure for the
+/// subscriptions that a refresher thread serves.
+pub(crate) struct Follower {
+    dir: PathBuf,
+    first: SegmentHeader,
+    tail: Mutex<Tail>,
+    /// The refresher's last failure, cleared by its next success.
+    failure: Mutex<Option<Error>>,
+}
+
+impl Follower {
+    pub(crate) fn new(dir: PathBuf, first: SegmentHeader, tail: Tail) -> Follower {
+        Follower {
+            dir,
+            first,
+            tail: Mutex::new(tail),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// Takes every complete frame the writer has written since the last
+    /// refresh into `index`, announces them, and returns how many events
+    /// were added.
+    pub(crate) fn refresh(&self, index: &RwLock<Index>, commits: &Commits) -> Result<u64, Error> {
+        let mut tail = self.tail.lock();
+        let added = follow(&self.dir, self.first, index, &mut tail)?;
+        drop(tail);
+        if added > 0 {
+            commits.notify();
+        }
+        Ok(added)
+    }
+
+    /// A copy of the refresher's last failure, if its last refresh failed.
+    pub(crate) fn failure(&self) -> Option<Error> {
+        self.failure.lock().as_ref().map(duplicate)
+    }
+
+    /// Starts the thread that refreshes every `interval` while the store
+    /// has subscriptions, unless one is running. One thread per store, not
+    /// per subscription; it stops when the store closes or its last
+    /// subscription goes, and the next subscription starts another.
+    pub(crate) fn start_refresher(
+        self: &Arc<Self>,
+        index: &Arc<RwLock<Index>>,
+        commits: &Arc<Commits>,
+        interval: Duration,
+    ) -> Result<(), Error> {
+        if !commits.claim_refresher() {
+            return Ok(());
+        }
+        let (follower, index, commits2) =
+            (Arc::clone(self), Arc::clone(index), Arc::clone(commits));
+        let spawned = std::thread::Builder::new()
+            .name("annals-refresher".into())
+            .spawn(move || {
+                while commits2.refresher_wait(Instant::now() + interval) {
+                    let result = follower.refresh(&index, &commits2);
+                    let failed = result.is_err();
+                    *follower.failure.lock() = result.err();
+                    if failed {
+                        // Waiting subscriptions must hear of it.
+                        commits2.notify();
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                commits.release_refresher();
+                Err(Error::io("start the refresher thread for", &self.dir, e))
+            }
+        }
+    }
+}
+
+/// A copy of an error a refresh returned, for every subscription that must
+/// report it: the errors a refresh can return keep their kind and text.
+fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Corruption {
+            file,
+            offset,
+            reason,
+        } => Error::Corruption {
+            file: file.clone(),
+            offset: *offset,
+            reason: reason.clone(),
+        },
+        Error::Io { op, path, source } => Error::Io {
+            op,
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        other => Error::Corruption {
+            file: PathBuf::new(),
+            offset: 0,
+            reason: other.to_string(),
+        },
+    }
+}
 
 /// Where a follower has read up to.
 #[derive(Clone, Copy, Debug)]

@@ -1,7 +1,10 @@
-//! The read path: turning index locations into events, and (in `follow`)
-//! a read-only store catching up with a writer in another process. This
-//! folder may import `crate::index`, `crate::log::format` and
-//! `crate::log::segment`; it never writes.
+//! The read path: turning index locations into events; pages of them
+//! forward, backward and filtered (`pages`, `filter`); subscriptions that
+//! catch up and then follow live (`subscription`), woken by commit
+//! notifications (`commits`); and (in `follow`) a read-only store catching
+//! up with a writer in another process. This folder may import
+//! `crate::index`, `crate::log::format` and `crate::log::segment`; it never
+//! writes.
 //!
 //! Turning index locations into [`RecordedEvent`]s happens in two steps so that
 //! readers and the writer never wait on each other's real work.
@@ -20,7 +23,11 @@
 //! segment's watermark moved past it, and bytes below a watermark never
 //! change.
 
+pub(crate) mod commits;
+pub(crate) mod filter;
 pub(crate) mod follow;
+pub(crate) mod pages;
+pub(crate) mod subscription;
 
 use std::sync::Arc;
 

@@ -101,7 +101,8 @@ impl From<annals::Error> for Failure {
             E::InvalidStreamId { .. }
             | E::InvalidEventType { .. }
             | E::LimitExceeded { .. }
-            | E::InvalidOptions { .. } => Code::Usage,
+            | E::InvalidOptions { .. }
+            | E::CheckpointAhead { .. } => Code::Usage,
             E::Corruption { .. } => Code::Corrupt,
             E::Locked { .. } => Code::Locked,
             E::NotAStore { .. } => Code::NotAStore,

@@ -45,7 +45,10 @@ Examples:
   annals append ./data order-42 --type OrderPlaced --data '{\"total\":10}' --create
   annals read ./data order-42
   annals read ./data --all --json
+  annals read ./data --all --backward --max 10 # the newest ten, newest first
+  annals read ./data --all --prefix order- --type OrderPaid
   annals tail ./data                           # follow a live writer; Ctrl-C to stop
+  annals tail ./data --filter-prefix order- --wait
   annals stats ./data
   annals verify ./data
   annals dump ./data --segment 0

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use annals::Store;
+use annals::{Options, Store};
 
 use crate::exit::{Code, Failure};
 use crate::segments;
@@ -71,8 +71,14 @@ pub fn require_dir(dir: &Path) -> Result<(), Failure> {
 /// silences it): the read-only view ends before it, and the next writable
 /// open drops it, so the positions it claimed will be reused.
 pub fn reader(dir: &Path) -> Result<Store, Failure> {
+    reader_with(dir, Options::default())
+}
+
+/// Opens the store in `dir` read-only, as [`reader`], with `options` (for
+/// `tail`, its follow interval).
+pub fn reader_with(dir: &Path, options: Options) -> Result<Store, Failure> {
     require_exists(dir, "")?;
-    let store = Store::open_read_only(dir).map_err(|e| refusal(dir, e, ""))?;
+    let store = Store::open_read_only_with(dir, options).map_err(|e| refusal(dir, e, ""))?;
     if let Some(torn) = &store.recovery_report().torn_tail {
         let claimed = match &torn.claimed_positions {
             Some(p) => format!("; its frame claimed positions {} to {}", p.start, p.end - 1),
