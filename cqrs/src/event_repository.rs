@@ -316,30 +316,31 @@ impl PersistedEventRepository for AnnalsEventRepository {
     }
 
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
-        // Filtered reads of $all have not landed in annals: scan the global
-        // log in pages and keep this aggregate type's streams. The scan
-        // ends where the log ended when it started.
-        let prefix = aggregate_type_prefix(A::TYPE);
+        // A filtered read of $all by this aggregate type's stream prefix,
+        // paged; the replay ends where the log ended when it started, so a
+        // busy writer cannot keep it going for ever.
+        let filter = annals::Filter::stream_prefix(aggregate_type_prefix(A::TYPE));
         let page_size = self.page_size;
         self.feed(move |store, push| {
             let end = store.global_position();
             let mut next = 0;
             while next < end {
-                let max = usize::try_from(end - next).map_or(page_size, |n| n.min(page_size));
-                let page = match store.read_all(next, max) {
+                let page = match store.read_all_filtered(next, page_size, &filter) {
                     Ok(page) => page,
                     Err(e) => {
                         push(Err(from_annals(e)));
                         return;
                     }
                 };
-                let Some(last) = page.last() else { return };
-                next = last.position + 1;
-                for e in page.iter().filter(|e| e.stream_id.starts_with(&prefix)) {
+                for e in page.events.iter().take_while(|e| e.position < end) {
                     if !push(decode_event(e)) {
                         return;
                     }
                 }
+                if page.next_position <= next {
+                    return;
+                }
+                next = page.next_position;
             }
         })
     }
