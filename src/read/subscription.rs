@@ -124,7 +124,7 @@ pub struct Subscription {
     /// Events examined without a match since the last item (filtered).
     unmatched: u64,
     /// Items read but not yet delivered: at most one page.
-    page: VecDeque<SubscriptionItem>,
+    page: Page,
     /// How many events the next page reads at most.
     page_events: u64,
 }
@@ -191,7 +191,7 @@ impl Subscription {
             next,
             catching_up: Some(end),
             unmatched: 0,
-            page: VecDeque::new(),
+            page: Page::default(),
             page_events: FIRST_PAGE_EVENTS,
         }
     }
@@ -213,7 +213,7 @@ impl Subscription {
     /// The next item, waiting until `deadline` (`None`: for ever).
     fn pull(&mut self, deadline: Option<Instant>) -> Result<Option<SubscriptionItem>, Error> {
         loop {
-            if let Some(item) = self.page.pop_front() {
+            if let Some(item) = self.page.pop() {
                 return Ok(Some(item));
             }
             // Read before the index, so that a commit between the read and
@@ -259,10 +259,11 @@ impl Subscription {
         let index = &self.source.index;
         match &self.target {
             Target::All(None) => {
-                for e in pages::all(index, self.next, max_count)? {
-                    self.next = e.position + 1;
-                    self.page.push_back(SubscriptionItem::Event(e));
+                let events = pages::all(index, self.next, max_count)?;
+                if let Some(last) = events.last() {
+                    self.next = last.position + 1;
                 }
+                self.page.set_events(events);
             }
             Target::All(Some(filter)) => {
                 // Neither past a checkpoint's due nor, while catching up,
@@ -274,11 +275,11 @@ impl Subscription {
                 } as usize;
                 let found = pages::filtered(index, self.next, max_count, max_examined, filter)?;
                 let mut cursor = self.next;
-                for e in found.events {
-                    cursor = e.position + 1;
-                    self.page.push_back(SubscriptionItem::Event(e));
+                if let Some(last) = found.events.last() {
+                    cursor = last.position + 1;
                     self.unmatched = 0;
                 }
+                self.page.set_events(found.events);
                 self.unmatched += found.next_position - cursor;
                 self.next = found.next_position;
                 if self.unmatched >= CHECKPOINT_EVENTS {
@@ -287,10 +288,10 @@ impl Subscription {
             }
             Target::Stream(name) => match pages::stream(index, name, self.next, max_count) {
                 Ok(events) => {
-                    for e in events {
-                        self.next = e.version + 1;
-                        self.page.push_back(SubscriptionItem::Event(e));
+                    if let Some(last) = events.last() {
+                        self.next = last.version + 1;
                     }
+                    self.page.set_events(events);
                 }
                 // A stream that does not exist yet is followed all the same.
                 Err(Error::StreamNotFound { .. }) => {}
@@ -310,8 +311,7 @@ impl Subscription {
                 if self.unmatched > 0 {
                     self.checkpoint();
                 }
-                self.page
-                    .push_back(SubscriptionItem::CaughtUp { position: end });
+                self.page.mark(SubscriptionItem::CaughtUp { position: end });
                 true
             }
             _ => false,
@@ -321,10 +321,47 @@ impl Subscription {
     /// Queues a `Checkpoint` at the last position examined.
     fn checkpoint(&mut self) {
         if let Some(position) = self.next.checked_sub(1) {
-            self.page
-                .push_back(SubscriptionItem::Checkpoint { position });
+            self.page.mark(SubscriptionItem::Checkpoint { position });
         }
         self.unmatched = 0;
+    }
+}
+
+/// What a subscription has read and not yet delivered: one page of events,
+/// then the markers (`Checkpoint`, `CaughtUp`) that follow them. The events
+/// stay in the `Vec` the read returned and move out once each, when
+/// delivered; a catch-up over millions of events pays for no other move.
+#[derive(Default)]
+struct Page {
+    events: std::vec::IntoIter<RecordedEvent>,
+    marks: VecDeque<SubscriptionItem>,
+}
+
+impl Page {
+    fn pop(&mut self) -> Option<SubscriptionItem> {
+        match self.events.next() {
+            Some(e) => Some(SubscriptionItem::Event(e)),
+            None => self.marks.pop_front(),
+        }
+    }
+
+    /// Takes a new page of events; only ever called when the last one has
+    /// been delivered, markers included.
+    fn set_events(&mut self, events: Vec<RecordedEvent>) {
+        debug_assert!(self.is_empty());
+        self.events = events.into_iter();
+    }
+
+    fn mark(&mut self, item: SubscriptionItem) {
+        self.marks.push_back(item);
+    }
+
+    fn len(&self) -> usize {
+        self.events.len() + self.marks.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -373,7 +410,7 @@ impl futures_core::Stream for Subscription {
         use std::task::Poll;
         let this = self.get_mut();
         loop {
-            if let Some(item) = this.page.pop_front() {
+            if let Some(item) = this.page.pop() {
                 return Poll::Ready(Some(Ok(item)));
             }
             let seen = this.source.commits.seen();
