@@ -89,7 +89,8 @@ fn damage(u: &mut Unstructured<'_>, dir: &Path) -> Result<()> {
             }
             1 if !bytes.is_empty() => {
                 let i = u.choose_index(bytes.len())?;
-                let run = u.bytes(u.int_in_range(1..=64usize)?)?;
+                let n = u.int_in_range(1..=64usize)?;
+                let run = u.bytes(n)?;
                 let end = (i + run.len()).min(bytes.len());
                 bytes[i..end].copy_from_slice(&run[..end - i]);
             }
