@@ -102,8 +102,8 @@ fn verify_names_a_damaged_index_exits_8_and_a_writable_open_rebuilds_it() {
     let run = annals(["-q", "verify", dir]);
     assert_code(&run, 8);
     let expected = format!(
-        "index 0 ({}): index body fails its checksum (derived data: the next writable \
-         open rebuilds it)",
+        "index 0 ({}): index body fails its checksum (derived data: remove it and the \
+         next writable open rebuilds it)",
         file.display()
     );
     assert!(run.stderr.contains(&expected), "{}", run.stderr);
@@ -116,8 +116,10 @@ fn verify_names_a_damaged_index_exits_8_and_a_writable_open_rebuilds_it() {
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert_eq!(snapshot(tmp.path()), before, "verify modified the store");
 
-    // What the report promises: the next writable open rebuilds it.
+    // What the report promises: removed, the next writable open rebuilds it.
+    std::fs::remove_file(&file).unwrap();
     Store::open(tmp.path()).unwrap().close().unwrap();
+    assert!(file.exists(), "the open wrote the index again");
     assert_code(&annals(["verify", dir]), 0);
 }
 

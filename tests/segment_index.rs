@@ -126,7 +126,12 @@ fn a_damaged_index_at_any_byte_is_rebuilt() {
         let mut damaged = original.clone();
         damaged[i] ^= 0x40;
         std::fs::write(path, &damaged).unwrap();
-        assert_rebuilt(dir.path(), Some(path), &before);
+        // A damaged header is found by the open, which then rebuilds the
+        // file. The body is checked where it is first used (so that an
+        // open touches no index body): the reads rebuild it in memory and
+        // the clean close writes it again. Either way, the same file.
+        let at_open = i < annals::index_format::INDEX_HEADER_LEN;
+        assert_rebuilt(dir.path(), at_open.then_some(path.as_path()), &before);
     }
 }
 

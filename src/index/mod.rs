@@ -148,6 +148,19 @@ impl Table {
         self.persisted
     }
 
+    /// The bytes to write in place of this table's file, when they differ
+    /// from it: a table never written, or one whose body failed its check
+    /// on first use and was rebuilt from its segment.
+    fn repair_bytes(&self) -> Option<Bytes> {
+        if !self.persisted {
+            return Some(self.bytes.clone());
+        }
+        match self.checked.get() {
+            Some(Some(checked)) if checked.as_ptr() != self.bytes.as_ptr() => Some(checked.clone()),
+            _ => None,
+        }
+    }
+
     /// The number of the segment it indexes.
     pub(crate) fn segment(&self) -> u32 {
         self.segment
@@ -519,6 +532,33 @@ impl Index {
     }
 
     /// The tables of segment `segment`, in position order.
+    /// The sealed segments whose index file should be written again, with
+    /// the bytes to write: those whose tables were never written or were
+    /// found damaged (or misplacing records) and rebuilt from the segment.
+    /// A clean close writes them, so that damage found by reads is
+    /// repaired on disk, not rebuilt again at every use.
+    pub(crate) fn repaired_segments(&self) -> Vec<(u32, Bytes)> {
+        let mut out: Vec<(u32, Bytes)> = Vec::new();
+        for t in &self.sealed {
+            if t.segment == self.active.segment || out.last().is_some_and(|(s, _)| *s == t.segment)
+            {
+                continue;
+            }
+            if t.repair_bytes().is_none() {
+                continue;
+            }
+            let tables = self.tables_of(t.segment);
+            let bytes = match tables.as_slice() {
+                [one] => one.repair_bytes(),
+                _ => persist::sealed_index_bytes(&tables),
+            };
+            if let Some(bytes) = bytes {
+                out.push((t.segment, bytes));
+            }
+        }
+        out
+    }
+
     pub(crate) fn tables_of(&self, segment: u32) -> Vec<Table> {
         self.sealed
             .iter()

@@ -219,15 +219,23 @@ impl Writer {
             return;
         }
         let number = engine.active.number();
-        let (bytes, catalog) = {
+        let (bytes, catalog, repaired) = {
             let index = index.read();
             let Some(bytes) = index.open_segment_index() else {
                 return;
             };
             let crc = Table::new(bytes.clone(), false, true).and_then(|t| t.header_crc());
             let catalog = crc.and_then(|crc| index.catalog_bytes(crc));
-            (bytes, catalog)
+            (bytes, catalog, index.repaired_segments())
         };
+        // Sealed segments' indexes that reads found damaged and rebuilt,
+        // written again (each on its own: derived data, so a failure only
+        // costs the next open or read the same rebuild).
+        for (segment, bytes) in repaired {
+            if let Err(e) = write_index(&*engine.io, &engine.dir, u64::from(segment), &bytes) {
+                tracing::warn!(segment, error = %e, "could not write a repaired segment index");
+            }
+        }
         // The catalog first: it counts only beside the index it names, so
         // a crash between the two leaves a catalog that is not used.
         let written = catalog

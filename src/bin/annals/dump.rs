@@ -199,7 +199,7 @@ fn dump_index(args: &Args, number: u64) -> Result<(), Failure> {
         Failure::new(
             Code::Corrupt,
             format!(
-                "bad index file {}: {reason} (derived data: the next writable open rebuilds it; \
+                "bad index file {}: {reason} (derived data: remove it and the next writable open rebuilds it; \
                  dump stopped here)",
                 path.display()
             ),

@@ -21,7 +21,8 @@ Exit codes:
   7  not a store: the path is a file, or a directory holding something annals
      did not make (it ignores only lost+found and names starting with '.')
   8  bad index (verify): every event checks out, but a segment index file does
-     not; it is derived data, which the next writable open rebuilds";
+     not; it is derived data: remove the file and the next writable open
+     rebuilds it";
 
 /// Why a command failed, as a process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +46,8 @@ pub enum Code {
     /// make: not a store, and not a corrupt one either.
     NotAStore = 7,
     /// `verify`: the segments check out, but a segment index file does
-    /// not. Index files are derived data that the next writable open
-    /// rebuilds, so this is not "corrupt": nothing stored is lost.
+    /// not. Index files are derived data that reads rebuild from
+    /// their segment, so this is not "corrupt": nothing stored is lost.
     BadIndex = 8,
 }
 

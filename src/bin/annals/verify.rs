@@ -44,7 +44,7 @@ use crate::segments::{self, Stop};
 const PAGE_EVENTS: usize = 10_000;
 
 /// What a bad index file's report ends with.
-const DERIVED: &str = "derived data: the next writable open rebuilds it";
+const DERIVED: &str = "derived data: remove it and the next writable open rebuilds it";
 
 /// What it ends with when the open's own checks passed it, so that the
 /// next writable open would use it rather than rebuild it.
@@ -72,10 +72,13 @@ Each segment index file (NNNNNNNNNNNNNNNNNNNN.idx) must be exactly what its
 segment implies: every record offset, every stream's versions and
 positions. A bad one (damaged, stale, of another store, or of a segment
 that is not sealed) is reported on standard error as
-  index N (FILE): PROBLEM (derived data: the next writable open rebuilds it)
+  index N (FILE): PROBLEM (derived data: remove it and the next writable
+  open rebuilds it)
 and makes verify exit 8, not 5: index files are derived data, nothing
-stored is lost, and the next writable open (annals append, say) rebuilds a
-bad one. A sealed segment without an index file (a store written before
+stored is lost, and reads never trust a bad one (they rebuild it from its
+segment where they first use it, and a writable store's clean close
+writes it again); removing the file makes the next writable open (annals
+append, say) rebuild it at once. A sealed segment without an index file (a store written before
 index files existed) is only a note on standard output."))]
 pub struct Args {
     /// The store's data directory.
