@@ -108,6 +108,44 @@ fn zero_tail() {
     assert_eq!(snapshot(dir.path()), before);
 }
 
+/// A torn last frame whose header still passes its checksum but names
+/// positions other than where the log ends claims nothing in the report:
+/// those positions were never the log's, and naming them would send a
+/// reader looking for events that cannot exist.
+#[test]
+fn a_torn_frame_whose_header_names_other_positions_claims_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = build(dir.path(), 64 << 10, 8);
+    let seg = segments(dir.path()).remove(0);
+    let original = std::fs::read(&seg).unwrap();
+    let salt = salt_of(&original);
+    let last = frames(&original).pop().unwrap();
+    let kept = &expected[..last.first_position as usize];
+    for (shift, claims) in [(0u64, true), (1, false), (1000, false)] {
+        // The header rewritten with a valid checksum, the body cut after it.
+        let mut torn = tear(&original, &last, last.start + FRAME_HEADER_LEN, false);
+        let header = FrameHeader {
+            frame_len: (last.end - last.start) as u32,
+            first_position: last.first_position + shift,
+            event_count: (expected.len() as u64 - last.first_position) as u32,
+        };
+        encode_frame_header(&mut torn[last.start..], salt, &header);
+        std::fs::write(&seg, &torn).unwrap();
+        let store = Store::open_with(dir.path(), small(64 << 10)).unwrap();
+        assert_holds(&store, kept);
+        let report = store.recovery_report().torn_tail.clone().unwrap();
+        assert_eq!(report.offset, last.start as u64);
+        let claimed = last.first_position..expected.len() as u64;
+        assert_eq!(
+            report.claimed_positions,
+            claims.then_some(claimed),
+            "header shifted by {shift}"
+        );
+        drop(store);
+        std::fs::write(&seg, &original).unwrap();
+    }
+}
+
 /// Rebuilds `bytes` as if the write of the last frame had been cut at
 /// `cut`: what follows is zeros, or garbage when `garbage` is set.
 fn tear(bytes: &[u8], frame: &FrameAt, cut: usize, garbage: bool) -> Vec<u8> {

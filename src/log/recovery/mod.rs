@@ -319,7 +319,7 @@ fn recover_with(
                     Ok(true)
                 }
                 Some(end) => {
-                    let case = classify(k, end, &bytes, scanned_salts);
+                    let case = classify(k, end, &bytes, scanned_salts, index.len());
                     let found = decide(k, case, scanned_paths)?;
                     end_of_log = Some(EndOfLog {
                         active: from + found.active,
@@ -502,9 +502,10 @@ enum Case {
 }
 
 /// Finds the row of the table for segment `k`, which ended the log with
-/// `end`. What follows it must be empty: data there means a failure here is
-/// damage, not a torn write.
-fn classify(k: usize, end: End, bytes: &[&[u8]], salts: &[Salt]) -> Case {
+/// `end` where the next event would take position `next_position`. What
+/// follows it must be empty: data there means a failure here is damage, not
+/// a torn write.
+fn classify(k: usize, end: End, bytes: &[&[u8]], salts: &[Salt], next_position: u64) -> Case {
     let at = end.at();
     let problem = end
         .problem()
@@ -535,7 +536,7 @@ fn classify(k: usize, end: End, bytes: &[&[u8]], salts: &[Salt]) -> Case {
             match valid_frame_after(untrusted, salts[k], at) {
                 Some(frame_at) => Case::FrameAfterDamage { problem, frame_at },
                 None => Case::TornTail {
-                    torn: torn_tail(untrusted, salts[k], at),
+                    torn: torn_tail(untrusted, salts[k], at, next_position),
                 },
             }
         }
@@ -638,12 +639,16 @@ fn valid_frame_after(untrusted: &[u8], salt: Salt, at: usize) -> Option<usize> {
 }
 
 /// The torn tail that starts at `at`: up to the last non-zero byte, and the
-/// positions its frame header claims if that still checks out.
-fn torn_tail(untrusted: &[u8], salt: Salt, at: usize) -> Torn {
+/// positions its frame header claims if that still checks out and starts
+/// where the log ends (`next_position`). A header whose checksum passes by
+/// chance but names other positions claims nothing: reporting positions the
+/// log never reached would send a reader looking for them.
+fn torn_tail(untrusted: &[u8], salt: Salt, at: usize, next_position: u64) -> Torn {
     let last_nonzero = last_nonzero(untrusted).unwrap_or(at);
     let claimed = untrusted
         .get(at..)
         .and_then(|rest| decode_frame_header(rest, salt).ok().flatten())
+        .filter(|h| h.first_position == next_position)
         .map(|h| h.first_position..h.first_position.saturating_add(u64::from(h.event_count)));
     Torn {
         at,
