@@ -312,22 +312,43 @@ fn a_catalog_that_does_not_describe_the_log_is_ignored() {
     assert_ne!(foreign, good, "store ids differ");
     assert_catalog_refused(dir.path(), &foreign, &good);
 
-    // A catalog from before the last appends, put back after them (as a
-    // restore of an old copy of the file would).
+    // A catalog naming an index the log does not reach (the checksum of
+    // no index file here): stale, named, and the streams come from the
+    // index files.
+    let mut elsewhere = good.clone();
+    elsewhere[32..36].copy_from_slice(&0x5eed_u32.to_le_bytes());
+    fix_catalog_checksums(&mut elsewhere);
+    assert_catalog_refused(dir.path(), &elsewhere, &good);
+}
+
+/// A catalog names the index of a sealed segment, which nothing changes
+/// afterwards: one from before later appends and seals, put back after
+/// them (as a restore of an old copy of the file would), still describes
+/// the log up to that index, so it is used, and the index files after it
+/// give the rest.
+#[test]
+fn an_older_catalog_still_describes_the_log_up_to_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let old = std::fs::read(catalog(dir.path())).unwrap();
     let store = Store::open_with(dir.path(), small(SEGMENT_SIZE)).unwrap();
-    Workload::FIXED.append_next(&store, BATCHES).unwrap();
+    let rotations = store.stats().segments;
+    let mut i = BATCHES;
+    while store.stats().segments < rotations + 2 {
+        Workload::FIXED.append_next(&store, i).unwrap();
+        i += 1;
+    }
     store.close().unwrap();
     let newer = std::fs::read(catalog(dir.path())).unwrap();
-    std::fs::write(catalog(dir.path()), &good).unwrap();
+    assert_ne!(newer, old, "later seals wrote newer catalogs");
+    std::fs::write(catalog(dir.path()), &old).unwrap();
     let store = Store::open_with(dir.path(), small(SEGMENT_SIZE)).unwrap();
-    let named: Vec<&PathBuf> = store
-        .recovery_report()
-        .unusable_indexes
-        .iter()
-        .map(|(p, _)| p)
-        .collect();
-    assert_eq!(named, [&catalog(dir.path())], "the stale catalog is named");
-    assert_eq!(Workload::FIXED.verify(&store).batches.len(), BATCHES + 1);
+    assert!(
+        store.recovery_report().is_clean(),
+        "{:?}",
+        store.recovery_report()
+    );
+    assert_eq!(Workload::FIXED.verify(&store).batches.len(), i);
     store.close().unwrap();
     assert_eq!(std::fs::read(catalog(dir.path())).unwrap(), newer);
 }
@@ -368,5 +389,74 @@ fn an_index_that_passes_its_checks_but_misplaces_records_is_rebuilt_on_read() {
                 "{what}"
             );
         }
+    }
+}
+
+/// Writes the files of `image` (a snapshot of another directory) into
+/// `dir`, by name: a copy of the store as a crash would have left it.
+fn write_image(image: &Snapshot, dir: &Path) {
+    for (path, entry) in image {
+        if entry.kind == "file" {
+            std::fs::write(dir.join(path.file_name().unwrap()), &entry.bytes).unwrap();
+        }
+    }
+}
+
+/// Each seal writes a catalog of the streams as they stood at its end, tied
+/// to the sealed segment's index: an open after a crash takes the streams
+/// from it and reads no body of the index files before it. Shown by damage
+/// to the first index file's body, which that open does not read (and the
+/// first read repairs), where an open without the catalog merges that body,
+/// finds the damage and names the file.
+#[test]
+fn an_open_after_a_crash_takes_the_streams_from_the_last_seals_catalog() {
+    let live = tempfile::tempdir().unwrap();
+    // Index files and catalogs written on the appending thread, so that the
+    // image below holds those of every seal.
+    let store = Store::open_with(
+        live.path(),
+        small(SEGMENT_SIZE).prepare_segments_ahead(false),
+    )
+    .unwrap();
+    for i in 0..BATCHES {
+        Workload::FIXED.append_next(&store, i).unwrap();
+    }
+    let image = snapshot(live.path());
+    let end = store.global_position();
+    drop(store);
+
+    let catalog_bytes = &image[&catalog(live.path())].bytes;
+    let covered = u64::from_le_bytes(catalog_bytes[24..32].try_into().unwrap());
+    assert!(
+        covered > 0 && covered < end,
+        "the last seal's catalog covers {covered} of {end} events"
+    );
+    let first_index = index_files(live.path())[0].clone();
+    for with_catalog in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        write_image(&image, dir.path());
+        remove_clean_close_index(dir.path());
+        let damaged = dir.path().join(first_index.file_name().unwrap());
+        let mut bytes = std::fs::read(&damaged).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::write(&damaged, &bytes).unwrap();
+        if !with_catalog {
+            std::fs::remove_file(catalog(dir.path())).unwrap();
+        }
+        let store = Store::open_with(dir.path(), small(SEGMENT_SIZE)).unwrap();
+        let named: Vec<&PathBuf> = store
+            .recovery_report()
+            .unusable_indexes
+            .iter()
+            .map(|(p, _)| p)
+            .collect();
+        if with_catalog {
+            assert!(named.is_empty(), "with the catalog, {named:?} was read");
+        } else {
+            assert_eq!(named, [&damaged], "without the catalog");
+        }
+        assert_eq!(store.global_position(), end);
+        assert_eq!(Workload::FIXED.verify(&store).batches.len(), BATCHES);
     }
 }

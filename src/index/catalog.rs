@@ -1,13 +1,14 @@
-//! The bytes of the stream catalog a clean close writes: every stream with
-//! its next version and the position of its first event, so that a reopen
-//! after a clean close rebuilds its per-stream state without reading the
-//! stream tables of every segment index. Pure encode and decode, no I/O;
-//! FORMAT.md gives the layout.
+//! The bytes of the stream catalog: every stream with its next version and
+//! the position of its first event, so that a reopen rebuilds its
+//! per-stream state without reading the stream tables of every segment
+//! index. The writer writes one each time it seals a segment (covering the
+//! log up to the end of that segment) and at a clean close (covering the
+//! whole log). Pure encode and decode, no I/O; FORMAT.md gives the layout.
 //!
 //! Like the index files it is derived data, and it is used only together
-//! with the clean close's index of the active segment it names (by that
-//! index's header checksum) and only when the log ends exactly where it
-//! says. Anything else, and the streams come from the index files instead.
+//! with the index file it names (by that index's header checksum) and only
+//! when the log, read up to that index, ends exactly where it says.
+//! Anything else, and the streams come from the index files instead.
 
 #![deny(clippy::indexing_slicing)]
 
@@ -80,6 +81,21 @@ pub fn encode_catalog(catalog: &Catalog<'_>) -> Option<Vec<u8>> {
     let header_crc = crc32fast::hash(out.get(..HEADER_CRC_AT).unwrap_or_default());
     put(&mut out, HEADER_CRC_AT, &header_crc.to_le_bytes());
     Some(out)
+}
+
+/// Sets the checksum of the index that an encoded catalog goes with, and
+/// seals its header again. A catalog written when a segment is sealed is
+/// encoded on the writer's thread, where the stream state is, and tied to
+/// the sealed index only once that is built, on the index thread. `None`
+/// when `bytes` is shorter than a catalog header.
+pub fn set_index_crc(bytes: &mut [u8], index_crc: u32) -> Option<()> {
+    if bytes.len() < CATALOG_HEADER_LEN {
+        return None;
+    }
+    put(bytes, INDEX_CRC_AT, &index_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(bytes.get(..HEADER_CRC_AT)?);
+    put(bytes, HEADER_CRC_AT, &header_crc.to_le_bytes());
+    Some(())
 }
 
 /// Decodes and checks a catalog: magic, version, both checksums, the
@@ -188,6 +204,13 @@ mod tests {
         };
         let bytes = encode_catalog(&catalog).unwrap();
         assert_eq!(decode_catalog(&bytes).unwrap(), catalog);
+        // Tied to another index afterwards, it still decodes whole.
+        let mut retied = bytes.clone();
+        set_index_crc(&mut retied, 7).unwrap();
+        let mut expected = catalog.clone();
+        expected.index_crc = 7;
+        assert_eq!(decode_catalog(&retied).unwrap(), expected);
+        assert!(set_index_crc(&mut [0u8; CATALOG_HEADER_LEN - 1], 7).is_none());
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x08;

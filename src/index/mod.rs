@@ -743,8 +743,12 @@ impl Index {
         Ok(())
     }
 
-    /// The catalog of every stream, for a clean close whose index of the
-    /// active segment has header checksum `index_crc`.
+    /// The catalog of every stream as the log stands, tied to the index
+    /// file with header checksum `index_crc`. The writer takes it right
+    /// after a seal, when the active segment holds nothing yet, so it is
+    /// the streams at the end of the sealed segment; the checksum of that
+    /// segment's index is set later, with [`catalog::set_index_crc`], once
+    /// the index is built.
     pub(crate) fn catalog_bytes(&self, index_crc: u32) -> Option<Vec<u8>> {
         let catalog = Catalog {
             store_id: self.store_id,
@@ -761,6 +765,61 @@ impl Index {
                 .collect(),
         };
         catalog::encode_catalog(&catalog)
+    }
+
+    /// The catalog of the streams as they stood at the end of the last
+    /// sealed segment, tied to that segment's index file, for a clean close
+    /// to write: every stream's state now, less what the active segment
+    /// added (a stream's next version there is its first version in the
+    /// active segment; a stream that began there is left out). Unlike a
+    /// catalog of the whole log, it stays right while the active segment
+    /// grows, so the writer never has to remove it. `None` when no segment
+    /// is sealed, or the last one's index is not (yet) the file on disk.
+    pub(crate) fn sealed_catalog_bytes(&self) -> Option<Vec<u8>> {
+        let active = self.active.segment;
+        let last = self.sealed.iter().rev().find(|t| t.segment != active)?;
+        if !last.is_persisted() || self.tables_of(last.segment).len() != 1 {
+            return None;
+        }
+        let h = last.header()?;
+        let index_crc = last.header_crc()?;
+        // Each stream's first version in the active segment: from the
+        // clean close's index it was reopened with, if any, else from the
+        // events indexed in memory since.
+        let mut firsts: HashMap<String, u64> = HashMap::new();
+        let segment = self.segment(active);
+        for t in &self.tables_of(active) {
+            let view = t.view_or_rebuild(segment)?;
+            for e in view.entries() {
+                let stream = std::str::from_utf8(view.name(&e)?).ok()?;
+                let first = firsts.entry(stream.to_owned()).or_insert(e.first_version);
+                *first = (*first).min(e.first_version);
+            }
+        }
+        let streams = self
+            .streams
+            .iter()
+            .filter_map(|s| {
+                let in_memory = (!s.active.is_empty()).then_some(s.active_first_version);
+                let next_version = match (firsts.get(&*s.name), in_memory) {
+                    (Some(a), Some(b)) => (*a).min(b),
+                    (Some(a), None) => *a,
+                    (None, Some(b)) => b,
+                    (None, None) => s.next_version,
+                };
+                (next_version > 0).then(|| CatalogStream {
+                    name: s.name.as_bytes(),
+                    next_version,
+                    first_position: s.first_position,
+                })
+            })
+            .collect();
+        catalog::encode_catalog(&Catalog {
+            store_id: self.store_id,
+            next_position: h.first_position + u64::from(h.event_count),
+            index_crc,
+            streams,
+        })
     }
 
     /// Replaces the tables of sealed segment `segment` with `table`, which

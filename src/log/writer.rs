@@ -27,9 +27,8 @@ use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
     seal_record,
 };
-use crate::index::persist::{
-    CATALOG_FILE, index_file_name, sealed_index_bytes, write_catalog, write_index,
-};
+use crate::index::catalog::set_index_crc;
+use crate::index::persist::{index_file_name, sealed_index_bytes, write_catalog, write_index};
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
 use crate::log::batch::Batch;
@@ -224,9 +223,11 @@ impl Writer {
             let Some(bytes) = index.open_segment_index() else {
                 return;
             };
-            let crc = Table::new(bytes.clone(), false, true).and_then(|t| t.header_crc());
-            let catalog = crc.and_then(|crc| index.catalog_bytes(crc));
-            (bytes, catalog, index.repaired_segments())
+            (
+                bytes,
+                index.sealed_catalog_bytes(),
+                index.repaired_segments(),
+            )
         };
         // Sealed segments' indexes that reads found damaged and rebuilt,
         // written again (each on its own: derived data, so a failure only
@@ -236,12 +237,14 @@ impl Writer {
                 tracing::warn!(segment, error = %e, "could not write a repaired segment index");
             }
         }
-        // The catalog first: it counts only beside the index it names, so
-        // a crash between the two leaves a catalog that is not used.
-        let written = catalog
-            .ok_or_else(|| io::Error::other("the catalog does not encode"))
-            .and_then(|c| write_catalog(&*engine.io, &engine.dir, &c))
-            .and_then(|_| write_index(&*engine.io, &engine.dir, number, &bytes));
+        // The catalog of the last seal, written again in case the seal's
+        // own write failed or came before this build (it names a sealed
+        // index already on disk, so the order does not matter); without a
+        // sealed segment there is none, and the open index is all there is.
+        if let Some(Err(e)) = catalog.map(|c| write_catalog(&*engine.io, &engine.dir, &c)) {
+            tracing::warn!(error = %e, "could not write the stream catalog at close; an open after a crash merges more index files");
+        }
+        let written = write_index(&*engine.io, &engine.dir, number, &bytes);
         if let Err(e) = written {
             tracing::warn!(
                 segment = number,
@@ -421,7 +424,11 @@ impl Writer {
         }
         // The sealed segment's index goes to disk off the append path; the
         // one before it, long written, replaces its copy in memory.
+        // With it, the catalog of the streams as they stand at the seal
+        // (O(streams) to encode, once a segment): an open after a crash
+        // takes the streams from it and merges only the later segments'.
         let sealed = index.write().seal();
+        let catalog = index.read().catalog_bytes(0);
         let sealed_number = engine.active.number();
         let existing = index.read().segments().get(number as usize).cloned();
         let (segment, file) = match existing {
@@ -459,6 +466,7 @@ impl Writer {
             engine.dir.clone(),
             sealed_number,
             sealed,
+            catalog,
             engine.prepare_ahead,
         );
         Ok(())
@@ -545,16 +553,11 @@ impl Engine {
             return Err(("write frame", self.active.path().to_path_buf(), e));
         }
         if let Some(path) = self.stale_index.take() {
-            // The catalog goes too: it counts only beside that index, and
-            // without it an open after a crash reads the index files once.
-            let catalog = self.dir.join(CATALOG_FILE);
+            // The catalog stays: it names the last sealed segment's index,
+            // which no write changes.
             let removed = self
                 .io
                 .remove_file(&path)
-                .and_then(|()| match std::fs::symlink_metadata(&catalog) {
-                    Ok(_) => self.io.remove_file(&catalog),
-                    Err(_) => Ok(()),
-                })
                 .and_then(|()| self.io.sync_dir(&self.dir));
             if let Err(e) = removed {
                 return Err(("remove the active segment's index", path, e));
@@ -589,18 +592,37 @@ type Written = io::Result<(PathBuf, Bytes)>;
 
 impl IndexWrite {
     /// Starts writing the tables of segment `number` as its index file in
-    /// `dir`, merged into one when there are several.
+    /// `dir`, merged into one when there are several, and then `catalog`
+    /// (the streams as they stood at the seal) tied to that index. The
+    /// catalog goes second: until it is whole, the one before it (tied to
+    /// an earlier index, still on disk) is the one an open finds.
     fn start(
         io: Arc<dyn FileIo>,
         dir: PathBuf,
         number: u64,
         tables: Vec<Table>,
+        catalog: Option<Vec<u8>>,
         background: bool,
     ) -> Option<IndexWrite> {
         let write = move || {
             let bytes = sealed_index_bytes(&tables)
                 .ok_or_else(|| io::Error::other("the segment's tables do not follow on"))?;
-            write_index(&*io, &dir, number, &bytes).map(|path| (path, bytes))
+            let path = write_index(&*io, &dir, number, &bytes)?;
+            let crc = Table::new(bytes.clone(), false, true).and_then(|t| t.header_crc());
+            let written = match (catalog.clone(), crc) {
+                (Some(mut c), Some(crc)) => set_index_crc(&mut c, crc)
+                    .ok_or_else(|| io::Error::other("the catalog does not encode"))
+                    .and_then(|()| write_catalog(&*io, &dir, &c)),
+                _ => Err(io::Error::other("the catalog does not encode")),
+            };
+            if let Err(e) = written {
+                tracing::warn!(
+                    segment = number,
+                    error = %e,
+                    "could not write the stream catalog of a sealed segment; an open after a crash merges more index files"
+                );
+            }
+            Ok((path, bytes))
         };
         let written = if background {
             let spawned = std::thread::Builder::new()

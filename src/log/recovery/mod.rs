@@ -21,7 +21,7 @@
 //! | damage in a sealed segment | any frame of a scanned sealed segment fails a check, or non-zero bytes follow its end | `Corruption`; nothing modified | `recovery_table::damage_in_sealed_segment` |
 //! | damage in a sealed segment with its index | the index's checks (its last frame, the bytes after it) fail, or a read reaches a damaged record | the index is unusable and the segment scanned, as above; a damaged record fails its read with `Corruption` | `recovery_table::damage_in_sealed_segment_with_its_index` |
 //! | unusable segment index | an index file missing, damaged, cut, foreign, stale or claiming what its segment does not hold | `warn!`, listed in the report; the log is scanned from that segment on and (writable) the index written again; open | `segment_index::*` |
-//! | unusable stream catalog | the clean close's catalog damaged, cut, foreign, or not describing the log as it is | `warn!`, listed in the report; the streams come from the index files; open | `segment_index::a_clean_close_writes_a_catalog_and_any_damage_to_it_is_ignored`, `segment_index::a_catalog_that_does_not_describe_the_log_is_ignored` |
+//! | unusable stream catalog | the catalog (of a seal or a clean close) damaged, cut, foreign, or not describing the log as it is | `warn!`, listed in the report; the streams come from the index files; open | `segment_index::a_clean_close_writes_a_catalog_and_any_damage_to_it_is_ignored`, `segment_index::a_catalog_that_does_not_describe_the_log_is_ignored` |
 //! | inconsistent frame | a frame whose checksums pass but whose positions or versions do not follow on | `Corruption`; nothing modified | `recovery_table::inconsistent_positions` |
 //! | bad or foreign header | a header that fails its checksum, magic or version, names another number, store or size, or a file whose length is not the segment size | `Corruption`; nothing modified | `recovery_table::bad_or_foreign_header` |
 //! | gap in segment numbers | a number missing below the highest (segment 0 included) | `Corruption` naming the missing file; nothing modified | `recovery_table::missing_segment` |
@@ -136,8 +136,9 @@ fn catalog_unusable(
     Ok(recovered)
 }
 
-/// [`recover`], taking the streams from the clean close's catalog when
-/// `use_catalog` and it fits, or else from the index files.
+/// [`recover`], taking the streams from the catalog (of the last seal or
+/// of a clean close) when `use_catalog` and it fits, or else from the index
+/// files.
 fn recover_with(
     dir: &Path,
     io: &dyn FileIo,
@@ -188,8 +189,10 @@ fn recover_with(
     let mut from = 0;
     let mut unusable = Vec::new();
     let mut clean_end = false;
-    // With a catalog, the index files' stream tables are not read: the
-    // catalog gives every stream, if the open ends where it says.
+    // With a catalog, the stream tables of the index files up to the one
+    // it names are not read: the catalog gives every stream as it stood
+    // there, if the log reaches that index where the catalog says. Only
+    // the later index files' tables are merged, and the rest scanned.
     let catalog_bytes = if use_catalog { read_catalog(dir) } else { None };
     let catalog = match catalog_bytes.as_deref().map(decode_catalog) {
         None => None,
@@ -197,7 +200,7 @@ fn recover_with(
         Some(Ok(_)) => return catalog_unusable(dir, io, mode, "of another store".into()),
         Some(Err(reason)) => return catalog_unusable(dir, io, mode, reason),
     };
-    let mut open_index_crc = None;
+    let mut catalog_installed = false;
     while from < count {
         let segment = &segments[from];
         let later_data = segments.get(from + 1).is_some_and(holds_data);
@@ -217,16 +220,31 @@ fn recover_with(
                     "a sealed segment's index for the last segment".into(),
                 ));
             }
-            if h.open {
-                open_index_crc = t.header_crc();
-            }
+            let crc = t.header_crc();
             index
-                .push_loaded(t, catalog.is_none())
-                .map(|()| (h.data_end as usize, h.open))
+                .push_loaded(t, catalog.is_none() || catalog_installed)
+                .map(|()| (h.data_end as usize, h.open, crc))
                 .map_err(Unusable::Bad)
         });
+        // The index the catalog names: the streams as they stood there.
+        if let (Ok((_, _, crc)), Some(c)) = (&loaded, &catalog)
+            && !catalog_installed
+            && *crc == Some(c.index_crc)
+        {
+            // Not the state the catalog describes (restored from elsewhere,
+            // or forged): start again from the index files. A crash cannot
+            // cause this: the catalog is written after the index it names.
+            if index.len() != c.next_position {
+                let reason = "not written with the log as it is (stale)".to_owned();
+                return catalog_unusable(dir, io, mode, reason);
+            }
+            if let Err(reason) = index.install_catalog(c) {
+                return catalog_unusable(dir, io, mode, reason);
+            }
+            catalog_installed = true;
+        }
         match loaded {
-            Ok((end, open)) => {
+            Ok((end, open, _)) => {
                 ends.push(end);
                 if open {
                     clean_end = true;
@@ -254,26 +272,16 @@ fn recover_with(
         }
     }
 
-    if let Some(catalog) = &catalog {
-        if !clean_end {
-            // An index file was unusable, and the log is scanned from it
-            // on: the report names that file, and the streams come from the
-            // index files and the scan.
+    if catalog.is_some() && !catalog_installed {
+        if !unusable.is_empty() {
+            // An index file before the one the catalog names was unusable,
+            // and the log is scanned from it on: the report names that
+            // file, and the streams come from the index files and the scan.
             return recover_with(dir, io, mode, false);
         }
-        let fits =
-            open_index_crc == Some(catalog.index_crc) && index.len() == catalog.next_position;
-        // Not the state the catalog describes (it was restored from
-        // elsewhere, or forged): start again from the index files. A crash
-        // cannot cause this, as the writer removes the catalog durably
-        // before it writes anything.
-        if !fits {
-            let reason = "not written with the log as it is (stale)".to_owned();
-            return catalog_unusable(dir, io, mode, reason);
-        }
-        if let Err(reason) = index.install_catalog(catalog) {
-            return catalog_unusable(dir, io, mode, reason);
-        }
+        // No index file the log reaches is the one the catalog names.
+        let reason = "not written with the log as it is (stale)".to_owned();
+        return catalog_unusable(dir, io, mode, reason);
     }
 
     let mut end_of_log: Option<EndOfLog> = None;
