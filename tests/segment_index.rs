@@ -460,3 +460,25 @@ fn an_open_after_a_crash_takes_the_streams_from_the_last_seals_catalog() {
         assert_eq!(Workload::FIXED.verify(&store).batches.len(), BATCHES);
     }
 }
+
+/// A clean close after a reopen writes the catalog of the last seal from the
+/// state now less what the active segment added, both from the index it was
+/// reopened with and from the appends since: the next open uses it (reported
+/// as nothing) and reads every append back.
+#[test]
+fn a_close_after_appends_into_a_reopened_segment_writes_a_usable_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let store = Store::open_with(dir.path(), small(SEGMENT_SIZE)).unwrap();
+    let segments_before = store.stats().segments;
+    Workload::FIXED.append_next(&store, BATCHES).unwrap();
+    assert_eq!(store.stats().segments, segments_before, "no rotation");
+    store.close().unwrap();
+    let store = Store::open_with(dir.path(), small(SEGMENT_SIZE)).unwrap();
+    assert!(
+        store.recovery_report().is_clean(),
+        "{:?}",
+        store.recovery_report()
+    );
+    assert_eq!(Workload::FIXED.verify(&store).batches.len(), BATCHES + 1);
+}

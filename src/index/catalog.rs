@@ -1,9 +1,9 @@
 //! The bytes of the stream catalog: every stream with its next version and
 //! the position of its first event, so that a reopen rebuilds its
 //! per-stream state without reading the stream tables of every segment
-//! index. The writer writes one each time it seals a segment (covering the
-//! log up to the end of that segment) and at a clean close (covering the
-//! whole log). Pure encode and decode, no I/O; FORMAT.md gives the layout.
+//! index. The writer writes one each time it seals a segment, and again at
+//! a clean close; both cover the log up to the end of the last sealed
+//! segment. Pure encode and decode, no I/O; FORMAT.md gives the layout.
 //!
 //! Like the index files it is derived data, and it is used only together
 //! with the index file it names (by that index's header checksum) and only

@@ -743,17 +743,16 @@ impl Index {
         Ok(())
     }
 
-    /// The catalog of every stream as the log stands, tied to the index
-    /// file with header checksum `index_crc`. The writer takes it right
-    /// after a seal, when the active segment holds nothing yet, so it is
-    /// the streams at the end of the sealed segment; the checksum of that
-    /// segment's index is set later, with [`catalog::set_index_crc`], once
-    /// the index is built.
-    pub(crate) fn catalog_bytes(&self, index_crc: u32) -> Option<Vec<u8>> {
+    /// The catalog of every stream as the log stands, not yet tied to an
+    /// index. The writer takes it right after a seal, when the active
+    /// segment holds nothing yet, so it is the streams at the end of the
+    /// sealed segment; the checksum of that segment's index is set later,
+    /// with [`catalog::set_index_crc`], once the index is built.
+    pub(crate) fn catalog_bytes(&self) -> Option<Vec<u8>> {
         let catalog = Catalog {
             store_id: self.store_id,
             next_position: self.len(),
-            index_crc,
+            index_crc: 0,
             streams: self
                 .streams
                 .iter()

@@ -428,7 +428,7 @@ impl Writer {
         // (O(streams) to encode, once a segment): an open after a crash
         // takes the streams from it and merges only the later segments'.
         let sealed = index.write().seal();
-        let catalog = index.read().catalog_bytes(0);
+        let catalog = index.read().catalog_bytes();
         let sealed_number = engine.active.number();
         let existing = index.read().segments().get(number as usize).cloned();
         let (segment, file) = match existing {

@@ -58,8 +58,8 @@ pub struct TornTailReport {
     /// The positions the torn frame claimed, when its header still checks
     /// out and starts where the log ends (a write cut short after its
     /// header landed); `None` when not even the header survived, or when
-    /// it names positions the log never reached. Not acknowledged if this was a torn write
-    /// (acknowledged and now lost if it was damage to the last frame, which
-    /// looks the same); the next append reuses them.
+    /// it names positions the log never reached. Not acknowledged if this
+    /// was a torn write (acknowledged and now lost if it was damage to the
+    /// last frame, which looks the same); the next append reuses them.
     pub claimed_positions: Option<Range<u64>>,
 }
