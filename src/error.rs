@@ -13,9 +13,11 @@ use crate::event::ExpectedVersion;
 ///   [`InvalidEventType`](Error::InvalidEventType),
 ///   [`LimitExceeded`](Error::LimitExceeded),
 ///   [`InvalidOptions`](Error::InvalidOptions),
-///   [`StreamNotFound`](Error::StreamNotFound)): nothing was written; fix the
+///   [`StreamNotFound`](Error::StreamNotFound),
+///   [`DuplicateStream`](Error::DuplicateStream)): nothing was written; fix the
 ///   call.
 /// - Conflicts ([`WrongExpectedVersion`](Error::WrongExpectedVersion),
+///   [`AppendConditionFailed`](Error::AppendConditionFailed),
 ///   [`Locked`](Error::Locked)): nothing was written; reload and retry, or
 ///   wait.
 /// - Damage ([`Corruption`](Error::Corruption)): the files fail a check;
@@ -141,9 +143,9 @@ pub enum Error {
     #[error("the store is closed; the subscription has delivered everything committed before")]
     StoreClosed,
 
-    /// A subscription's checkpoint (`SubscribeFrom::After`) is at or past
-    /// the end of the log (or of the stream): nothing was ever there to be
-    /// delivered. It happens when a reopen dropped a torn tail that the
+    /// A subscription's checkpoint (`SubscribeFrom::After`), or an append
+    /// condition's position, is at or past the end of the log (or of the
+    /// stream): nothing was ever there to be delivered, or seen. It happens when a reopen dropped a torn tail that the
     /// checkpoint had seen, or the checkpoint belongs to another store.
     /// Waiting instead would deliver different events at the same
     /// positions later, so the subscription is refused.
@@ -156,6 +158,30 @@ pub enum Error {
         /// The stream, for a stream subscription (its first 64
         /// characters).
         stream: Option<String>,
+    },
+
+    /// A conditional append's condition failed: an event passing its
+    /// filter was appended after the position it names (or, with no
+    /// position, exists at all). Nothing was written. A conflict, like
+    /// [`WrongExpectedVersion`](Error::WrongExpectedVersion): read again
+    /// from `position`, decide again, retry.
+    #[error(
+        "append condition failed: the event at position {position} matches the condition's filter and was appended after the position it names"
+    )]
+    AppendConditionFailed {
+        /// The first event after the condition's position that passes its
+        /// filter.
+        position: u64,
+    },
+
+    /// One multi-stream append names the same stream twice. A caller
+    /// mistake: nothing was written; put the stream's events in one part.
+    #[error("stream '{stream}' appears twice in one append_multi (again at part {index})")]
+    DuplicateStream {
+        /// The stream (its first 64 characters).
+        stream: String,
+        /// The index of its second part.
+        index: usize,
     },
 
     /// The path given as a data directory is not one: it is a file, or a
@@ -188,6 +214,8 @@ pub enum Limit {
     EventTypeLength,
     /// Segments in one store (the format numbers them with 32 bits).
     SegmentCount,
+    /// Streams in one multi-stream append (`max_batch_events`).
+    BatchStreams,
     /// Prefixes and event types in one [`Filter`](crate::Filter)
     /// ([`MAX_FILTER_TERMS`](crate::MAX_FILTER_TERMS)).
     FilterTerms,
@@ -202,6 +230,7 @@ impl std::fmt::Display for Limit {
             Limit::StreamIdLength => "stream id length limit (max_stream_id_len, bytes)",
             Limit::EventTypeLength => "event type length limit (max_event_type_len, bytes)",
             Limit::SegmentCount => "segment count limit",
+            Limit::BatchStreams => "streams in one append_multi (max_batch_events)",
             Limit::FilterTerms => "filter term limit (prefixes and event types in one filter)",
         })
     }

@@ -8,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use uuid::Uuid;
 
+use crate::read::filter::Filter;
+
 /// An event to append: a type name, a payload and optional metadata.
 ///
 /// The payload and metadata are opaque bytes to annals; JSON, protobuf or
@@ -219,6 +221,85 @@ impl AppendResult {
     /// Whether nothing was written (an empty batch).
     pub fn is_empty(&self) -> bool {
         self.positions.is_empty()
+    }
+}
+
+/// One stream's share of an atomic multi-stream append
+/// ([`Store::append_multi`](crate::Store::append_multi)): the stream, the
+/// expected-version check it must pass, and its events.
+#[derive(Clone, Debug)]
+pub struct StreamAppend {
+    stream: String,
+    expected: ExpectedVersion,
+    events: Vec<EventData>,
+}
+
+impl StreamAppend {
+    /// Appends `events` to `stream` if its version passes `expected`.
+    pub fn new(
+        stream: impl Into<String>,
+        expected: ExpectedVersion,
+        events: Vec<EventData>,
+    ) -> StreamAppend {
+        StreamAppend {
+            stream: stream.into(),
+            expected,
+            events,
+        }
+    }
+
+    /// The stream appended to.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The check the stream's version must pass.
+    pub fn expected(&self) -> ExpectedVersion {
+        self.expected
+    }
+
+    /// The events, in order.
+    pub fn events(&self) -> &[EventData] {
+        &self.events
+    }
+}
+
+/// The condition of a conditional append
+/// ([`Store::append_if`](crate::Store::append_if),
+/// [`Store::append_multi_if`](crate::Store::append_multi_if)): no event
+/// passing `filter` may have been appended after position `after` (with
+/// `None`: none may exist at all).
+///
+/// This is the "dynamic consistency boundary": a decision made on a query
+/// (say, every `SeatReserved` and `SeatReleased` event of streams starting
+/// with `seat-`) read up to some position holds only if nothing the query
+/// would have returned was appended since.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendCondition {
+    filter: Filter,
+    after: Option<u64>,
+}
+
+impl AppendCondition {
+    /// No event passing `filter` at a position past `after` (none at all
+    /// when `after` is `None`).
+    pub fn new(filter: Filter, after: Option<u64>) -> AppendCondition {
+        AppendCondition { filter, after }
+    }
+
+    /// The query whose events must not have been appended.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// The last position the decision saw; `None` when it saw nothing.
+    pub fn after(&self) -> Option<u64> {
+        self.after
+    }
+
+    /// The first position the condition looks at.
+    pub(crate) fn first_position_checked(&self) -> u64 {
+        self.after.map_or(0, |a| a.saturating_add(1))
     }
 }
 

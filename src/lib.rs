@@ -264,7 +264,9 @@ pub use index::file as index_format;
 
 pub use bytes::Bytes;
 pub use error::{Error, Limit};
-pub use event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
+pub use event::{
+    AppendCondition, AppendResult, EventData, ExpectedVersion, RecordedEvent, StreamAppend,
+};
 pub use log::recovery::{RecoveryReport, TornTailReport};
 pub use options::{DEFAULT_FOLLOW_INTERVAL_MS, Options, TornTail};
 pub use read::filter::{Filter, FilteredPage, MAX_FILTER_TERMS};

@@ -6,10 +6,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::Error;
-use crate::event::{AppendResult, EventData, ExpectedVersion, RecordedEvent};
+use crate::event::{
+    AppendCondition, AppendResult, EventData, ExpectedVersion, RecordedEvent, StreamAppend,
+};
 use crate::index::Index;
 use crate::io::{DIR_MODE, FILE_MODE};
 use crate::log::batch::{Batch, check_stream_id};
@@ -17,6 +19,7 @@ use crate::log::recovery::{LOCK_FILE, Mode, RecoveryReport, check_listing, recov
 use crate::log::writer::Writer;
 use crate::options::Options;
 use crate::read::commits::Commits;
+use crate::read::condition::Conditions;
 use crate::read::filter::{Filter, FilteredPage};
 use crate::read::follow::{Follower, Tail};
 use crate::read::pages::{self, FILTER_SCAN_EVENTS};
@@ -58,6 +61,9 @@ pub struct Store {
     commits: Arc<Commits>,
     /// `None` when opened read-only.
     writer: Option<Writer>,
+    /// What append conditions are checked with; used under the writer's
+    /// lock only.
+    conditions: Mutex<Conditions>,
     /// Held for the store's lifetime; closing it releases the lock.
     _lock: Option<File>,
     /// For a read-only store: the first segment's header and how far the
@@ -133,6 +139,7 @@ impl Store {
             index: Arc::new(RwLock::new(recovered.index)),
             commits: Arc::default(),
             writer: Some(writer),
+            conditions: Mutex::default(),
             _lock: Some(lock),
             follower: None,
             report: recovered.report,
@@ -182,6 +189,7 @@ impl Store {
             index: Arc::new(RwLock::new(recovered.index)),
             commits: Arc::default(),
             writer: None,
+            conditions: Mutex::default(),
             _lock: None,
             report: recovered.report,
         })
@@ -228,13 +236,117 @@ impl Store {
     ) -> Result<AppendResult, Error> {
         let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
         let batch = Batch::new(&self.options, stream, expected, events)?;
-        let result = writer.append(batch, &self.index)?;
+        let mut results = self.commit(writer, batch)?;
+        results.pop().ok_or(Error::Poisoned)
+    }
+
+    /// Appends to several streams at once, all or nothing: one batch, one
+    /// commit frame, one result per part in the order given.
+    ///
+    /// Every part's expected version is checked; if one fails, the call
+    /// fails with that part's [`Error::WrongExpectedVersion`] (naming its
+    /// stream) and nothing is written. The parts' events get consecutive
+    /// positions in the order given. After a crash, all of them are there
+    /// or none. Readers and subscriptions see all of them or none.
+    ///
+    /// The same stream twice is refused with [`Error::DuplicateStream`].
+    /// Every part's events count against
+    /// [`Options::max_batch_events`] together, and all of them must fit in
+    /// one segment ([`Error::LimitExceeded`] with
+    /// [`Limit::BatchSize`](crate::Limit::BatchSize) otherwise). A part with
+    /// no events checks its stream's version and writes nothing; its
+    /// result is empty. (When appends become idempotent by event id, the
+    /// check will apply to the whole call.)
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, StreamAppend, Store};
+    ///
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// let results = store.append_multi(&[
+    ///     StreamAppend::new("order-42", ExpectedVersion::NoStream, vec![EventData::new("OrderShipped", b"{}".to_vec())]),
+    ///     StreamAppend::new("stock-7", ExpectedVersion::Any, vec![EventData::new("StockReserved", b"{}".to_vec())]),
+    /// ])?;
+    /// assert_eq!(results.len(), 2);
+    /// assert_eq!(results[1].first_position(), results[0].first_position() + 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn append_multi(&self, parts: &[StreamAppend]) -> Result<Vec<AppendResult>, Error> {
+        let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        let batch = Batch::multi(&self.options, parts)?;
+        self.commit(writer, batch)
+    }
+
+    /// Appends `events` to `stream` (with any expected version) if no event
+    /// passing the condition's filter was appended after its position;
+    /// with no position, if no such event exists at all.
+    ///
+    /// The check and the write happen under the writer's lock: two
+    /// conditional appends that would each pass alone cannot both succeed
+    /// when the first one's events match the second one's filter. A failed
+    /// condition returns [`Error::AppendConditionFailed`] naming the first
+    /// matching event after the position, and writes nothing. A position at
+    /// or past [`Store::global_position`] is refused with
+    /// [`Error::CheckpointAhead`]. What the check reads (it does not scan
+    /// the log from the position when the filter is selective) is set out
+    /// in PERFORMANCE.md and in [`AppendCondition`]'s module.
+    ///
+    /// ```
+    /// use annals::{AppendCondition, Error, EventData, Filter, Store};
+    ///
+    /// # fn main() -> Result<(), Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// let seat_12a = || Filter::event_types(["SeatReserved", "SeatReleased"]).and(Filter::stream_prefix("seat-12A"));
+    /// // Nothing about the seat was ever appended: reserve it.
+    /// let first = AppendCondition::new(seat_12a(), None);
+    /// store.append_if(&first, "seat-12A", &[EventData::new("SeatReserved", b"{}".to_vec())])?;
+    /// // A second caller that decided on the same (empty) history is refused.
+    /// let again = store.append_if(&first, "seat-12A", &[EventData::new("SeatReserved", b"{}".to_vec())]);
+    /// assert!(matches!(again, Err(Error::AppendConditionFailed { position: 0 })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn append_if(
+        &self,
+        condition: &AppendCondition,
+        stream: &str,
+        events: &[EventData],
+    ) -> Result<AppendResult, Error> {
+        let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        let batch = Batch::new(&self.options, stream, ExpectedVersion::Any, events)?
+            .on_condition(condition)?;
+        let mut results = self.commit(writer, batch)?;
+        results.pop().ok_or(Error::Poisoned)
+    }
+
+    /// [`Store::append_multi`] on a condition, as [`Store::append_if`]
+    /// checks it: a decision spanning several streams, made on a query.
+    /// The condition is checked first, then every part's expected version.
+    pub fn append_multi_if(
+        &self,
+        condition: &AppendCondition,
+        parts: &[StreamAppend],
+    ) -> Result<Vec<AppendResult>, Error> {
+        let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        let batch = Batch::multi(&self.options, parts)?.on_condition(condition)?;
+        self.commit(writer, batch)
+    }
+
+    /// Commits `batch` and wakes the live subscriptions if it wrote.
+    fn commit(&self, writer: &Writer, batch: Batch) -> Result<Vec<AppendResult>, Error> {
+        let wrote = batch.len() > 0;
+        let check =
+            |condition: &AppendCondition| self.conditions.lock().check(&self.index, condition);
+        let results = writer.append(batch, &self.index, &check)?;
         // The batch is in the index: wake the live subscriptions. Never
         // waits for a subscriber.
-        if !result.positions.is_empty() {
+        if wrote {
             self.commits.notify();
         }
-        Ok(result)
+        Ok(results)
     }
 
     /// Reads up to `max_count` events of `stream`, from version

@@ -976,6 +976,41 @@ impl Index {
         Ok(out)
     }
 
+    /// The names of the streams from the `start`th on, in the order they
+    /// were first appended to (which never changes: streams are only
+    /// added).
+    pub(crate) fn stream_names_from(&self, start: usize) -> impl Iterator<Item = &Arc<str>> {
+        self.streams
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| &s.name)
+    }
+
+    /// The segments holding positions from `from` to the end, each with
+    /// the range of positions it holds, in order.
+    pub(crate) fn segment_spans_from(&self, from: u64) -> Vec<(u32, Range<u64>)> {
+        let mut spans: Vec<(u32, Range<u64>)> = Vec::new();
+        let mut add = |segment: u32, range: Range<u64>| {
+            if range.end <= from || range.is_empty() {
+                return;
+            }
+            match spans.last_mut() {
+                Some((s, r)) if *s == segment && r.end == range.start => r.end = range.end,
+                _ => spans.push((segment, range)),
+            }
+        };
+        let k = self
+            .sealed_firsts
+            .partition_point(|first| *first <= from)
+            .saturating_sub(1);
+        for t in self.sealed.iter().skip(k) {
+            add(t.segment, t.first_position..t.end_position);
+        }
+        add(self.active.segment, self.active.first_position..self.len());
+        spans
+    }
+
     /// Streams with their event counts, for statistics.
     pub(crate) fn stream_lengths(&self) -> impl Iterator<Item = (&Arc<str>, u64)> {
         self.streams.iter().map(|s| (&s.name, s.next_version))

@@ -2,22 +2,42 @@
 //! on the caller's thread, outside every lock, so that concurrent appenders
 //! encode in parallel and the commit leader only copies and seals.
 
+use std::collections::HashSet;
+use std::ops::Range;
+
 use crate::error::{Error, Limit, excerpt};
-use crate::event::{EventData, ExpectedVersion, now_us};
+use crate::event::{AppendCondition, EventData, ExpectedVersion, StreamAppend, now_us};
 use crate::format::{
     FRAME_HEADER_LEN, RecordFields, SEGMENT_HEADER_LEN, encode_record, padded_record_len,
 };
 use crate::options::Options;
 
-/// One append, checked and encoded, waiting for a commit.
+/// One append, checked and encoded, waiting for a commit: the unit that
+/// commits all or nothing. A plain append is one part; `append_multi`
+/// gives one part per stream, and a condition (`append_if`) may ride on
+/// either.
 #[derive(Debug)]
 pub(crate) struct Batch {
-    pub stream: String,
-    pub expected: ExpectedVersion,
-    /// The records, padded, with position, version and checksum still zero.
+    /// The streams appended to, in the caller's order, each with its
+    /// records.
+    pub parts: Vec<Part>,
+    /// The records of every part, one after another, padded, with
+    /// position, version and checksum still zero.
     pub encoded: Vec<u8>,
     /// Each record's padded length and event type, in order.
     pub records: Vec<(usize, String)>,
+    /// Checked under the writer's lock before anything of the batch is
+    /// placed: a matching event after its position refuses the batch.
+    pub condition: Option<AppendCondition>,
+}
+
+/// One stream's share of a [`Batch`].
+#[derive(Debug)]
+pub(crate) struct Part {
+    pub stream: String,
+    pub expected: ExpectedVersion,
+    /// Its records: indices into [`Batch::records`].
+    pub records: Range<usize>,
 }
 
 impl Batch {
@@ -29,64 +49,86 @@ impl Batch {
         expected: ExpectedVersion,
         events: &[EventData],
     ) -> Result<Batch, Error> {
-        check_name(stream, options.max_stream_id_len, Limit::StreamIdLength).map_err(|reason| {
-            Error::InvalidStreamId {
-                stream: excerpt(stream),
-                reason,
-            }
-        })?;
-        if events.len() > options.max_batch_events {
+        check_stream_id(options, stream)?;
+        check_events(options, events.len())?;
+        let total = check_part(options, stream, events)?;
+        check_capacity(options, total)?;
+        let mut batch = Batch::with_capacity(total, events.len(), 1);
+        batch.push_part(stream, expected, events, now_us());
+        Ok(batch)
+    }
+
+    /// One batch of several streams' appends, all or nothing: checked as
+    /// [`Batch::new`] checks one, and together (the events of every part
+    /// count against `max_batch_events` and must fit in one segment); the
+    /// same stream twice is refused.
+    pub(crate) fn multi(options: &Options, parts: &[StreamAppend]) -> Result<Batch, Error> {
+        if parts.len() > options.max_batch_events {
             return Err(Error::LimitExceeded {
-                limit: Limit::BatchEvents,
-                actual: events.len() as u64,
+                limit: Limit::BatchStreams,
+                actual: parts.len() as u64,
                 max: options.max_batch_events as u64,
             });
         }
+        let events = parts
+            .iter()
+            .fold(0usize, |n, p| n.saturating_add(p.events().len()));
+        check_events(options, events)?;
         let mut total = 0usize;
-        for (index, event) in events.iter().enumerate() {
-            check_name(
-                &event.event_type,
-                options.max_event_type_len,
-                Limit::EventTypeLength,
-            )
-            .map_err(|reason| Error::InvalidEventType {
-                event_type: excerpt(&event.event_type),
-                index,
-                reason,
-            })?;
-            let size = event.data.len().saturating_add(event.metadata.len());
-            if size > options.max_event_size {
-                return Err(Error::LimitExceeded {
-                    limit: Limit::EventSize,
-                    actual: size as u64,
-                    max: options.max_event_size as u64,
+        let mut seen: HashSet<&str> = HashSet::with_capacity(parts.len());
+        for (index, part) in parts.iter().enumerate() {
+            total = total.saturating_add(check_part(options, part.stream(), part.events())?);
+            if !seen.insert(part.stream()) {
+                return Err(Error::DuplicateStream {
+                    stream: excerpt(part.stream()),
+                    index,
                 });
             }
-            let padded = padded_record_len(
-                stream.len(),
-                event.event_type.len(),
-                event.metadata.len(),
-                event.data.len(),
-            )
-            .map_or(usize::MAX, |(_, padded)| padded);
-            total = total.saturating_add(padded);
         }
-        let capacity = batch_capacity(options.segment_size);
-        if total as u64 > capacity {
-            return Err(Error::LimitExceeded {
-                limit: Limit::BatchSize,
-                actual: total as u64,
-                max: capacity,
-            });
-        }
+        check_capacity(options, total)?;
         let recorded_at_us = now_us();
-        let mut encoded = Vec::with_capacity(total);
-        let mut records = Vec::with_capacity(events.len());
+        let mut batch = Batch::with_capacity(total, events, parts.len());
+        for part in parts {
+            batch.push_part(
+                part.stream(),
+                part.expected(),
+                part.events(),
+                recorded_at_us,
+            );
+        }
+        Ok(batch)
+    }
+
+    /// Sets the condition the batch is committed under.
+    pub(crate) fn on_condition(mut self, condition: &AppendCondition) -> Result<Batch, Error> {
+        condition.filter().validate()?;
+        self.condition = Some(condition.clone());
+        Ok(self)
+    }
+
+    fn with_capacity(bytes: usize, events: usize, parts: usize) -> Batch {
+        Batch {
+            parts: Vec::with_capacity(parts),
+            encoded: Vec::with_capacity(bytes),
+            records: Vec::with_capacity(events),
+            condition: None,
+        }
+    }
+
+    /// Encodes one checked part after the others.
+    fn push_part(
+        &mut self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+        recorded_at_us: u64,
+    ) {
+        let first = self.records.len();
         let mut ids = IdSource::default();
         for event in events {
             let id = event.id.unwrap_or_else(|| ids.next());
             let padded = encode_record(
-                &mut encoded,
+                &mut self.encoded,
                 &RecordFields {
                     stream,
                     event_type: &event.event_type,
@@ -96,15 +138,77 @@ impl Batch {
                     recorded_at_us,
                 },
             );
-            records.push((padded, event.event_type.clone()));
+            self.records.push((padded, event.event_type.clone()));
         }
-        Ok(Batch {
+        self.parts.push(Part {
             stream: stream.to_owned(),
             expected,
-            encoded,
-            records,
-        })
+            records: first..self.records.len(),
+        });
     }
+
+    /// How many events the batch holds.
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+fn check_events(options: &Options, events: usize) -> Result<(), Error> {
+    if events > options.max_batch_events {
+        return Err(Error::LimitExceeded {
+            limit: Limit::BatchEvents,
+            actual: events as u64,
+            max: options.max_batch_events as u64,
+        });
+    }
+    Ok(())
+}
+
+fn check_capacity(options: &Options, total: usize) -> Result<(), Error> {
+    let capacity = batch_capacity(options.segment_size);
+    if total as u64 > capacity {
+        return Err(Error::LimitExceeded {
+            limit: Limit::BatchSize,
+            actual: total as u64,
+            max: capacity,
+        });
+    }
+    Ok(())
+}
+
+/// Checks one stream's id and events; returns their encoded length.
+fn check_part(options: &Options, stream: &str, events: &[EventData]) -> Result<usize, Error> {
+    check_stream_id(options, stream)?;
+    let mut total = 0usize;
+    for (index, event) in events.iter().enumerate() {
+        check_name(
+            &event.event_type,
+            options.max_event_type_len,
+            Limit::EventTypeLength,
+        )
+        .map_err(|reason| Error::InvalidEventType {
+            event_type: excerpt(&event.event_type),
+            index,
+            reason,
+        })?;
+        let size = event.data.len().saturating_add(event.metadata.len());
+        if size > options.max_event_size {
+            return Err(Error::LimitExceeded {
+                limit: Limit::EventSize,
+                actual: size as u64,
+                max: options.max_event_size as u64,
+            });
+        }
+        let padded = padded_record_len(
+            stream.len(),
+            event.event_type.len(),
+            event.metadata.len(),
+            event.data.len(),
+        )
+        .map_or(usize::MAX, |(_, padded)| padded);
+        total = total.saturating_add(padded);
+    }
+    Ok(total)
 }
 
 /// Generated event ids for one batch: time-ordered UUID v7s.

@@ -18,8 +18,8 @@ use crate::error::Error;
 use crate::event::AppendResult;
 use crate::log::batch::Batch;
 
-/// What one append gets back.
-pub(crate) type Outcome = Result<AppendResult, Error>;
+/// What one batch gets back: one result per part (per stream), in order.
+pub(crate) type Outcome = Result<Vec<AppendResult>, Error>;
 
 /// The queue of appends waiting for a commit.
 #[derive(Default)]

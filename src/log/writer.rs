@@ -7,6 +7,14 @@
 //! the batches before it in the same group, and its own result; the
 //! batches that pass share one write and one sync.
 //!
+//! A batch is the unit of all or nothing: one stream's append, or an
+//! `append_multi` of several streams (its parts), each part checked
+//! against its own expected version; one part refused refuses the whole
+//! batch, and nothing of it is placed. A batch may carry a condition (a
+//! filter and a position): it is checked under this writer's lock, after
+//! the batches placed before it in the group are committed, so no append
+//! can land between the check and the write.
+//!
 //! Readers never wait for a sync: the index's write lock is taken only to
 //! add a synced frame's entries, after the sync returned, and readers hold
 //! its read lock only to copy the entries they read (see [`crate::read`]).
@@ -22,7 +30,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Limit};
-use crate::event::AppendResult;
+use crate::event::{AppendCondition, AppendResult};
 use crate::format::{
     FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
     seal_record,
@@ -96,7 +104,8 @@ impl Drop for Engine {
 struct Member {
     ticket: u64,
     batch: Batch,
-    first_version: u64,
+    /// The version of each part's first event.
+    first_versions: Vec<u64>,
     first_position: u64,
     /// Where its first record starts in the frame.
     frame_offset: usize,
@@ -170,7 +179,14 @@ impl Writer {
 
     /// Commits `batch`, alone or with others, and returns once it is durable
     /// and visible to readers, or refused.
-    pub(crate) fn append(&self, batch: Batch, index: &RwLock<Index>) -> Outcome {
+    /// A batch with a condition has it checked by `check`, under the
+    /// writer's lock, before anything of it is placed.
+    pub(crate) fn append(
+        &self,
+        batch: Batch,
+        index: &RwLock<Index>,
+        check: &dyn Fn(&AppendCondition) -> Result<(), Error>,
+    ) -> Outcome {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
@@ -178,7 +194,7 @@ impl Writer {
             batch,
             &|batches| {
                 let mut engine = self.engine.lock();
-                self.commit_group(&mut engine, index, batches)
+                self.commit_group(&mut engine, index, batches, check)
             },
             &|| self.poisoned.store(true, Ordering::Release),
         )
@@ -272,6 +288,7 @@ impl Writer {
         engine: &mut Engine,
         index: &RwLock<Index>,
         group: Vec<Batch>,
+        check: &dyn Fn(&AppendCondition) -> Result<(), Error>,
     ) -> Vec<Outcome> {
         let count = group.len();
         let mut results = Vec::with_capacity(count);
@@ -285,19 +302,42 @@ impl Writer {
                 results.push((ticket, Err(Error::Poisoned)));
                 continue;
             }
-            let actual = match versions.get(&batch.stream) {
-                Some(v) => *v,
-                None => index.read().stream_version(&batch.stream),
-            };
-            if !batch.expected.admits(actual) {
-                results.push((
-                    ticket,
-                    Err(Error::WrongExpectedVersion {
-                        stream: batch.stream,
-                        expected: batch.expected,
+            if let Some(condition) = &batch.condition {
+                // The condition is checked against the index, which does
+                // not hold the batches placed earlier in this group until
+                // their frame is synced: they are committed first, at the
+                // cost of one more write and sync for this group.
+                self.flush(engine, index, &mut members, &mut results);
+                if self.is_poisoned() {
+                    results.push((ticket, Err(Error::Poisoned)));
+                    continue;
+                }
+                if let Err(e) = check(condition) {
+                    results.push((ticket, Err(e)));
+                    continue;
+                }
+            }
+            // Every part passes its check, or the whole batch is refused
+            // with the first part that does not.
+            let mut first_versions = Vec::with_capacity(batch.parts.len());
+            let mut refused = None;
+            for part in &batch.parts {
+                let actual = match versions.get(&part.stream) {
+                    Some(v) => *v,
+                    None => index.read().stream_version(&part.stream),
+                };
+                if !part.expected.admits(actual) {
+                    refused = Some(Error::WrongExpectedVersion {
+                        stream: part.stream.clone(),
+                        expected: part.expected,
                         actual,
-                    }),
-                ));
+                    });
+                    break;
+                }
+                first_versions.push(actual.map_or(0, |v| v + 1));
+            }
+            if let Some(e) = refused {
+                results.push((ticket, Err(e)));
                 continue;
             }
             // An empty batch checks and writes nothing: it never rotates.
@@ -309,12 +349,13 @@ impl Writer {
                     continue;
                 }
             }
-            let first_version = actual.map_or(0, |v| v + 1);
-            let count = batch.records.len() as u64;
-            if count > 0 {
-                versions.insert(batch.stream.clone(), Some(first_version + count - 1));
+            for (part, first) in batch.parts.iter().zip(&first_versions) {
+                let count = part.records.len() as u64;
+                if count > 0 {
+                    versions.insert(part.stream.clone(), Some(first + count - 1));
+                }
             }
-            let member = engine.place(ticket, batch, first_version);
+            let member = engine.place(ticket, batch, first_versions);
             members.push(member);
         }
         self.flush(engine, index, &mut members, &mut results);
@@ -359,15 +400,27 @@ impl Writer {
             let mut index = index.write();
             let entries = members.iter().flat_map(|m| {
                 let mut at = frame_start + m.frame_offset;
+                let records = &m.batch.records;
                 m.batch
-                    .records
+                    .parts
                     .iter()
-                    .enumerate()
-                    .map(move |(i, (len, event_type))| {
+                    .zip(&m.first_versions)
+                    .flat_map(move |(part, first)| {
+                        let first = *first;
+                        records
+                            .get(part.records.clone())
+                            .unwrap_or_default()
+                            .iter()
+                            .enumerate()
+                            .map(move |(i, (len, event_type))| {
+                                (part, first + i as u64, *len, event_type)
+                            })
+                    })
+                    .map(move |(part, version, len, event_type)| {
                         let entry = Entry {
-                            stream: m.batch.stream.as_bytes(),
+                            stream: part.stream.as_bytes(),
                             event_type: event_type.as_bytes(),
-                            version: m.first_version + i as u64,
+                            version,
                             offset: at as u32,
                         };
                         at += len;
@@ -396,14 +449,20 @@ impl Writer {
             engine.prepare_next(index);
         }
         for m in members.drain(..) {
-            let n = m.batch.records.len() as u64;
-            results.push((
-                m.ticket,
-                Ok(AppendResult {
-                    versions: m.first_version..m.first_version + n,
-                    positions: m.first_position..m.first_position + n,
-                }),
-            ));
+            let mut position = m.first_position;
+            let parts = m.batch.parts.iter().zip(&m.first_versions);
+            let answers = parts
+                .map(|(part, first)| {
+                    let n = part.records.len() as u64;
+                    let result = AppendResult {
+                        versions: *first..first + n,
+                        positions: position..position + n,
+                    };
+                    position += n;
+                    result
+                })
+                .collect();
+            results.push((m.ticket, Ok(answers)));
         }
         engine.start_frame();
     }
@@ -516,25 +575,28 @@ impl Engine {
     }
 
     /// Copies `batch`'s records into the frame and seals them with their
-    /// positions and versions.
-    fn place(&mut self, ticket: u64, batch: Batch, first_version: u64) -> Member {
+    /// positions and versions: each part's from its first version on.
+    fn place(&mut self, ticket: u64, batch: Batch, first_versions: Vec<u64>) -> Member {
         let frame_offset = self.buf.len();
         let first_position = self.next_position;
         self.buf.extend_from_slice(&batch.encoded);
         let salt = self.active.salt();
         let mut at = frame_offset;
-        for (i, (len, _)) in batch.records.iter().enumerate() {
-            if let Some(record) = self.buf.get_mut(at..at + len) {
-                seal_record(record, salt, self.next_position, first_version + i as u64);
+        for (part, first) in batch.parts.iter().zip(&first_versions) {
+            let records = batch.records.get(part.records.clone()).unwrap_or_default();
+            for (i, (len, _)) in records.iter().enumerate() {
+                if let Some(record) = self.buf.get_mut(at..at + len) {
+                    seal_record(record, salt, self.next_position, first + i as u64);
+                }
+                self.next_position += 1;
+                self.frame_events += 1;
+                at += len;
             }
-            self.next_position += 1;
-            self.frame_events += 1;
-            at += len;
         }
         Member {
             ticket,
             batch,
-            first_version,
+            first_versions,
             first_position,
             frame_offset,
         }

@@ -106,6 +106,25 @@ impl Filter {
         self.matches(&event.stream_id, &event.event_type)
     }
 
+    /// The alternatives of the filter's first event-type clause, if it has
+    /// one: every event it passes has one of these types.
+    pub(crate) fn event_type_terms(&self) -> Option<&[String]> {
+        self.clauses.iter().find_map(|c| match c {
+            Clause::EventTypes(types) => Some(types.as_slice()),
+            Clause::StreamPrefixes(_) => None,
+        })
+    }
+
+    /// The alternatives of the filter's first stream-prefix clause, if it
+    /// has one: every event it passes is in a stream with one of these
+    /// prefixes.
+    pub(crate) fn stream_prefix_terms(&self) -> Option<&[String]> {
+        self.clauses.iter().find_map(|c| match c {
+            Clause::StreamPrefixes(prefixes) => Some(prefixes.as_slice()),
+            Clause::EventTypes(_) => None,
+        })
+    }
+
     /// Refuses a filter with more than [`MAX_FILTER_TERMS`] terms.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let terms: usize = self.clauses.iter().map(Clause::terms).sum();

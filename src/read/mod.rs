@@ -24,6 +24,7 @@
 //! change.
 
 pub(crate) mod commits;
+pub(crate) mod condition;
 pub(crate) mod filter;
 pub(crate) mod follow;
 pub(crate) mod pages;
