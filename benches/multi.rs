@@ -174,7 +174,9 @@ fn main() {
     g.bench_function("append_if_prefix", |b| {
         b.iter(|| conditional(&store, &by_prefix()))
     });
-    g.bench_function("append_if_type", |b| b.iter(|| conditional(&store, &by_type())));
+    g.bench_function("append_if_type", |b| {
+        b.iter(|| conditional(&store, &by_type()))
+    });
     g.finish();
 
     let small_dir = fresh_dir("multi");
@@ -186,7 +188,11 @@ fn main() {
         .measurement_time(Duration::from_secs(8))
         .throughput(criterion::Throughput::Elements(100));
     g.bench_function("append_multi", |b| {
-        b.iter(|| small.append_multi(&multi_parts(&names, &ten)).expect("multi"))
+        b.iter(|| {
+            small
+                .append_multi(&multi_parts(&names, &ten))
+                .expect("multi")
+        })
     });
     g.bench_function("ten_appends", |b| {
         b.iter(|| {
@@ -230,7 +236,10 @@ fn main() {
     println!("paired, {PAIRED_OPS} operations each, on a {n}-event store:");
     println!("| what | p50 | vs plain append | target |");
     println!("| --- | ---: | ---: | --- |");
-    println!("| plain append (1 event) | {} | 1.00× | |", fmt_duration(pl));
+    println!(
+        "| plain append (1 event) | {} | 1.00× | |",
+        fmt_duration(pl)
+    );
     println!(
         "| append_if, stream-prefix condition | {} | {:.2}× | ≤ 1.2× |",
         fmt_duration(pf),
