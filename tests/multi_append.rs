@@ -439,3 +439,39 @@ fn readers_and_subscriptions_see_a_multi_append_whole() {
         }
     }
 }
+
+/// A read-only store following the writer (another process's view) takes
+/// multi-stream frames whole, with each stream's versions as the writer
+/// gave them.
+#[test]
+fn a_follower_takes_multi_stream_frames_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Store::open_with(dir.path(), Options::default().segment_size(16 << 10)).unwrap();
+    writer
+        .append("p", ExpectedVersion::Any, &[ev("A", b"first")])
+        .unwrap();
+    let reader = Store::open_read_only(dir.path()).unwrap();
+    let mut taken = 0u64;
+    for round in 0..40u64 {
+        let parts: Vec<StreamAppend> = ["p", "q", "r"]
+            .iter()
+            .map(|s| {
+                StreamAppend::new(
+                    *s,
+                    ExpectedVersion::Any,
+                    vec![ev("A", &[round as u8; 700]), ev("B", b"2")],
+                )
+            })
+            .collect();
+        writer.append_multi(&parts).unwrap();
+        taken += reader.refresh().unwrap();
+        assert_eq!(taken % 6, 0, "the follower took part of a frame");
+    }
+    assert_eq!(reader.global_position(), writer.global_position());
+    assert_eq!(
+        reader.read_all(0, 1000).unwrap(),
+        writer.read_all(0, 1000).unwrap()
+    );
+    assert_eq!(reader.stream_version("q"), Some(79));
+    assert_eq!(reader.read_stream("p", 1, 2).unwrap()[0].version, 1);
+}
