@@ -18,8 +18,9 @@ use crate::event::ExpectedVersion;
 ///   call.
 /// - Conflicts ([`WrongExpectedVersion`](Error::WrongExpectedVersion),
 ///   [`AppendConditionFailed`](Error::AppendConditionFailed),
+///   [`DuplicateEventId`](Error::DuplicateEventId),
 ///   [`Locked`](Error::Locked)): nothing was written; reload and retry, or
-///   wait.
+///   wait (a duplicate id: use fresh ids for new events).
 /// - Damage ([`Corruption`](Error::Corruption)): the files fail a check;
 ///   nothing was modified. Restore from a backup or investigate the named file
 ///   and offset.
@@ -37,6 +38,30 @@ pub enum Error {
         expected: ExpectedVersion,
         /// The stream's last version; `None` if it has no events.
         actual: Option<u64>,
+    },
+
+    /// An append reused an event id that the store already holds other
+    /// than as the retry of that same batch, or that appears twice in the
+    /// batch. Event ids are unique across the store; nothing was written.
+    ///
+    /// A batch whose ids are all already stored as its stream's
+    /// consecutive events, at the place its expected version names, is a
+    /// retry: it succeeds with
+    /// [`AppendResult::deduplicated`](crate::AppendResult::deduplicated)
+    /// set instead of failing.
+    #[error("{}", match position {
+        Some(p) => format!("event id {id} is already in the store, at position {p} of stream '{stream}'; nothing was written"),
+        None => format!("event id {id} appears more than once in the batch appended to stream '{stream}'; nothing was written"),
+    })]
+    DuplicateEventId {
+        /// The first id of the batch (in batch order) that is reused.
+        id: uuid::Uuid,
+        /// The stream holding the event with that id; for an id repeated
+        /// within the batch, the stream the batch was appended to.
+        stream: String,
+        /// The global position of the stored event with that id; `None`
+        /// when the id is not stored but repeats within the batch itself.
+        position: Option<u64>,
     },
 
     /// `read_stream` of a stream that has no events.

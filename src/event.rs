@@ -176,12 +176,25 @@ impl fmt::Display for ExpectedVersion {
 ///
 /// Both ranges are half-open and dense. For an empty batch they are empty and
 /// start where the next event would go.
+///
+/// A retried append whose events are all already stored (found by their
+/// ids, see [`Store::append`](crate::Store::append)) writes nothing and
+/// returns the original append's versions and positions, with
+/// [`deduplicated`](AppendResult::deduplicated) set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendResult {
     /// The stream versions written.
     pub versions: Range<u64>,
-    /// The global positions written.
+    /// The global positions written. When the original events were written
+    /// by one append (the retry of a batch), they are dense; should the
+    /// batch's events have been written by several appends of the stream,
+    /// with other streams' events between them, the range runs from the
+    /// first event's position to the last's and holds those others too.
     pub positions: Range<u64>,
+    /// Whether the append wrote nothing because every event of the batch
+    /// was already stored, by an earlier append of the same batch: the
+    /// ranges are then those of the events already stored.
+    pub deduplicated: bool,
 }
 
 impl AppendResult {
@@ -213,9 +226,10 @@ impl AppendResult {
         }
     }
 
-    /// How many events were written.
+    /// How many events were written (for a deduplicated append, how many
+    /// were already stored): the length of the batch.
     pub fn len(&self) -> usize {
-        usize::try_from(self.positions.end - self.positions.start).unwrap_or(usize::MAX)
+        usize::try_from(self.versions.end - self.versions.start).unwrap_or(usize::MAX)
     }
 
     /// Whether nothing was written (an empty batch).
@@ -334,6 +348,7 @@ mod tests {
         let r = AppendResult {
             versions: 5..5,
             positions: 9..9,
+            deduplicated: false,
         };
         assert!(r.is_empty());
         assert_eq!(r.last_version(), Some(4));

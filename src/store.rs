@@ -228,6 +228,41 @@ impl Store {
     /// anything is written (see [`Error`]). After a failed write or sync,
     /// this and every later append returns an error ([`Error::Io`], then
     /// [`Error::Poisoned`]) until the store is reopened.
+    ///
+    /// Event ids are unique across the store, so a retried append never
+    /// writes twice. Before the expected-version check, the batch's ids
+    /// (given with [`EventData::with_id`], or generated) are looked up:
+    ///
+    /// 1. If every id is already stored as consecutive events of `stream`,
+    ///    in the batch's order, starting at version `n + 1` for
+    ///    `Exact(n)`, at version 0 for `NoStream`, anywhere for `Any` and
+    ///    `StreamExists`, the append writes nothing and returns the
+    ///    original versions and positions with
+    ///    [`AppendResult::deduplicated`] set.
+    /// 2. Otherwise, if any id is stored anywhere (another stream, another
+    ///    place in `stream`, only part of the batch), or appears twice in
+    ///    the batch, it fails with [`Error::DuplicateEventId`] and writes
+    ///    nothing.
+    /// 3. Otherwise the expected-version check runs.
+    ///
+    /// Concurrent appends of the same ids are checked one after the other
+    /// under the writer's lock: exactly one writes.
+    ///
+    /// ```
+    /// # use annals::{EventData, ExpectedVersion, Store};
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::open(dir.path())?;
+    /// let batch = [EventData::new("Placed", b"{}".to_vec()).with_id(uuid::Uuid::now_v7())];
+    /// let first = store.append("order-42", ExpectedVersion::NoStream, &batch)?;
+    /// // The acknowledgement was lost; the client retries.
+    /// let again = store.append("order-42", ExpectedVersion::NoStream, &batch)?;
+    /// assert!(again.deduplicated && !first.deduplicated);
+    /// assert_eq!((again.versions, again.positions), (first.versions, first.positions));
+    /// assert_eq!(store.global_position(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn append(
         &self,
         stream: &str,
@@ -255,8 +290,15 @@ impl Store {
     /// one segment ([`Error::LimitExceeded`] with
     /// [`Limit::BatchSize`](crate::Limit::BatchSize) otherwise). A part with
     /// no events checks its stream's version and writes nothing; its
-    /// result is empty. (When appends become idempotent by event id, the
-    /// check will apply to the whole call.)
+    /// result is empty.
+    ///
+    /// Event ids are checked for the whole call, part by part, as
+    /// [`Store::append`] checks them: the call is a retry (every part's
+    /// original result, each `deduplicated`, nothing written) only when
+    /// every part with events is one; any other reuse of a stored id, or an
+    /// id given twice in the call, fails with [`Error::DuplicateEventId`].
+    /// The result of a retried part with no events is empty, at the
+    /// stream's next version now.
     ///
     /// ```
     /// use annals::{EventData, ExpectedVersion, StreamAppend, Store};
@@ -343,7 +385,8 @@ impl Store {
         let results = writer.append(batch, &self.index, &check)?;
         // The batch is in the index: wake the live subscriptions. Never
         // waits for a subscriber.
-        if wrote {
+        let deduplicated = results.iter().any(|r| r.deduplicated);
+        if wrote && !deduplicated {
             self.commits.notify();
         }
         Ok(results)
@@ -520,6 +563,30 @@ impl Store {
             Some(f) => f.start_refresher(&self.index, &self.commits, self.options.follow_interval),
             None => Ok(()),
         }
+    }
+
+    /// The event with id `id`, `None` when the store holds none.
+    ///
+    /// Event ids are unique across the store (see [`append`](Store::append)),
+    /// so this is one event. A fresh id costs one in-memory filter test per
+    /// sealed segment; a stored one, a binary search of one segment's id
+    /// table and the read of its record, whose id is checked.
+    ///
+    /// ```
+    /// # use annals::{EventData, ExpectedVersion, Store};
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::open(dir.path())?;
+    /// let id = uuid::Uuid::now_v7();
+    /// store.append("order-42", ExpectedVersion::Any, &[EventData::new("Placed", b"{}".to_vec()).with_id(id)])?;
+    /// let found = store.find_event(id)?.expect("stored");
+    /// assert_eq!((&*found.stream_id, found.version), ("order-42", 0));
+    /// assert!(store.find_event(uuid::Uuid::now_v7())?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn find_event(&self, id: uuid::Uuid) -> Result<Option<RecordedEvent>, Error> {
+        crate::read::ids::find_event(&self.index, id)
     }
 
     /// The last version of `stream`, `None` when it has no events.

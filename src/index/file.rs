@@ -17,6 +17,8 @@
 //! | entries | [`ENTRY_LEN`] per stream: first version, count, where its positions start, where its name lies |
 //! | slots | [`SLOT_LEN`] per slot, a power of two at least twice the streams: an open-addressed table from a name's hash to its entry |
 //! | names | the stream names, one after another |
+//! | id filter | [`id_filter_len`] bytes: a Bloom filter over the events' ids |
+//! | ids | [`ID_ENTRY_LEN`] per event: (id, position relative to `first_position`), sorted by id then position |
 
 #![deny(clippy::indexing_slicing)]
 
@@ -24,14 +26,24 @@ use std::ops::Range;
 
 /// The first eight bytes of every segment index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"ANNALIDX";
-/// The version of the index format this code writes and the only one it reads.
-pub const INDEX_VERSION: u32 = 1;
+/// The version of the index format this code writes and the only one it
+/// reads. Version 2 added the event-id filter and table; a version-1 file
+/// is refused like any unusable index, and rebuilt from its segment.
+pub const INDEX_VERSION: u32 = 2;
 /// Bytes of the header.
 pub const INDEX_HEADER_LEN: usize = 64;
 /// Bytes of one stream entry.
 pub const ENTRY_LEN: usize = 24;
 /// Bytes of one hash slot.
 pub const SLOT_LEN: usize = 8;
+/// Bytes of one entry of the id table: the id (16) and its position
+/// relative to the segment's first (u32).
+pub const ID_ENTRY_LEN: usize = 20;
+/// Bits of the id filter per event: with [`ID_FILTER_PROBES`] probes, a
+/// fresh id passes one segment's filter about once in 2,000 tries.
+pub const ID_FILTER_BITS_PER_EVENT: usize = 16;
+/// Bits of the id filter each id sets and each lookup tests.
+pub const ID_FILTER_PROBES: u64 = 8;
 
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = 8;
@@ -141,7 +153,38 @@ struct Layout {
     slots: usize,
     slot_count: usize,
     names: usize,
+    id_filter: usize,
+    id_filter_bits: u64,
+    ids: usize,
     len: usize,
+}
+
+/// Bytes of the id filter of an index covering `events` events: 16 bits
+/// per event, in whole 64-bit words, at least one word.
+pub fn id_filter_len(events: u32) -> Option<usize> {
+    let bits = (events as usize).checked_mul(ID_FILTER_BITS_PER_EVENT)?;
+    bits.div_ceil(64).max(1).checked_mul(8)
+}
+
+/// The two 64-bit hashes of an event id that place its filter bits
+/// (double hashing: probe `i` is bit `(h1 + i * h2) mod bits`). Stable
+/// across builds and machines, since the filter is stored: each half of
+/// the id is mixed with the finalizer of [`name_hash`].
+pub fn id_hashes(id: &[u8; 16]) -> (u64, u64) {
+    let mix = |mut h: u64| {
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
+        h
+    };
+    let (lo, hi) = id.split_at(8);
+    let lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
+    let hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
+    let h1 = mix(lo ^ hi.rotate_left(17));
+    let h2 = mix(hi ^ 0x9e37_79b9_7f4a_7c15 ^ lo.rotate_left(41)) | 1;
+    (h1, h2)
 }
 
 fn layout(events: u32, streams: u32, names_len: u32) -> Option<Layout> {
@@ -152,7 +195,10 @@ fn layout(events: u32, streams: u32, names_len: u32) -> Option<Layout> {
     let slots = entries.checked_add((streams as usize).checked_mul(ENTRY_LEN)?)?;
     let slot_count = slot_count(streams)?;
     let names = slots.checked_add(slot_count.checked_mul(SLOT_LEN)?)?;
-    let len = names.checked_add(names_len as usize)?;
+    let id_filter = names.checked_add(names_len as usize)?;
+    let filter_len = id_filter_len(events as u32)?;
+    let ids = id_filter.checked_add(filter_len)?;
+    let len = ids.checked_add(events.checked_mul(ID_ENTRY_LEN)?)?;
     Some(Layout {
         offsets,
         positions,
@@ -160,20 +206,29 @@ fn layout(events: u32, streams: u32, names_len: u32) -> Option<Layout> {
         slots,
         slot_count,
         names,
+        id_filter,
+        id_filter_bits: (filter_len as u64) * 8,
+        ids,
         len,
     })
 }
 
 /// Encodes the index of a segment: `header` (whose counts are taken from
 /// `offsets` and `streams`), the record offset of each event in position
-/// order, and each stream's part. Returns `None` when the counts do not fit
-/// the format's 32-bit fields.
+/// order, each stream's part, and each event's id with its position
+/// relative to the segment's first (in any order; one per event). Returns
+/// `None` when the counts do not fit the format's 32-bit fields or there
+/// is not one id per event.
 pub fn encode_index(
     header: &IndexHeader,
     offsets: &[u32],
     streams: &[StreamPart<'_>],
+    ids: &[([u8; 16], u32)],
 ) -> Option<Vec<u8>> {
     let event_count = u32::try_from(offsets.len()).ok()?;
+    if ids.len() != offsets.len() {
+        return None;
+    }
     let stream_count = u32::try_from(streams.len()).ok()?;
     let names_len = streams.iter().try_fold(0u32, |n, s| {
         n.checked_add(u32::try_from(s.name.len()).ok()?)
@@ -219,6 +274,21 @@ pub fn encode_index(
         );
         positions_at = positions_at.checked_add(count)?;
         name_at += s.name.len() as u32;
+    }
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    for (i, (id, relative)) in sorted.iter().enumerate() {
+        let at = l.ids + ID_ENTRY_LEN * i;
+        put(&mut out, at, id);
+        put(&mut out, at + 16, &relative.to_le_bytes());
+        let (h1, h2) = id_hashes(id);
+        for probe in 0..ID_FILTER_PROBES {
+            let bit = h1.wrapping_add(probe.wrapping_mul(h2)) % l.id_filter_bits;
+            let byte = l.id_filter + (bit / 8) as usize;
+            if let Some(b) = out.get_mut(byte) {
+                *b |= 1 << (bit % 8);
+            }
+        }
     }
     let header = IndexHeader {
         event_count,
@@ -432,6 +502,62 @@ impl<'a> IndexView<'a> {
     pub fn entries(&self) -> impl Iterator<Item = StreamEntry> + '_ {
         (0..self.header.stream_count).map_while(|i| self.entry(i))
     }
+
+    /// Whether the id filter lets `id` through: false means the segment
+    /// holds no event with that id; true means it may.
+    pub fn may_hold_id(&self, id: &[u8; 16]) -> bool {
+        let (h1, h2) = id_hashes(id);
+        (0..ID_FILTER_PROBES).all(|probe| {
+            let bit = h1.wrapping_add(probe.wrapping_mul(h2)) % self.layout.id_filter_bits;
+            self.bytes
+                .get(self.layout.id_filter + (bit / 8) as usize)
+                .is_some_and(|b| b & (1 << (bit % 8)) != 0)
+        })
+    }
+
+    /// The `i`th entry of the id table: an id and its global position.
+    pub fn id_entry(&self, i: u32) -> Option<([u8; 16], u64)> {
+        if i >= self.header.event_count {
+            return None;
+        }
+        let at = self.layout.ids.checked_add(ID_ENTRY_LEN * i as usize)?;
+        let id: [u8; 16] = self.bytes.get(at..at + 16)?.try_into().ok()?;
+        let relative = read_u32(self.bytes, at + 16)?;
+        Some((
+            id,
+            self.header
+                .first_position
+                .checked_add(u64::from(relative))?,
+        ))
+    }
+
+    /// The position of the event with id `id` in this segment (the first,
+    /// should a store written before ids were unique hold it twice): the
+    /// filter first, then a binary search of the sorted id table.
+    pub fn id_position(&self, id: &[u8; 16]) -> Option<u64> {
+        if !self.may_hold_id(id) {
+            return None;
+        }
+        // The first entry whose id is not below `id`; a damaged table that
+        // passed its checksum can at worst make this miss or land wrong,
+        // and every caller checks the record it is sent to.
+        let (mut lo, mut hi) = (0u32, self.header.event_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.id_entry(mid) {
+                Some((got, _)) if got < *id => lo = mid + 1,
+                Some(_) => hi = mid,
+                None => return None,
+            }
+        }
+        self.id_entry(lo)
+            .and_then(|(got, position)| (got == *id).then_some(position))
+    }
+
+    /// Every entry of the id table, in table order (by id).
+    pub fn ids(&self) -> impl Iterator<Item = ([u8; 16], u64)> + '_ {
+        (0..self.header.event_count).map_while(|i| self.id_entry(i))
+    }
 }
 
 /// Merges the indexes of consecutive parts of one segment into the index
@@ -442,6 +568,7 @@ pub fn merge_index(parts: &[IndexView<'_>], open: bool) -> Option<Vec<u8>> {
     let first = parts.first()?.header;
     let last = parts.last()?.header;
     let mut offsets: Vec<u32> = Vec::new();
+    let mut ids: Vec<([u8; 16], u32)> = Vec::new();
     let mut order: Vec<&[u8]> = Vec::new();
     let mut streams: std::collections::HashMap<&[u8], (u64, Vec<u32>)> =
         std::collections::HashMap::new();
@@ -456,6 +583,12 @@ pub fn merge_index(parts: &[IndexView<'_>], open: bool) -> Option<Vec<u8>> {
         }
         for i in 0..u64::from(h.event_count) {
             offsets.push(part.offset(h.first_position + i)?);
+        }
+        for (id, p) in part.ids() {
+            ids.push((
+                id,
+                u32::try_from(p.checked_sub(first.first_position)?).ok()?,
+            ));
         }
         for entry in part.entries() {
             let name = part.name(&entry)?;
@@ -486,7 +619,7 @@ pub fn merge_index(parts: &[IndexView<'_>], open: bool) -> Option<Vec<u8>> {
         first_position: first.first_position,
         ..last
     };
-    encode_index(&header, &offsets, &parts)
+    encode_index(&header, &offsets, &parts, &ids)
 }
 
 fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
@@ -538,7 +671,45 @@ mod tests {
                 positions: &b,
             },
         ];
-        encode_index(&header, &offsets, &streams).unwrap()
+        let ids: Vec<([u8; 16], u32)> = (0..4u32).map(|i| (id(i), i)).collect();
+        encode_index(&header, &offsets, &streams, &ids).unwrap()
+    }
+
+    fn id(i: u32) -> [u8; 16] {
+        let mut id = [0x5a; 16];
+        id[15] = 3 - i as u8;
+        id
+    }
+
+    #[test]
+    fn ids_are_found_by_filter_and_search_and_fresh_ones_are_not() {
+        let bytes = sample();
+        let view = decode_index(&bytes).unwrap();
+        for i in 0..4 {
+            assert!(view.may_hold_id(&id(i)));
+            assert_eq!(view.id_position(&id(i)), Some(100 + u64::from(i)));
+        }
+        assert_eq!(view.id_position(&[0x5a; 16]), None);
+        assert_eq!(view.id_position(&[0; 16]), None);
+        assert_eq!(view.id_position(&[0xff; 16]), None);
+        let sorted: Vec<_> = view.ids().map(|(id, _)| id).collect();
+        assert!(sorted.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(sorted.len(), 4);
+        // Fresh random-looking ids mostly miss the filter.
+        let passed = (0..10_000u32)
+            .filter(|n| {
+                let mut fresh = [0u8; 16];
+                fresh[..4].copy_from_slice(&n.to_le_bytes());
+                fresh[8..12].copy_from_slice(&n.wrapping_mul(2_654_435_761).to_le_bytes());
+                view.may_hold_id(&fresh)
+            })
+            .count();
+        assert!(
+            passed < 100,
+            "{passed} of 10000 fresh ids passed the filter"
+        );
+        // Not one id per event: refused.
+        assert!(encode_index(view.header(), &[64], &[], &[]).is_none());
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub(crate) struct Entry<'a> {
     pub version: u64,
     /// The record's byte offset in its segment file.
     pub offset: u32,
+    /// The event's id.
+    pub id: [u8; 16],
 }
 
 /// Why a frame or a table was refused, and where in its file.
@@ -179,11 +181,23 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
         .based_at(SEGMENT_HEADER_LEN)
         .expecting(header.first_position);
     while let Some(frame) = frames.next_frame() {
+        // A stream that began in an earlier segment goes on here from the
+        // version it had reached: the segment alone says which.
+        for (_, r) in frame.records {
+            let Ok(stream) = name(r.stream, "stream id") else {
+                return None;
+            };
+            if !index.stream_ids.contains_key(stream) {
+                let id = index.add_stream(stream).ok()?;
+                index.streams.get_mut(id as usize)?.next_version = r.version;
+            }
+        }
         let entries = frame.records.iter().map(|(at, r)| Entry {
             stream: r.stream,
             event_type: r.event_type,
             version: r.version,
             offset: *at as u32,
+            id: r.id,
         });
         index
             .push_frame(
@@ -199,6 +213,16 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
         return None;
     }
     index.active_table(header.open)?.checked.get()?.clone()
+}
+
+/// Where [`Index::find_ids`] found an id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IdHit {
+    /// The position of the event with the id.
+    pub position: u64,
+    /// The sealed segment whose table gave the position; `None` for the
+    /// active segment's in-memory ids.
+    pub table: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -227,6 +251,12 @@ struct Active {
     /// Where its last frame starts and where its frames end.
     last_frame_at: u32,
     data_end: u32,
+    /// The id of each event, in position order.
+    ids: Vec<[u8; 16]>,
+    /// The position of each id (the first, should an id repeat in a store
+    /// written before ids were unique): what the sealed segments' id
+    /// tables do for them, for the segment being written.
+    id_positions: HashMap<[u8; 16], u64>,
 }
 
 /// Positions, streams and segments of one store.
@@ -344,7 +374,7 @@ impl Index {
         let active_streams = self.active.streams.len();
         let mut touched: Vec<u32> = Vec::new();
         for e in entries {
-            match self.push(e.stream, e.event_type, e.version, e.offset) {
+            match self.push(e.stream, e.event_type, e.version, e.offset, e.id) {
                 Ok(id) => touched.push(id),
                 Err(reason) => {
                     self.rollback(&touched, events, streams, active_streams);
@@ -370,6 +400,7 @@ impl Index {
         event_type: &[u8],
         version: u64,
         offset: u32,
+        event_id: [u8; 16],
     ) -> Result<u32, String> {
         name(event_type, "event type")?;
         let known = match self.last {
@@ -410,6 +441,8 @@ impl Index {
         s.active.push(position);
         s.next_version += 1;
         self.active.offsets.push(offset);
+        self.active.ids.push(event_id);
+        self.active.id_positions.entry(event_id).or_insert(position);
         self.last = Some(id);
         Ok(id)
     }
@@ -437,6 +470,17 @@ impl Index {
             if let Some(s) = self.streams.get_mut(*id as usize) {
                 s.active.pop();
                 s.next_version -= 1;
+            }
+        }
+        let first_undone = self.active.first_position + events as u64;
+        for id in self.active.ids.drain(events.min(self.active.ids.len())..) {
+            if self
+                .active
+                .id_positions
+                .get(&id)
+                .is_some_and(|p| *p >= first_undone)
+            {
+                self.active.id_positions.remove(&id);
             }
         }
         self.active.offsets.truncate(events);
@@ -490,6 +534,7 @@ impl Index {
                 })
             })
             .collect();
+        let ids: Vec<([u8; 16], u32)> = a.ids.iter().copied().zip(0u32..).collect();
         let header = IndexHeader {
             open,
             store_id: self.store_id,
@@ -503,7 +548,7 @@ impl Index {
         };
         // Counts fit: a segment is at most 1 GiB, and every event and
         // stream name in it takes bytes of it.
-        let bytes = file::encode_index(&header, &a.offsets, &parts)?;
+        let bytes = file::encode_index(&header, &a.offsets, &parts, &ids)?;
         Table::new(Bytes::from(bytes), false, true)
     }
 
@@ -895,6 +940,48 @@ impl Index {
         self.replace_tables(segment, table)
     }
 
+    /// Where the events with ids `ids` are, one answer per id: its
+    /// position and, when a sealed segment's table gave it, that segment
+    /// (whose table a caller distrusts if the record there is not the
+    /// event). The earliest position when an id repeats (only a store
+    /// written before ids were unique holds one twice). A fresh id costs
+    /// one filter test per sealed segment, in memory or a mapped page, and
+    /// one hash lookup for the active segment. Fails, naming the segment,
+    /// when a sealed table fails its check and its segment cannot rebuild
+    /// it: then no answer could be trusted.
+    pub(crate) fn find_ids(&self, ids: &[[u8; 16]]) -> Result<Vec<Option<IdHit>>, String> {
+        let mut found: Vec<Option<IdHit>> = vec![None; ids.len()];
+        for table in &self.sealed {
+            let view = table
+                .view_or_rebuild(self.segment(table.segment))
+                .ok_or_else(|| {
+                    format!(
+                        "the index of segment {} is damaged, and so is the segment",
+                        table.segment
+                    )
+                })?;
+            for (id, slot) in ids.iter().zip(found.iter_mut()) {
+                if slot.is_none() {
+                    *slot = view.id_position(id).map(|position| IdHit {
+                        position,
+                        table: Some(table.segment),
+                    });
+                }
+            }
+        }
+        if !self.active.id_positions.is_empty() {
+            for (id, slot) in ids.iter().zip(found.iter_mut()) {
+                if slot.is_none() {
+                    *slot = self.active.id_positions.get(id).map(|p| IdHit {
+                        position: *p,
+                        table: None,
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The segment and record offset of the event at `position`.
     pub(crate) fn location(&self, position: u64) -> Option<(u32, u32)> {
         if let Some(i) = position.checked_sub(self.active.first_position) {
@@ -1019,6 +1106,10 @@ impl Index {
     /// Bytes of memory the active segment's per-event index takes.
     pub(crate) fn active_bytes(&self) -> usize {
         self.active.offsets.capacity() * 4
+            + self.active.ids.capacity() * 16
+            // A hash map entry: key, value and a control byte, at the
+            // map's load factor.
+            + self.active.id_positions.capacity() * 25
             + self
                 .active
                 .streams
@@ -1052,20 +1143,28 @@ mod tests {
             event_type,
             version,
             offset,
+            id: uid(offset),
         }
+    }
+
+    /// An id made from a record offset, distinct per record in these tests.
+    fn uid(offset: u32) -> [u8; 16] {
+        let mut id = [7u8; 16];
+        id[..4].copy_from_slice(&offset.to_le_bytes());
+        id
     }
 
     #[test]
     fn versions_must_be_dense_per_stream() {
         let mut index = Index::new(1);
-        index.push(b"a", b"T", 0, 64).unwrap();
-        index.push(b"b", b"T", 0, 128).unwrap();
-        index.push(b"a", b"U", 1, 192).unwrap();
-        assert!(index.push(b"a", b"T", 5, 256).is_err());
-        assert!(index.push(b"\xff", b"T", 0, 256).is_err());
+        index.push(b"a", b"T", 0, 64, uid(64)).unwrap();
+        index.push(b"b", b"T", 0, 128, uid(128)).unwrap();
+        index.push(b"a", b"U", 1, 192, uid(192)).unwrap();
+        assert!(index.push(b"a", b"T", 5, 256, uid(256)).is_err());
+        assert!(index.push(b"\xff", b"T", 0, 256, uid(256)).is_err());
         // A bad type refuses the push whole: no orphan stream "c".
-        assert!(index.push(b"c", b"", 0, 256).is_err());
-        assert!(index.push(b"c", b"\xff", 0, 256).is_err());
+        assert!(index.push(b"c", b"", 0, 256, uid(256)).is_err());
+        assert!(index.push(b"c", b"\xff", 0, 256, uid(256)).is_err());
         assert_eq!(index.stream_count(), 2);
         assert_eq!(index.len(), 3);
         assert_eq!(index.stream_version("a"), Some(1));
@@ -1097,7 +1196,7 @@ mod tests {
         assert_eq!(index.stream_version("a"), Some(1));
         assert_eq!(index.stream_version("new"), None);
         assert_eq!(index.stream_count(), 2);
-        index.push(b"new", b"T", 0, 256).unwrap();
+        index.push(b"new", b"T", 0, 256, uid(256)).unwrap();
         assert_eq!(index.stream_version("new"), Some(0));
     }
 

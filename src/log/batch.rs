@@ -29,6 +29,10 @@ pub(crate) struct Batch {
     /// Checked under the writer's lock before anything of the batch is
     /// placed: a matching event after its position refuses the batch.
     pub condition: Option<AppendCondition>,
+    /// Each event's id, given or generated, in order (as
+    /// [`Batch::records`]): what the writer checks for duplicates before
+    /// anything else.
+    pub ids: Vec<[u8; 16]>,
 }
 
 /// One stream's share of a [`Batch`].
@@ -112,6 +116,7 @@ impl Batch {
             encoded: Vec::with_capacity(bytes),
             records: Vec::with_capacity(events),
             condition: None,
+            ids: Vec::with_capacity(events),
         }
     }
 
@@ -139,6 +144,7 @@ impl Batch {
                 },
             );
             self.records.push((padded, event.event_type.clone()));
+            self.ids.push(id.into_bytes());
         }
         self.parts.push(Part {
             stream: stream.to_owned(),

@@ -18,6 +18,7 @@ pub(crate) mod batch;
 #[doc(hidden)]
 pub mod format;
 pub(crate) mod group;
+pub(crate) mod ids;
 #[doc(hidden)]
 pub mod io;
 pub(crate) mod prepare;

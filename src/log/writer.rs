@@ -41,6 +41,7 @@ use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
 use crate::log::batch::Batch;
 use crate::log::group::{GroupCommit, Outcome};
+use crate::log::ids::{Pending, Verdict, check_ids};
 use crate::log::prepare::Preparation;
 use crate::log::recovery::Recovered;
 use crate::log::segment::{Segment, map_immutable};
@@ -291,16 +292,35 @@ impl Writer {
         check: &dyn Fn(&AppendCondition) -> Result<(), Error>,
     ) -> Vec<Outcome> {
         let count = group.len();
+        let last_ticket = (count as u64).saturating_sub(1);
         let mut results = Vec::with_capacity(count);
         let mut members: Vec<Member> = Vec::new();
         // Stream versions as the batches already placed in this group leave
         // them; the index knows the rest.
         let mut versions: HashMap<String, Option<u64>> = HashMap::new();
+        // The ids of the batches placed in this group, which the index does
+        // not hold until the frame is written; kept only when there is a
+        // later batch to check against them.
+        let mut pending = Pending::default();
         engine.start_frame();
         for (ticket, batch) in (0u64..).zip(group) {
             if self.is_poisoned() {
                 results.push((ticket, Err(Error::Poisoned)));
                 continue;
+            }
+            // Event ids first (see `crate::log::ids`): a retried batch is
+            // answered with its original results, whatever the streams'
+            // versions are now and whatever its condition would say.
+            match check_ids(&batch, index, &pending) {
+                Ok(Verdict::Fresh) => {}
+                Ok(Verdict::Retry(original)) => {
+                    results.push((ticket, Ok(original)));
+                    continue;
+                }
+                Err(e) => {
+                    results.push((ticket, Err(e)));
+                    continue;
+                }
             }
             if let Some(condition) = &batch.condition {
                 // The condition is checked against the index, which does
@@ -356,6 +376,9 @@ impl Writer {
                 }
             }
             let member = engine.place(ticket, batch, first_versions);
+            if ticket < last_ticket {
+                pending.add(&member.batch, &member.first_versions, member.first_position);
+            }
             members.push(member);
         }
         self.flush(engine, index, &mut members, &mut results);
@@ -401,6 +424,7 @@ impl Writer {
             let entries = members.iter().flat_map(|m| {
                 let mut at = frame_start + m.frame_offset;
                 let records = &m.batch.records;
+                let ids = &m.batch.ids;
                 m.batch
                     .parts
                     .iter()
@@ -413,15 +437,17 @@ impl Writer {
                             .iter()
                             .enumerate()
                             .map(move |(i, (len, event_type))| {
-                                (part, first + i as u64, *len, event_type)
+                                let id = ids.get(part.records.start + i).copied();
+                                (part, first + i as u64, *len, event_type, id)
                             })
                     })
-                    .map(move |(part, version, len, event_type)| {
+                    .map(move |(part, version, len, event_type, id)| {
                         let entry = Entry {
                             stream: part.stream.as_bytes(),
                             event_type: event_type.as_bytes(),
                             version,
                             offset: at as u32,
+                            id: id.unwrap_or_default(),
                         };
                         at += len;
                         entry
@@ -457,6 +483,7 @@ impl Writer {
                     let result = AppendResult {
                         versions: *first..first + n,
                         positions: position..position + n,
+                        deduplicated: false,
                     };
                     position += n;
                     result

@@ -224,6 +224,7 @@ fn take_frame(seg: &Segment, offset: usize, index: &RwLock<Index>) -> Result<Opt
         event_type: r.event_type,
         version: r.version,
         offset: *at as u32,
+        id: r.id,
     });
     // Readers copy a location out of the index and read it after the
     // lock is gone, so the watermark must be past the frame before any of

@@ -27,6 +27,7 @@ pub(crate) mod commits;
 pub(crate) mod condition;
 pub(crate) mod filter;
 pub(crate) mod follow;
+pub(crate) mod ids;
 pub(crate) mod pages;
 pub(crate) mod subscription;
 

@@ -26,6 +26,8 @@ pub struct Implied {
     offsets: Vec<u32>,
     /// Each event's stream (an index into `names`) and version.
     records: Vec<(usize, u64)>,
+    /// Each event's id, in position order.
+    ids: Vec<[u8; 16]>,
     /// The streams, in the order of their first event.
     names: Vec<String>,
     by_name: HashMap<String, usize>,
@@ -60,6 +62,7 @@ impl Implied {
                     };
                     self.offsets.push(u32::try_from(*at).unwrap_or(u32::MAX));
                     self.records.push((stream, r.version));
+                    self.ids.push(r.id);
                 }
                 let start = *offset as u64;
                 let end = start + u64::from(header.frame_len);
@@ -258,9 +261,16 @@ pub fn check(
             })
         })
         .collect();
-    if encode_index(&h, offsets, &parts).as_deref() != Some(bytes) {
+    let ids: Vec<([u8; 16], u32)> = segment
+        .ids
+        .iter()
+        .take(covered as usize)
+        .copied()
+        .zip(0u32..)
+        .collect();
+    if encode_index(&h, offsets, &parts, &ids).as_deref() != Some(bytes) {
         return Err("its bytes differ from the index its segment implies \
-                    (in the hash table or the names)"
+                    (in the hash table, the names, or the event-id filter and table)"
             .into());
     }
     let events = segment.events();

@@ -313,6 +313,7 @@ fn recover_with(
                     event_type: r.event_type,
                     version: r.version,
                     offset: r.offset,
+                    id: r.id,
                 });
                 // The checksums passed, so these bytes are as written: a
                 // refusal here is not a torn write but a broken log.

@@ -32,6 +32,8 @@ pub(super) struct Found<'a> {
     pub version: u64,
     pub stream: &'a [u8],
     pub event_type: &'a [u8],
+    /// The event's id.
+    pub id: [u8; 16],
 }
 
 /// A frame whose every checksum passed.
@@ -129,6 +131,7 @@ fn decode<'a>(
                     version: r.version,
                     stream: r.stream,
                     event_type: r.event_type,
+                    id: r.id,
                 }));
             piece.frames.push(FrameFound {
                 span: frame.at..frame.end(),
