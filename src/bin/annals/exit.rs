@@ -97,7 +97,7 @@ impl From<annals::Error> for Failure {
     fn from(e: annals::Error) -> Failure {
         use annals::Error as E;
         let code = match &e {
-            E::WrongExpectedVersion { .. } => Code::Conflict,
+            E::WrongExpectedVersion { .. } | E::DuplicateEventId { .. } => Code::Conflict,
             E::StreamNotFound { .. } => Code::NotFound,
             E::InvalidStreamId { .. }
             | E::InvalidEventType { .. }

@@ -1,5 +1,6 @@
 //! `annals read`: a stream, or the global log, forward or backward,
-//! filtered by stream prefix or event type, as a table or as JSON lines.
+//! filtered by stream prefix or event type, or one event by its id, as a
+//! table or as JSON lines.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 use annals::{Filter, RecordedEvent, Store};
 
 use crate::events;
-use crate::exit::{Failure, out};
+use crate::exit::{Code, Failure, out};
 use crate::open;
 
 /// How many events one read of the global log fetches while filtering.
@@ -24,6 +25,7 @@ Examples:
   annals read ./data --all --from 1000 --max 50 --json | jq .type
   annals read ./data --all --prefix order- --type OrderPaid
   annals read ./data --all --backward --max 20
+  annals read ./data --id 0192f0c4-5b7e-7cc1-8a3e-2f1d9c0b4a11   # one event, by id
 
 With --json, each line is one object with the fields position, stream,
 version, type, id, recorded_at (RFC 3339, UTC), recorded_at_us, data and
@@ -32,10 +34,13 @@ text (\"utf8\") or base64 (\"base64\").
 
 --prefix (any of several) and --type (any of several) filter the global
 log; given both, an event must pass both. --backward reads newest first,
-from --from (default: the end) down."))]
-#[command(group = clap::ArgGroup::new("what").required(true).args(["stream", "all"]))]
+from --from (default: the end) down.
+
+--id prints the one event with that id (ids are unique in a store), or
+exits 3 when there is none."))]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["stream", "all", "id"]))]
 #[command(
-    override_usage = "annals read [OPTIONS] <DIR> <STREAM>\n       annals read [OPTIONS] <DIR> --all [--prefix P]... [--type T]..."
+    override_usage = "annals read [OPTIONS] <DIR> <STREAM>\n       annals read [OPTIONS] <DIR> --all [--prefix P]... [--type T]...\n       annals read [OPTIONS] <DIR> --id <UUID>"
 )]
 pub struct Args {
     /// The store's data directory.
@@ -64,11 +69,29 @@ pub struct Args {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print the event with this id (a UUID) instead.
+    #[arg(long, value_name = "UUID", conflicts_with_all = ["stream", "all", "from", "backward", "prefix", "event_type"])]
+    pub id: Option<uuid::Uuid>,
 }
 
 /// Runs `annals read`.
 pub fn run(args: &Args) -> Result<(), Failure> {
     let store = open::reader(&args.dir)?;
+    if let Some(id) = args.id {
+        let Some(event) = store.find_event(id)? else {
+            return Err(Failure::new(
+                Code::NotFound,
+                format!("no event with id {id} in {}", args.dir.display()),
+            ));
+        };
+        let mut stdout = BufWriter::new(std::io::stdout().lock());
+        if args.json {
+            out(events::json_line(&mut stdout, &event))?;
+        } else {
+            out(events::table(std::slice::from_ref(&event)).write(&mut stdout))?;
+        }
+        return out(stdout.flush());
+    }
     let filter = filter(&args.prefix, &args.event_type);
     let from = args
         .from
