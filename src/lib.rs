@@ -356,6 +356,7 @@ pub use log::recovery::{RecoveryReport, TornTailReport};
 pub use options::{DEFAULT_FOLLOW_INTERVAL_MS, Options, TornTail};
 pub use read::filter::{Filter, FilteredPage, MAX_FILTER_TERMS};
 pub use read::pages::FILTER_SCAN_EVENTS;
+pub use read::streams::{MAX_STREAMS_PAGE, StreamInfo};
 pub use read::subscription::{
     CHECKPOINT_EVENTS, SUBSCRIPTION_PAGE_EVENTS, SubscribeFrom, Subscription, SubscriptionItem,
 };

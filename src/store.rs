@@ -594,6 +594,31 @@ impl Store {
         self.index.read().stream_version(stream)
     }
 
+    /// Up to `max` streams (at most [`MAX_STREAMS_PAGE`](crate::MAX_STREAMS_PAGE))
+    /// whose ids sort after `from` (from the first, for `None`), in byte
+    /// order of their ids, with their last versions and event counts. Pass
+    /// the last id of a page as the next page's `from`; an empty page is
+    /// the end. Costs one pass over the streams, never a copy of them.
+    ///
+    /// ```
+    /// # use annals::{EventData, ExpectedVersion, Store};
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::open(dir.path())?;
+    /// for s in ["b", "a", "c"] {
+    ///     store.append(s, ExpectedVersion::Any, &[EventData::new("T", vec![])])?;
+    /// }
+    /// let page = store.streams(None, 2);
+    /// assert_eq!(page.iter().map(|s| &*s.stream_id).collect::<Vec<_>>(), ["a", "b"]);
+    /// let next = store.streams(Some(&page[1].stream_id), 2);
+    /// assert_eq!(&*next[0].stream_id, "c");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn streams(&self, from: Option<&str>, max: usize) -> Vec<crate::StreamInfo> {
+        crate::read::streams::page(&self.index.read(), from, max)
+    }
+
     /// How many events the store holds, which is the position the next
     /// event will get.
     pub fn global_position(&self) -> u64 {

@@ -11,7 +11,9 @@ use base64::Engine as _;
 use cli_support::{annals, annals_with_stdin, assert_code, path, snapshot};
 use serde_json::Value;
 
-const SUBCOMMANDS: [&str; 7] = ["demo", "append", "read", "tail", "stats", "verify", "dump"];
+const SUBCOMMANDS: [&str; 8] = [
+    "demo", "append", "read", "tail", "stats", "streams", "verify", "dump",
+];
 
 #[test]
 fn help_shows_examples_and_every_exit_code() {

@@ -29,6 +29,7 @@ pub(crate) mod filter;
 pub(crate) mod follow;
 pub(crate) mod ids;
 pub(crate) mod pages;
+pub(crate) mod streams;
 pub(crate) mod subscription;
 
 use std::sync::Arc;

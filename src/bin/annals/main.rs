@@ -3,7 +3,7 @@
 //! `annals demo` is the main job: it fills a fresh store from several
 //! threads, reopens it, reads everything back, verifies it and reports the
 //! figures. The other commands are what an operator needs to look inside a
-//! store without writing code: `append`, `read`, `tail`, `stats`, `verify`
+//! store without writing code: `append`, `read`, `tail`, `stats`, `streams`, `verify`
 //! and `dump`.
 //!
 //! Every command uses only the crate's public API. Only `append` and
@@ -28,6 +28,7 @@ mod open;
 mod read;
 mod segments;
 mod stats;
+mod streams;
 mod tail;
 mod verify;
 
@@ -50,12 +51,13 @@ Examples:
   annals tail ./data                           # follow a live writer; Ctrl-C to stop
   annals tail ./data --filter-prefix order- --wait
   annals stats ./data
+  annals streams ./data --prefix order-
   annals verify ./data
   annals dump ./data --segment 0
 
-Only append and demo take the store's writer lock. read, tail, stats and
-verify open it read-only and dump reads one file, so they work while
-another process writes, and none of them modifies anything.
+Only append and demo take the store's writer lock. read, tail, stats,
+streams and verify open it read-only and dump reads one file, so they work
+while another process writes, and none of them modifies anything.
 
 Warnings from the store (a torn tail dropped by a writable open, say) go to
 standard error; RUST_LOG=info shows more, -q none.
@@ -91,6 +93,8 @@ enum Command {
     Tail(tail::Args),
     /// Show what a store holds.
     Stats(stats::Args),
+    /// List the streams, in id order, with their versions and event counts.
+    Streams(streams::Args),
     /// Check every record of every segment, and the index files; modifies nothing.
     Verify(verify::Args),
     /// Print the frames and records of one segment file, or its index.
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         Command::Read(args) => read::run(args),
         Command::Tail(args) => tail::run(args),
         Command::Stats(args) => stats::run(args),
+        Command::Streams(args) => streams::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Dump(args) => dump::run(args),
     };
