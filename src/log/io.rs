@@ -34,6 +34,14 @@ pub trait FileIo: Send + Sync + fmt::Debug {
     /// Writes all of `buf` at `offset` of `file` (a positioned write).
     fn write_at(&self, file: &File, path: &Path, buf: &[u8], offset: u64) -> io::Result<()>;
 
+    /// Sets the length of `file` to `len` bytes (`ftruncate`); annals only
+    /// ever grows a new file with it, which leaves a hole that reads as
+    /// zeros. The default calls `std` directly.
+    fn set_len(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {
+        let _ = path;
+        file.set_len(len)
+    }
+
     /// Makes the data of `file` durable (`fdatasync`).
     fn sync_data(&self, file: &File, path: &Path) -> io::Result<()>;
 

@@ -52,6 +52,43 @@ pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 /// How much zero-fill one write carries when a segment is preallocated.
 const ZERO_CHUNK_LEN: usize = 1 << 20;
 
+/// How far segment 0 is zero-filled when it is created, and the least the
+/// writer zero-fills ahead of itself in it.
+pub(crate) const ZERO_AHEAD_MIN_LEN: usize = 1 << 20;
+
+/// The most the writer zero-fills ahead at once: the cost of one fill
+/// lands on one append.
+pub(crate) const ZERO_AHEAD_MAX_LEN: usize = 8 << 20;
+
+/// How far past `write_end` the writer of a sparse segment zero-fills when
+/// a frame would pass the zero-filled part: as far again as the segment
+/// already holds, between [`ZERO_AHEAD_MIN_LEN`] and
+/// [`ZERO_AHEAD_MAX_LEN`]. Growing geometrically keeps the fills few (about
+/// ten for a 64 MiB segment), so that the `fdatasync`s that must also
+/// allocate blocks are a handful among thousands of appends, while a small
+/// store stays within a MiB or two of its data.
+pub(crate) fn zero_ahead_len(write_end: usize) -> usize {
+    write_end.clamp(ZERO_AHEAD_MIN_LEN, ZERO_AHEAD_MAX_LEN)
+}
+
+/// Writes zeros over `range` of `file` through the I/O seam, a chunk at a
+/// time.
+pub(crate) fn zero_fill(
+    io: &dyn FileIo,
+    file: &File,
+    path: &Path,
+    range: std::ops::Range<usize>,
+) -> std::io::Result<()> {
+    let zeros = vec![0u8; ZERO_CHUNK_LEN.min(range.len())];
+    let mut at = range.start;
+    while at < range.end {
+        let n = zeros.len().min(range.end - at);
+        io.write_at(file, path, &zeros[..n], at as u64)?;
+        at += n;
+    }
+    Ok(())
+}
+
 /// Who else may write to a segment while the recovery scan reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -72,20 +109,30 @@ pub(crate) struct Segment {
     /// Bytes from the start of the file that hold synced, published frames:
     /// the watermark no read goes past.
     committed: AtomicUsize,
+    /// Bytes from the start of the file past which it is a hole (reads as
+    /// zeros), as the file system said at open, or as far as creation wrote.
+    data_len: usize,
 }
 
 impl Segment {
     /// Creates segment `number` in `dir`, ready for appends, and returns it
     /// with an open file for the writer.
     ///
-    /// The file is written whole (header, then zeros to its full size),
+    /// The file is made whole (header, then zeros to its full size),
     /// synced, and only then renamed from a temporary name into place and the
     /// directory synced. A crash at any point leaves either no segment or a
     /// complete one: recovery never sees a half-prepared segment under a
-    /// segment's name. Writing the zeros rather than `fallocate`-ing them
-    /// makes the later `fdatasync` of each append cheaper: the blocks are
-    /// already allocated and written, so only data, not metadata, must reach
-    /// the disk.
+    /// segment's name.
+    ///
+    /// Segment 1 on are written full of zeros rather than `fallocate`-d:
+    /// the blocks are then allocated and written, so the `fdatasync` of each
+    /// append carries only data, never metadata. Segment 0 is different,
+    /// because most stores are small: it is grown to its size as a hole
+    /// (which reads as zeros) with only its first [`ZERO_AHEAD_MIN_LEN`]
+    /// bytes written, and the writer zero-fills further ahead of itself as
+    /// it goes (see [`zero_ahead_len`]). A new store then costs about a MiB
+    /// of disk rather than a whole segment, and its recovery scan reads only
+    /// the written part (see [`Segment::data_len`]).
     pub(crate) fn create(
         io: &dyn FileIo,
         dir: &Path,
@@ -111,14 +158,16 @@ impl Segment {
         let file = io
             .create_new(&temp)
             .map_err(|e| Error::io("create segment", &temp, e))?;
-        let zeros = vec![0u8; ZERO_CHUNK_LEN.min(size)];
-        let mut at = 0usize;
-        while at < size {
-            let n = zeros.len().min(size - at);
-            io.write_at(&file, &temp, &zeros[..n], at as u64)
-                .map_err(|e| Error::io("zero-fill segment", &temp, e))?;
-            at += n;
-        }
+        let sparse = header.segment_number == 0;
+        let zeroed = if sparse {
+            io.set_len(&file, &temp, size as u64)
+                .map_err(|e| Error::io("size segment", &temp, e))?;
+            ZERO_AHEAD_MIN_LEN.min(size)
+        } else {
+            size
+        };
+        zero_fill(io, &file, &temp, 0..zeroed)
+            .map_err(|e| Error::io("zero-fill segment", &temp, e))?;
         io.write_at(&file, &temp, &encode_segment_header(header), 0)
             .map_err(|e| Error::io("write segment header", &temp, e))?;
         io.sync_data(&file, &temp)
@@ -129,7 +178,7 @@ impl Segment {
         // the new segment were acknowledged.
         io.sync_dir(dir)
             .map_err(|e| Error::io("sync data directory", dir, e))?;
-        let segment = Segment::map(
+        let mut segment = Segment::map(
             &file,
             path,
             header.segment_number,
@@ -138,6 +187,7 @@ impl Segment {
         segment
             .committed
             .store(SEGMENT_HEADER_LEN, Ordering::Release);
+        segment.data_len = zeroed;
         Ok((Arc::new(segment), file))
     }
 
@@ -173,6 +223,7 @@ impl Segment {
             .map_err(|e| Error::corruption(segment.path(), e.offset as u64, e.reason))?;
         first.get_or_insert(header);
         segment.salt = Salt::new(header.store_id, number);
+        segment.data_len = data_len(&file, segment.len());
         Ok(segment)
     }
 
@@ -186,6 +237,7 @@ impl Segment {
             salt,
             map,
             committed: AtomicUsize::new(0),
+            data_len: 0,
         })
     }
 
@@ -204,6 +256,14 @@ impl Segment {
     /// The size of the file, which is the size of the map.
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Bytes from the start of the file past which the file is a hole,
+    /// known to read as zeros: the recovery scan reads no further, and the
+    /// writer zero-fills from here before it writes past it. Never more
+    /// than [`len`](Segment::len).
+    pub(crate) fn data_len(&self) -> usize {
+        self.data_len.min(self.len())
     }
 
     /// The committed watermark: bytes below it hold published frames.
@@ -244,17 +304,25 @@ impl Segment {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len()) }
     }
 
-    /// The whole file for the recovery scan that decides where the
-    /// watermark goes: borrowed from the map when `access` says nothing
-    /// writes to it, copied when a live writer may.
+    /// The file up to [`data_len`](Segment::data_len) for the recovery scan
+    /// that decides where the watermark goes: borrowed from the map when
+    /// `access` says nothing writes to it, copied when a live writer may.
+    /// The rest of the file is a hole, zeros by the file system's word, so
+    /// the scan's rule "frames, then zeros to the end" reads the same on
+    /// the shorter slice, and a small store's scan touches (and copies)
+    /// only what was written.
     pub(crate) fn scan_bytes(&mut self, access: Access) -> Cow<'_, [u8]> {
+        let len = self.data_len();
         match access {
-            Access::Shared => Cow::Owned(self.copy_out(0, self.len()).unwrap_or_default()),
+            Access::Shared => Cow::Owned(self.copy_out(0, len).unwrap_or_default()),
             // SAFETY: `Access::Exclusive` is passed only by a writable open,
             // which holds the directory lock before its writer exists, or for
             // a segment sealed before the scan began (see `Access`): nothing
             // writes to the file while the slice lives.
-            Access::Exclusive => Cow::Borrowed(unsafe { self.whole() }),
+            Access::Exclusive => {
+                let whole = unsafe { self.whole() };
+                Cow::Borrowed(whole.get(..len).unwrap_or(whole))
+            }
         }
     }
 
@@ -287,6 +355,42 @@ impl Segment {
             len: self.committed_len(),
             segment: Arc::clone(self),
         })
+    }
+}
+
+/// Where the data of `file` (of `len` bytes) ends: the start of the hole
+/// that runs to its end, from `lseek`'s `SEEK_DATA` and `SEEK_HOLE`; `len`
+/// when the file system cannot say (then the whole file is read, as
+/// before sparse segments). A hole reads as zeros by definition, on every
+/// file system that reports one.
+fn data_len(file: &File, len: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let mut end: i64 = 0;
+    let mut from: i64 = 0;
+    loop {
+        // SAFETY: `lseek` on a descriptor that `file` owns and keeps open
+        // for the call; it touches no memory of ours. The file offset it
+        // moves is used by nothing else (segments are read through the map
+        // and written with positioned writes).
+        let data = unsafe { libc::lseek(fd, from, libc::SEEK_DATA) };
+        if data < 0 {
+            // ENXIO: no data at or after `from`, so `end` is the end of
+            // the last data; anything else: the file system cannot say.
+            let nothing_after = std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO);
+            return if nothing_after {
+                usize::try_from(end).map_or(len, |e| e.min(len))
+            } else {
+                len
+            };
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        if hole <= data {
+            return len;
+        }
+        end = hole;
+        from = hole;
     }
 }
 

@@ -44,7 +44,7 @@ use crate::log::group::{GroupCommit, Outcome};
 use crate::log::ids::{Pending, Verdict, check_ids};
 use crate::log::prepare::Preparation;
 use crate::log::recovery::Recovered;
-use crate::log::segment::{Segment, map_immutable};
+use crate::log::segment::{Segment, map_immutable, zero_ahead_len, zero_fill};
 use crate::options::Options;
 
 /// The writer of one store.
@@ -66,6 +66,9 @@ struct Engine {
     file: File,
     /// Where the next frame goes in the active segment.
     write_offset: usize,
+    /// How far the active segment is known to be zero-filled (written,
+    /// not a hole); a frame that would pass it zero-fills further first.
+    zeroed_to: usize,
     /// The position the next event gets.
     next_position: u64,
     /// The frame being built; reused so that steady appends do not allocate.
@@ -144,6 +147,7 @@ impl Writer {
             store_id: recovered.store_id,
             segment_size: recovered.segment_size,
             file: Writer::open_active(&active)?,
+            zeroed_to: active.data_len(),
             active,
             write_offset: recovered.write_offset,
             next_position,
@@ -540,6 +544,7 @@ impl Writer {
                 (segment, file)
             }
         };
+        engine.zeroed_to = segment.data_len();
         engine.active = segment;
         engine.file = file;
         engine.write_offset = SEGMENT_HEADER_LEN;
@@ -574,12 +579,16 @@ impl Engine {
     }
 
     /// Starts preparing the segment after the active one, unless it exists
-    /// or is under way. Called after a durable frame, so the active segment
-    /// is never empty then. The cost is disk space: a store holds one
-    /// segment more than its data needs, ready before any append waits.
+    /// or is under way, or the active segment is not half full yet. Called
+    /// after a durable frame, so the active segment is never empty then.
+    /// The cost is disk space: a store holds one segment more than its data
+    /// needs, ready before any append waits. Waiting for half a segment
+    /// keeps a small store from paying a whole segment of disk for nothing,
+    /// and still leaves the preparation half a segment of appends to finish.
     fn prepare_next(&mut self, index: &RwLock<Index>) {
         let number = self.active.number() + 1;
         if !self.prepare_ahead
+            || self.write_offset < self.active.len() / 2
             || self.preparing.is_some()
             || u32::try_from(number).is_err()
             || index.read().segments().len() as u64 > number
@@ -658,6 +667,7 @@ impl Engine {
             event_count,
         };
         encode_frame_header(&mut self.buf, self.active.salt(), &header);
+        self.zero_ahead()?;
         let path = self.active.path();
         self.io
             .write_at(&self.file, path, &self.buf, self.write_offset as u64)
@@ -665,6 +675,30 @@ impl Engine {
         self.io
             .sync_data(&self.file, path)
             .map_err(|e| ("sync segment", path.to_path_buf(), e))
+    }
+}
+
+impl Engine {
+    /// Zero-fills the active segment ahead of the frame about to be
+    /// written, if it would pass the zero-filled part (only in a sparse
+    /// segment: see [`Segment::create`]). The zeros need no sync of their
+    /// own: the frame's `fdatasync` makes them durable with it, and until
+    /// then a hole reads as zeros just the same, so a crash in between
+    /// leaves what recovery expects after the end of the log.
+    fn zero_ahead(&mut self) -> Result<(), (&'static str, PathBuf, io::Error)> {
+        let frame_end = self.write_offset + self.buf.len();
+        if frame_end <= self.zeroed_to {
+            return Ok(());
+        }
+        let to = frame_end
+            .saturating_add(zero_ahead_len(frame_end))
+            .min(self.active.len());
+        let from = self.zeroed_to.max(frame_end);
+        let path = self.active.path();
+        zero_fill(&*self.io, &self.file, path, from..to)
+            .map_err(|e| ("zero-fill segment", path.to_path_buf(), e))?;
+        self.zeroed_to = to;
+        Ok(())
     }
 }
 

@@ -153,6 +153,9 @@ struct State {
     /// The most recent write still unsynced: its file and index in
     /// `pending`.
     last_write: Option<(FileId, usize)>,
+    /// From [`SimDisk::fail_first_write_to`]: a path suffix and how many
+    /// bytes land.
+    fail_write_to: Option<(String, usize)>,
     /// Calls the model cannot follow (a write to a file it does not know):
     /// a bug in the test or a change in the engine worth knowing about.
     surprises: Vec<String>,
@@ -202,6 +205,7 @@ impl SimDisk {
             last_write: None,
             surprises: Vec::new(),
             trace: Vec::new(),
+            fail_write_to: None,
         };
         let mut sim_dir = SimDir::default();
         for entry in std::fs::read_dir(dir).expect("list the directory to attach") {
@@ -244,6 +248,13 @@ impl SimDisk {
     /// bytes (clamped) land first, as on a disk that fills up mid-write.
     pub fn fail_at(&self, n: u64, partial: usize) {
         self.lock().plan = Plan::FailAt { op: n, partial };
+    }
+
+    /// Fails the first write to a file whose path ends with `suffix`
+    /// (landing its first `partial` bytes first), whenever it comes: for
+    /// work on background threads, whose operation numbers vary.
+    pub fn fail_first_write_to(&self, suffix: &str, partial: usize) {
+        self.lock().fail_write_to = Some((suffix.to_owned(), partial));
     }
 
     /// Operations attempted so far.
@@ -346,7 +357,18 @@ impl SimDisk {
             s.sync_calls += 1;
         }
         let n = s.ops;
+        let fail_write = match &s.fail_write_to {
+            Some((suffix, partial)) if kind == OpKind::Write && what.ends_with(suffix.as_str()) => {
+                Some(*partial)
+            }
+            _ => None,
+        };
         s.trace.push(format!("{n}: {what}"));
+        if let Some(partial) = fail_write {
+            s.fail_write_to = None;
+            s.failed = Some((n, kind));
+            return Ok(Some(partial));
+        }
         match s.plan {
             Plan::CrashAfter(after) if n > after || s.crashed => {
                 s.crashed = true;
@@ -416,6 +438,31 @@ impl FileIo for SimDisk {
             Some(_) => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
             None => Ok(()),
         }
+    }
+
+    /// Growing a file is a write of its last byte as far as durability
+    /// goes: the new length reaches the durable image at the next sync.
+    fn set_len(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {
+        let mut s = self.lock();
+        let what = format!("extend {} to {len} bytes", path.display());
+        if self.begin(&mut s, OpKind::Write, what)?.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        let Some(id) = SimDisk::lookup(&s, path) else {
+            s.surprises.push(format!(
+                "extend of a file the disk does not know: {}",
+                path.display()
+            ));
+            return Err(io::Error::other("simulated disk: unknown file"));
+        };
+        file.set_len(len)?;
+        if let Some(last) = len.checked_sub(1) {
+            let f = &mut s.files[id];
+            f.pending.push((last, vec![0]));
+            let i = f.pending.len() - 1;
+            s.last_write = Some((id, i));
+        }
+        Ok(())
     }
 
     fn sync_data(&self, _file: &File, path: &Path) -> io::Result<()> {
