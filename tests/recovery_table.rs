@@ -517,7 +517,8 @@ fn interrupted_preparation() {
 #[test]
 fn extra_empty_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let expected = build(dir.path(), 4096, 3);
+    // Enough to pass half of segment 0, when the writer prepares segment 1.
+    let expected = build(dir.path(), 4096, 10);
     let header = header_of(&segments(dir.path())[0]);
     let prepared = |n: u64| SegmentHeader {
         segment_number: n,
@@ -525,7 +526,7 @@ fn extra_empty_segments() {
     };
 
     // One empty segment after the active one is a segment prepared ahead
-    // (the writer made one in the background once segment 0 held data).
+    // (the writer made one in the background once segment 0 was half full).
     assert_eq!(segments(dir.path()).len(), 2);
     let seg1 = std::fs::read(seg_path(dir.path(), 1)).unwrap();
     assert_eq!(format::decode_segment_header(&seg1).unwrap(), prepared(1));

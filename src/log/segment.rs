@@ -315,11 +315,11 @@ impl Segment {
         let len = self.data_len();
         match access {
             Access::Shared => Cow::Owned(self.copy_out(0, len).unwrap_or_default()),
-            // SAFETY: `Access::Exclusive` is passed only by a writable open,
-            // which holds the directory lock before its writer exists, or for
-            // a segment sealed before the scan began (see `Access`): nothing
-            // writes to the file while the slice lives.
             Access::Exclusive => {
+                // SAFETY: `Access::Exclusive` is passed only by a writable
+                // open, which holds the directory lock before its writer
+                // exists, or for a segment sealed before the scan began (see
+                // `Access`): nothing writes to the file while the slice lives.
                 let whole = unsafe { self.whole() };
                 Cow::Borrowed(whole.get(..len).unwrap_or(whole))
             }

@@ -579,7 +579,8 @@ impl Engine {
     }
 
     /// Starts preparing the segment after the active one, unless it exists
-    /// or is under way, or the active segment is not half full yet. Called
+    /// or is under way, or the active segment is segment 0 and not half
+    /// full yet (a store past segment 0 is not small). Called
     /// after a durable frame, so the active segment is never empty then.
     /// The cost is disk space: a store holds one segment more than its data
     /// needs, ready before any append waits. Waiting for half a segment
@@ -588,7 +589,7 @@ impl Engine {
     fn prepare_next(&mut self, index: &RwLock<Index>) {
         let number = self.active.number() + 1;
         if !self.prepare_ahead
-            || self.write_offset < self.active.len() / 2
+            || (number == 1 && self.write_offset < self.active.len() / 2)
             || self.preparing.is_some()
             || u32::try_from(number).is_err()
             || index.read().segments().len() as u64 > number
