@@ -221,6 +221,19 @@ pub enum Error {
         /// What is there instead, for people; names the stray entry.
         reason: String,
     },
+    /// A replication import ([`crate::replication::import`]) whose events
+    /// do not follow on from the store: the first position is not the
+    /// store's next one, positions skip or repeat, or a stream's version
+    /// does not follow its last one. Nothing was written. The replica and
+    /// its source disagree; resume from the replica's
+    /// [`global_position`](crate::Store::global_position).
+    #[error("cannot import the event at position {position}: {reason}")]
+    ImportRefused {
+        /// The position of the event that does not follow on.
+        position: u64,
+        /// What does not follow, for people.
+        reason: String,
+    },
 }
 
 /// The limits a call can exceed, each set in [`Options`](crate::Options).

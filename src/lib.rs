@@ -330,6 +330,7 @@ mod index;
 mod log;
 mod options;
 mod read;
+pub mod replication;
 mod store;
 
 // Public for the fuzz crate (`fuzz/`), which decodes untrusted bytes with

@@ -646,6 +646,27 @@ impl Store {
         Ok(())
     }
 
+    /// Commits a replication import's batches (see
+    /// [`crate::replication::import`]) through the writer, and wakes the
+    /// live subscriptions.
+    pub(crate) fn import_batches(
+        &self,
+        batches: Vec<Batch>,
+        first_position: u64,
+    ) -> Result<(), Error> {
+        let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        let results = writer.import(batches, first_position, &self.index)?;
+        if results.iter().any(|r| !r.positions.is_empty()) {
+            self.commits.notify();
+        }
+        Ok(())
+    }
+
+    /// The options in force, with the store's own segment size.
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.dir

@@ -9,6 +9,7 @@ use crate::error::{Error, Limit, excerpt};
 use crate::event::{AppendCondition, EventData, ExpectedVersion, StreamAppend, now_us};
 use crate::format::{
     FRAME_HEADER_LEN, RecordFields, SEGMENT_HEADER_LEN, encode_record, padded_record_len,
+    set_recorded_at,
 };
 use crate::options::Options;
 
@@ -215,6 +216,29 @@ fn check_part(options: &Options, stream: &str, events: &[EventData]) -> Result<u
         total = total.saturating_add(padded);
     }
     Ok(total)
+}
+
+impl Batch {
+    /// Checks and encodes a replication import's run of one stream's
+    /// events as [`Batch::new`] does, then gives each record its source's
+    /// recorded-at time (`recorded_at_us`, one per event) instead of now.
+    pub(crate) fn imported(
+        options: &Options,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[EventData],
+        recorded_at_us: &[u64],
+    ) -> Result<Batch, Error> {
+        let mut batch = Batch::new(options, stream, expected, events)?;
+        let mut at = 0usize;
+        for ((len, _), time) in batch.records.iter().zip(recorded_at_us) {
+            if let Some(record) = batch.encoded.get_mut(at..at + len) {
+                set_recorded_at(record, *time);
+            }
+            at += len;
+        }
+        Ok(batch)
+    }
 }
 
 /// Generated event ids for one batch: time-ordered UUID v7s.

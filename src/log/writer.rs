@@ -205,6 +205,60 @@ impl Writer {
         )
     }
 
+    /// Commits a replication import: `batches`, each one stream's run of
+    /// events expecting exactly the version before its first, whose first
+    /// event must get `first_position`. Everything is checked under the
+    /// engine lock (so no append slips in between) before anything is
+    /// written, and then committed as frames of one commit group, the
+    /// same path appends take; a refusal writes nothing.
+    pub(crate) fn import(
+        &self,
+        batches: Vec<Batch>,
+        first_position: u64,
+        index: &RwLock<Index>,
+    ) -> Result<Vec<AppendResult>, Error> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let mut engine = self.engine.lock();
+        if engine.next_position != first_position {
+            return Err(Error::ImportRefused {
+                position: first_position,
+                reason: format!(
+                    "the store's next position is {}, not {first_position}",
+                    engine.next_position
+                ),
+            });
+        }
+        let mut versions: HashMap<&str, Option<u64>> = HashMap::new();
+        let mut position = first_position;
+        for batch in &batches {
+            let actual = match versions.get(batch.stream.as_str()) {
+                Some(v) => *v,
+                None => index.read().stream_version(&batch.stream),
+            };
+            if !batch.expected.admits(actual) {
+                return Err(Error::ImportRefused {
+                    position,
+                    reason: format!(
+                        "stream '{}' is at {}, the imported event expects {}",
+                        batch.stream,
+                        actual.map_or("no event".to_owned(), |v| format!("version {v}")),
+                        batch.expected
+                    ),
+                });
+            }
+            let count = batch.records.len() as u64;
+            if count > 0 {
+                let first = actual.map_or(0, |v| v + 1);
+                versions.insert(batch.stream.as_str(), Some(first + count - 1));
+            }
+            position += count;
+        }
+        let outcomes = self.commit_group(&mut engine, index, batches);
+        outcomes.into_iter().collect()
+    }
+
     /// Syncs the active segment, to be sure nothing is outstanding.
     pub(crate) fn sync(&self) -> Result<(), Error> {
         if self.poisoned.load(Ordering::Acquire) {

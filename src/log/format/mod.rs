@@ -27,7 +27,7 @@ pub use header::{
 };
 pub use record::{
     RECORD_HEADER_LEN, RawRecordView, RecordFields, RecordView, decode_record, decode_record_bytes,
-    encode_record, padded_record_len, seal_record,
+    encode_record, padded_record_len, seal_record, set_recorded_at,
 };
 pub use walk::{End, Frame, Frames};
 

@@ -127,6 +127,13 @@ pub fn seal_record(record: &mut [u8], salt: Salt, position: u64, version: u64) {
     put(record, CRC_AT, &crc.to_le_bytes());
 }
 
+/// Sets the recorded-at time of an encoded, not yet sealed record at the
+/// start of `record`: a replication import keeps its source's times, where
+/// [`encode_record`] callers give one time to a whole batch.
+pub fn set_recorded_at(record: &mut [u8], recorded_at_us: u64) {
+    put(record, RECORDED_AT_AT, &recorded_at_us.to_le_bytes());
+}
+
 /// A checked record, borrowing the bytes it was decoded from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordView<'a> {
