@@ -121,7 +121,10 @@ pub(crate) fn check_ids(
             let found = found.get(part.records.clone()).unwrap_or_default();
             if found.is_empty() {
                 // A part with no events answers as it would now.
-                let next = index.read().stream_version(&part.stream).map_or(0, |v| v + 1);
+                let next = index
+                    .read()
+                    .stream_version(&part.stream)
+                    .map_or(0, |v| v + 1);
                 return Some(AppendResult {
                     versions: next..next,
                     positions: 0..0,
@@ -229,7 +232,10 @@ mod tests {
         match check_ids(&first, &index, &pending) {
             Ok(Verdict::Retry(r)) => {
                 assert_eq!(r.len(), 1);
-                assert_eq!((r[0].versions.clone(), r[0].positions.clone()), (0..2, 40..42));
+                assert_eq!(
+                    (r[0].versions.clone(), r[0].positions.clone()),
+                    (0..2, 40..42)
+                );
                 assert!(r[0].deduplicated);
             }
             other => panic!("{other:?}"),

@@ -231,32 +231,54 @@ impl Writer {
             });
         }
         let mut versions: HashMap<&str, Option<u64>> = HashMap::new();
+        let mut pending = Pending::default();
         let mut position = first_position;
         for batch in &batches {
-            let actual = match versions.get(batch.stream.as_str()) {
-                Some(v) => *v,
-                None => index.read().stream_version(&batch.stream),
-            };
-            if !batch.expected.admits(actual) {
-                return Err(Error::ImportRefused {
-                    position,
-                    reason: format!(
-                        "stream '{}' is at {}, the imported event expects {}",
-                        batch.stream,
-                        actual.map_or("no event".to_owned(), |v| format!("version {v}")),
-                        batch.expected
-                    ),
-                });
+            // A mirror's event ids are unique in its source: one already
+            // here means the replica is not a copy of that source.
+            match check_ids(batch, index, &pending) {
+                Ok(Verdict::Fresh) => {}
+                Ok(Verdict::Retry(_)) | Err(Error::DuplicateEventId { .. }) => {
+                    return Err(Error::ImportRefused {
+                        position,
+                        reason: "an imported event's id is already in the store".to_owned(),
+                    });
+                }
+                Err(e) => return Err(e),
             }
-            let count = batch.records.len() as u64;
-            if count > 0 {
+            let mut first_versions = Vec::with_capacity(batch.parts.len());
+            let batch_position = position;
+            for part in &batch.parts {
+                let actual = match versions.get(part.stream.as_str()) {
+                    Some(v) => *v,
+                    None => index.read().stream_version(&part.stream),
+                };
+                if !part.expected.admits(actual) {
+                    return Err(Error::ImportRefused {
+                        position,
+                        reason: format!(
+                            "stream '{}' is at {}, the imported event expects {}",
+                            part.stream,
+                            actual.map_or("no event".to_owned(), |v| format!("version {v}")),
+                            part.expected
+                        ),
+                    });
+                }
+                let count = part.records.len() as u64;
                 let first = actual.map_or(0, |v| v + 1);
-                versions.insert(batch.stream.as_str(), Some(first + count - 1));
+                first_versions.push(first);
+                if count > 0 {
+                    versions.insert(part.stream.as_str(), Some(first + count - 1));
+                }
+                position += count;
             }
-            position += count;
+            pending.add(batch, &first_versions, batch_position);
         }
-        let outcomes = self.commit_group(&mut engine, index, batches);
-        outcomes.into_iter().collect()
+        let outcomes = self.commit_group(&mut engine, index, batches, &|_| Ok(()));
+        outcomes
+            .into_iter()
+            .map(|o| o.and_then(|mut r| r.pop().ok_or(Error::Poisoned)))
+            .collect()
     }
 
     /// Syncs the active segment, to be sure nothing is outstanding.
