@@ -13,6 +13,7 @@ use crate::event::ExpectedVersion;
 ///   [`InvalidEventType`](Error::InvalidEventType),
 ///   [`LimitExceeded`](Error::LimitExceeded),
 ///   [`InvalidOptions`](Error::InvalidOptions),
+///   [`Json`](Error::Json),
 ///   [`StreamNotFound`](Error::StreamNotFound),
 ///   [`DuplicateStream`](Error::DuplicateStream)): nothing was written; fix the
 ///   call.
@@ -106,6 +107,17 @@ pub enum Error {
     #[error("invalid options: {reason}")]
     InvalidOptions {
         /// Which option and why.
+        reason: String,
+    },
+
+    /// A payload that the serde helpers (feature `serde`) could not turn
+    /// into JSON, or that does not read as the type asked for. Nothing was
+    /// written.
+    #[error("{}: {reason}", match .position { Some(p) => format!("event at position {p} does not read as the type asked for"), None => "value does not serialise as JSON".to_owned() })]
+    Json {
+        /// The event read, when reading; `None` when making an event.
+        position: Option<u64>,
+        /// What serde_json said.
         reason: String,
     },
 

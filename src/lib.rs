@@ -327,6 +327,8 @@
 mod error;
 mod event;
 mod index;
+#[cfg(feature = "serde")]
+mod json;
 mod log;
 mod options;
 mod read;

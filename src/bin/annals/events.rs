@@ -4,9 +4,6 @@
 use std::io::{self, Write};
 
 use annals::RecordedEvent;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use serde_json::{Value, json};
 
 use crate::fmt::{Table, payload_excerpt, utc};
 
@@ -53,31 +50,11 @@ pub fn line(out: &mut impl Write, e: &RecordedEvent) -> io::Result<()> {
     )
 }
 
-/// One event as one JSON object on one line. Data and metadata are given as
-/// text when they are UTF-8 and as base64 otherwise; `data_encoding` and
-/// `metadata_encoding` say which (`"utf8"` or `"base64"`).
+/// One event as one JSON object on one line, in the shape of
+/// `RecordedEvent`'s `Serialize` (the library's `serde` feature): data and
+/// metadata as text when they are UTF-8 and as base64 otherwise, with
+/// `data_encoding` and `metadata_encoding` saying which.
 pub fn json_line(out: &mut impl Write, e: &RecordedEvent) -> io::Result<()> {
-    let (data_encoding, data) = payload_json(&e.data);
-    let (metadata_encoding, metadata) = payload_json(&e.metadata);
-    let value = json!({
-        "position": e.position,
-        "stream": &*e.stream_id,
-        "version": e.version,
-        "type": &*e.event_type,
-        "id": e.id.to_string(),
-        "recorded_at": utc(e.recorded_at),
-        "recorded_at_us": e.recorded_at,
-        "data_encoding": data_encoding,
-        "data": data,
-        "metadata_encoding": metadata_encoding,
-        "metadata": metadata,
-    });
-    writeln!(out, "{value}")
-}
-
-fn payload_json(bytes: &[u8]) -> (&'static str, Value) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => ("utf8", Value::String(text.to_owned())),
-        Err(_) => ("base64", Value::String(BASE64.encode(bytes))),
-    }
+    serde_json::to_writer(&mut *out, e)?;
+    writeln!(out)
 }
