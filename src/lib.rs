@@ -330,6 +330,7 @@ mod index;
 #[cfg(feature = "serde")]
 mod json;
 mod log;
+mod metrics;
 mod options;
 mod read;
 pub mod replication;
@@ -356,6 +357,7 @@ pub use event::{
     AppendCondition, AppendResult, EventData, ExpectedVersion, RecordedEvent, StreamAppend,
 };
 pub use log::recovery::{RecoveryReport, TornTailReport};
+pub use metrics::{Metrics, Percentiles};
 pub use options::{DEFAULT_FOLLOW_INTERVAL_MS, Options, TornTail};
 pub use read::filter::{Filter, FilteredPage, MAX_FILTER_TERMS};
 pub use read::pages::FILTER_SCAN_EVENTS;

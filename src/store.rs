@@ -17,6 +17,7 @@ use crate::io::{DIR_MODE, FILE_MODE};
 use crate::log::batch::{Batch, check_stream_id};
 use crate::log::recovery::{LOCK_FILE, Mode, RecoveryReport, check_listing, recover};
 use crate::log::writer::Writer;
+use crate::metrics::{Metrics, Recorder};
 use crate::options::Options;
 use crate::read::commits::Commits;
 use crate::read::condition::Conditions;
@@ -71,6 +72,8 @@ pub struct Store {
     follower: Option<Arc<Follower>>,
     /// What the open found and repaired.
     report: RecoveryReport,
+    /// Counters since open, for [`Store::metrics`].
+    metrics: Arc<Recorder>,
 }
 
 impl Drop for Store {
@@ -132,7 +135,8 @@ impl Store {
         }
         // From here on the store's own segment size is the only one.
         let options = options.segment_size(recovered.segment_size);
-        let writer = Writer::resume(dir.clone(), &recovered, &options)?;
+        let metrics = Arc::<Recorder>::default();
+        let writer = Writer::resume(dir.clone(), &recovered, &options, Arc::clone(&metrics))?;
         Ok(Store {
             dir,
             options,
@@ -143,6 +147,7 @@ impl Store {
             _lock: Some(lock),
             follower: None,
             report: recovered.report,
+            metrics,
         })
     }
 
@@ -192,6 +197,7 @@ impl Store {
             conditions: Mutex::default(),
             _lock: None,
             report: recovered.report,
+            metrics: Arc::default(),
         })
     }
 
@@ -382,12 +388,17 @@ impl Store {
         let wrote = batch.len() > 0;
         let check =
             |condition: &AppendCondition| self.conditions.lock().check(&self.index, condition);
+        let bytes = batch.encoded.len() as u64;
         let results = writer.append(batch, &self.index, &check)?;
         // The batch is in the index: wake the live subscriptions. Never
         // waits for a subscriber.
         let deduplicated = results.iter().any(|r| r.deduplicated);
-        if wrote && !deduplicated {
+        if deduplicated {
+            self.metrics.deduplicated();
+        } else if wrote {
             self.commits.notify();
+            let events = results.iter().map(|r| r.positions.end - r.positions.start);
+            self.metrics.appended(events.sum(), bytes);
         }
         Ok(results)
     }
@@ -403,7 +414,7 @@ impl Store {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        pages::stream(&self.index, stream, from_version, max_count)
+        self.counted(pages::stream(&self.index, stream, from_version, max_count))
     }
 
     /// Reads up to `max_count` events of the global log, from position
@@ -414,7 +425,7 @@ impl Store {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        pages::all(&self.index, from_position, max_count)
+        self.counted(pages::all(&self.index, from_position, max_count))
     }
 
     /// Reads up to `max_count` events of `stream`, newest first: versions
@@ -441,7 +452,12 @@ impl Store {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        pages::stream_backward(&self.index, stream, from_version, max_count)
+        self.counted(pages::stream_backward(
+            &self.index,
+            stream,
+            from_version,
+            max_count,
+        ))
     }
 
     /// Reads up to `max_count` events of the global log, newest first:
@@ -453,7 +469,7 @@ impl Store {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        pages::all_backward(&self.index, from_position, max_count)
+        self.counted(pages::all_backward(&self.index, from_position, max_count))
     }
 
     /// Reads up to `max_count` events of the global log that pass
@@ -496,7 +512,9 @@ impl Store {
         filter: &Filter,
     ) -> Result<FilteredPage, Error> {
         let max_examined = max_count.max(FILTER_SCAN_EVENTS);
-        pages::filtered(&self.index, from_position, max_count, max_examined, filter)
+        let page = pages::filtered(&self.index, from_position, max_count, max_examined, filter)?;
+        self.metrics.read(page.events.len());
+        Ok(page)
     }
 
     /// Subscribes to the global log: every event from `from` on (those that
@@ -586,7 +604,37 @@ impl Store {
     /// # }
     /// ```
     pub fn find_event(&self, id: uuid::Uuid) -> Result<Option<RecordedEvent>, Error> {
-        crate::read::ids::find_event(&self.index, id)
+        let found = crate::read::ids::find_event(&self.index, id)?;
+        self.metrics.read(usize::from(found.is_some()));
+        Ok(found)
+    }
+
+    /// Counts a read that returned `events`.
+    fn counted(
+        &self,
+        events: Result<Vec<RecordedEvent>, Error>,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        if let Ok(events) = &events {
+            self.metrics.read(events.len());
+        }
+        events
+    }
+
+    /// What the store has done since it was opened (appends, commits,
+    /// `fdatasync` latency, reads, rotations) and what it takes on disk
+    /// now. Always on: the counters are atomics. See [`Metrics`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = annals::Store::open(dir.path())?;
+    /// store.append("s", annals::ExpectedVersion::Any, &[annals::EventData::new("T", b"x".to_vec())])?;
+    /// let m = store.metrics();
+    /// assert_eq!((m.appends, m.events_appended, m.fsyncs), (1, 1, 1));
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let segments = self.stats().segments;
+        self.metrics.snapshot(segments, bytes_on_disk(&self.dir))
     }
 
     /// The last version of `stream`, `None` when it has no events.
@@ -655,9 +703,15 @@ impl Store {
         first_position: u64,
     ) -> Result<(), Error> {
         let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        let bytes = batches.iter().map(|b| b.encoded.len() as u64).sum();
         let results = writer.import(batches, first_position, &self.index)?;
-        if results.iter().any(|r| !r.positions.is_empty()) {
+        let events: u64 = results
+            .iter()
+            .map(|r| r.positions.end - r.positions.start)
+            .sum();
+        if events > 0 {
             self.commits.notify();
+            self.metrics.appended(events, bytes);
         }
         Ok(())
     }
@@ -671,6 +725,21 @@ impl Store {
     pub fn path(&self) -> &Path {
         &self.dir
     }
+}
+
+/// The bytes the files directly in `dir` take on disk (allocated blocks,
+/// 512 bytes each as `stat` counts them); files that vanish while they are
+/// counted, or cannot be read, count nothing.
+fn bytes_on_disk(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.blocks().saturating_mul(512))
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Creates the data directory (mode 0700) if it is missing, with any

@@ -25,6 +25,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -45,6 +46,7 @@ use crate::log::ids::{Pending, Verdict, check_ids};
 use crate::log::prepare::Preparation;
 use crate::log::recovery::Recovered;
 use crate::log::segment::{Segment, map_immutable, zero_ahead_len, zero_fill};
+use crate::metrics::Recorder;
 use crate::options::Options;
 
 /// The writer of one store.
@@ -89,6 +91,8 @@ struct Engine {
     stale_index: Option<PathBuf>,
     /// Whether the writer has closed: nothing more is written.
     closed: bool,
+    /// Commits, `fdatasync`s and rotations, for [`crate::Metrics`].
+    metrics: Arc<Recorder>,
 }
 
 impl Drop for Engine {
@@ -122,6 +126,7 @@ impl Writer {
         dir: PathBuf,
         recovered: &Recovered,
         options: &Options,
+        metrics: Arc<Recorder>,
     ) -> Result<Writer, Error> {
         let active = recovered
             .index
@@ -159,6 +164,7 @@ impl Writer {
             indexing: None,
             stale_index: None,
             closed: false,
+            metrics,
         };
         let mut engine = engine;
         let stale = engine
@@ -581,6 +587,13 @@ impl Writer {
             return Err(Error::Poisoned);
         }
         let number = engine.active.number() + 1;
+        let _span = tracing::info_span!(
+            "annals.rotate",
+            sealed = engine.active.number(),
+            next = number,
+            sealed_bytes = engine.write_offset,
+        )
+        .entered();
         if u32::try_from(number).is_err() {
             return Err(Error::LimitExceeded {
                 limit: Limit::SegmentCount,
@@ -636,6 +649,7 @@ impl Writer {
             catalog,
             engine.prepare_ahead,
         );
+        engine.metrics.rotated();
         Ok(())
     }
 }
@@ -744,14 +758,30 @@ impl Engine {
             event_count,
         };
         encode_frame_header(&mut self.buf, self.active.salt(), &header);
+        // Free when no subscriber listens: the fields are only recorded.
+        let span = tracing::debug_span!(
+            "annals.commit",
+            segment = self.active.number(),
+            offset = self.write_offset,
+            bytes = self.buf.len(),
+            events = event_count,
+            sync_us = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         self.zero_ahead()?;
         let path = self.active.path();
         self.io
             .write_at(&self.file, path, &self.buf, self.write_offset as u64)
             .map_err(|e| ("write frame", path.to_path_buf(), e))?;
+        let started = Instant::now();
         self.io
             .sync_data(&self.file, path)
-            .map_err(|e| ("sync segment", path.to_path_buf(), e))
+            .map_err(|e| ("sync segment", path.to_path_buf(), e))?;
+        let took = started.elapsed();
+        span.record("sync_us", took.as_micros() as u64);
+        self.metrics.synced(took);
+        self.metrics.committed(u64::from(event_count));
+        Ok(())
     }
 }
 
