@@ -124,8 +124,10 @@ impl Store {
             check_listing(&dir)?;
         }
         let lock = lock(&dir)?;
+        let _span =
+            tracing::info_span!("annals.open", dir = %dir.display(), read_only = false).entered();
         let mode = Mode::Writable(options.on_torn_tail, options.segment_size);
-        let recovered = recover(&dir, &*options.io, mode)?;
+        let recovered = recover_timed(&dir, &options, mode)?;
         if recovered.segment_size != options.segment_size {
             tracing::info!(
                 dir = %dir.display(),
@@ -175,9 +177,11 @@ impl Store {
         // scan passes over them, which looks like damage followed by valid
         // data; real damage stays put, so a refusal is confirmed by scanning
         // again.
+        let _span =
+            tracing::info_span!("annals.open", dir = %dir.display(), read_only = true).entered();
         let mut attempt = 0;
         let recovered = loop {
-            match recover(&dir, &*options.io, Mode::ReadOnly) {
+            match recover_timed(&dir, &options, Mode::ReadOnly) {
                 Err(Error::Corruption { .. }) if attempt < 2 => attempt += 1,
                 other => break other?,
             }
@@ -725,6 +729,29 @@ impl Store {
     pub fn path(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Recovers the store in `dir` inside an `annals.recover` span that
+/// records how long it took and what it found.
+fn recover_timed(
+    dir: &Path,
+    options: &Options,
+    mode: Mode,
+) -> Result<crate::log::recovery::Recovered, Error> {
+    let span = tracing::info_span!(
+        "annals.recover",
+        events = tracing::field::Empty,
+        segments = tracing::field::Empty,
+        duration_us = tracing::field::Empty,
+    );
+    let _entered = span.enter();
+    let started = std::time::Instant::now();
+    let recovered = recover(dir, &*options.io, mode)?;
+    span.record("events", recovered.index.len());
+    span.record("segments", recovered.index.segments().len() as u64);
+    span.record("duration_us", started.elapsed().as_micros() as u64);
+    tracing::debug!("recovered");
+    Ok(recovered)
 }
 
 /// The bytes the files directly in `dir` take on disk (allocated blocks,
