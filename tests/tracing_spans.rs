@@ -11,9 +11,12 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-/// Every span opened, by id: its name and the fields recorded so far.
+/// A span's name and the fields recorded so far.
+type Span = (String, HashMap<String, String>);
+
+/// Every span opened, by id.
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<(String, HashMap<String, String>)>>>);
+struct Spans(Arc<Mutex<Vec<Span>>>);
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
 
