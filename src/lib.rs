@@ -182,13 +182,19 @@
 //! clause is answered from per-segment summaries (type to first and last
 //! position), built by reading each segment once, after which only the
 //! stretch between a type's occurrences after the position is read.
-//! PERFORMANCE.md has the figures. Idempotent appends by event id, when
-//! they land, will apply to a multi append as a whole.
+//! PERFORMANCE.md has the figures. Idempotent appends by event id apply
+//! to a multi append as a whole: it is a retry (every part's original
+//! result, nothing written) only when every part is one, and any other
+//! reuse of a stored id refuses the whole call.
 //!
 //! ## Features
 //!
 //! - `cli` (default): the `annals` command-line tool.
 //! - `async`: [`Subscription`] implements `futures_core::Stream`.
+//! - `serde`: `EventData::json`, `RecordedEvent::json` and `Serialize` for
+//!   [`RecordedEvent`] in the `annals read --json` shape.
+//! - `metrics`: `Metrics::publish` hands [`Store::metrics`] to the
+//!   [`metrics`](https://docs.rs/metrics) crate's facade.
 //!
 //! ## What it is not
 //!
@@ -253,6 +259,15 @@
 //! read, and build on, a batch whose append failed and that a power loss
 //! would still take away. Only a batch whose append returned `Ok` is
 //! promised. A reopen after a reboot reads what the disk really holds.
+//!
+//! Segment 0 of a new store is created sparse (its full length, but only
+//! its first MiB written), so that a small store takes little disk; the
+//! writer zero-fills ahead of itself as it goes, and every later segment
+//! is written out in full before it is used. A full disk is therefore met
+//! partway through segment 0, by a zero-fill or a frame write: the append
+//! fails with [`Error::Io`] (`ENOSPC`) and the store is poisoned like any
+//! failed write, nothing acknowledged lost. Past segment 0 it is met when
+//! the next segment is prepared, before anything depends on it.
 //!
 //! Readers map segment files. Another process that shortens a segment file
 //! while it is mapped (`truncate`, a careless copy over it) makes the next

@@ -720,6 +720,13 @@ impl Store {
         Ok(())
     }
 
+    /// The writer and the index, for tests that drive a commit group
+    /// directly.
+    #[cfg(test)]
+    pub(crate) fn parts_for_tests(&self) -> (&Writer, &RwLock<Index>) {
+        (self.writer.as_ref().expect("a writable store"), &self.index)
+    }
+
     /// The options in force, with the store's own segment size.
     pub(crate) fn options(&self) -> &Options {
         &self.options
