@@ -324,6 +324,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod backup;
 mod error;
 mod event;
 mod index;
@@ -348,6 +349,7 @@ pub use log::io;
 #[doc(hidden)]
 pub use index::file as index_format;
 
+pub use backup::BackupReport;
 pub use bytes::Bytes;
 pub use error::{Error, Limit};
 pub use event::{

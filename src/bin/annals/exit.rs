@@ -12,7 +12,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  any other failure (an I/O error, a poisoned store)
-  2  bad arguments (also an invalid stream id, event type or event size)
+  2  bad arguments (also an invalid stream id, event type or event size, or a
+     backup destination that is a file, the store, or holds something else)
   3  not found: no such directory, no annals store in it, no such stream or segment
   4  locked: another process has the store open for writing
   5  corrupt: a file fails a check (the message names the file and byte offset),
@@ -103,7 +104,8 @@ impl From<annals::Error> for Failure {
             | E::InvalidEventType { .. }
             | E::LimitExceeded { .. }
             | E::InvalidOptions { .. }
-            | E::CheckpointAhead { .. } => Code::Usage,
+            | E::CheckpointAhead { .. }
+            | E::BackupDestination { .. } => Code::Usage,
             E::Corruption { .. } => Code::Corrupt,
             E::Locked { .. } => Code::Locked,
             E::NotAStore { .. } => Code::NotAStore,

@@ -1,0 +1,828 @@
+//! Online backup: a consistent copy of a live store into a destination
+//! directory, while appends go on, made incremental by a manifest.
+//!
+//! **What is copied.** Under the index's read lock (a moment: no byte is
+//! copied under it) the backup takes the segments up to the last one
+//! holding data and each one's committed watermark, the in-memory index
+//! tables of the sealed segments and the catalog that goes with the last
+//! seal. Bytes below a watermark were synced before it moved and never
+//! change again (the invariant the memory maps rest on), so they can be
+//! copied afterwards, out of the maps, while the writer appends past them.
+//! The copy therefore holds every acknowledged event up to that point,
+//! whole commit frames only, and zeros after them: its first open finds a
+//! clean end. (From a read-only store the watermark is the follower's,
+//! which may include a frame its writer has written but not yet synced; see
+//! [`Store::refresh`](crate::Store::refresh).)
+//!
+//! **Copied, never hard-linked.** A sealed segment is immutable in the
+//! origin, but a hard link shares the inode: the backup's last segment is
+//! its active one, which an open of the backup writes in place (appends, a
+//! torn tail zeroed), and that would change the origin's sealed segment
+//! under its checksums. A link would also share the origin's damage rather
+//! than guard against it. So every byte is copied, once, and the rest of
+//! each file is left a hole (reads as zeros; the writer zero-fills ahead of
+//! itself before appending into one, as in a new store's segment 0).
+//!
+//! **Index files and catalog.** They are derived data, and a backup that
+//! lacked them would scan every segment at its first open. They are written
+//! from the origin's memory in the same snapshot, so they are consistent
+//! with the copied segments by construction: the index file of every
+//! sealed segment the copy holds, and the catalog of the last seal when
+//! that seal's index is the one on disk. The active segment's index is
+//! never written (its open scans it, as after any crash). An open checks
+//! them all anyway, as it checks any index file.
+//!
+//! **Crash safety.** The destination is a store directory, so a backup
+//! opens, verifies and restores as any store. A run first writes every
+//! segment it must copy whole under a dot-name (which an open ignores),
+//! synced; the previous backup is untouched and good meanwhile. Then it
+//! creates the marker file [`MARKER`] and syncs the directory: an open
+//! refuses a directory holding a file annals does not know with
+//! [`Error::NotAStore`], so from here until the marker goes the destination
+//! does not open as a store. Under the marker it extends the segment it
+//! copied last time in place, renames the copies into place, writes the
+//! index files and catalog, removes what no longer belongs, syncs the
+//! directory, writes the manifest ([`MANIFEST`]) under a temporary name,
+//! syncs and renames it, and only then removes the marker and syncs the
+//! directory. A crash at any point leaves the previous good backup, a
+//! directory that does not open as a store, or the new backup whole.
+//!
+//! **Incremental.** The manifest records, per segment, the bytes copied,
+//! their CRC-32 and the file's identity (inode, size, modification and
+//! change times) as it was left. The next run into the same destination
+//! leaves a segment alone when the origin's watermark is where the
+//! manifest says and the file is unchanged since; extends it in place when
+//! the origin's watermark has moved on (committed bytes never change, so
+//! the copy is a prefix of the origin's); and copies it whole otherwise. A
+//! run that finds the marker (an earlier run was cut short) trusts no
+//! manifest and copies everything.
+//!
+//! The destination's `LOCK` is held for the run, so two backups into one
+//! destination, or a backup into a destination that is open for writing,
+//! meet [`Error::Locked`].
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::error::Error;
+use crate::format::{Frames, SEGMENT_HEADER_LEN, decode_segment_header};
+use crate::index::Index;
+use crate::index::persist::{
+    CATALOG_FILE, INDEX_SUFFIX, index_file_name, sealed_index_bytes, write_catalog, write_index,
+};
+use crate::io::{DIR_MODE, FILE_MODE, FileIo};
+use crate::log::recovery::LOCK_FILE;
+use crate::log::segment::{self, Segment};
+
+/// The marker present while a backup run changes the destination's
+/// segments: its name is not a dot-name, so an open refuses the directory
+/// with [`Error::NotAStore`] as long as it is there.
+pub const MARKER: &str = "BACKUP-INCOMPLETE";
+
+/// The manifest of the last complete backup in a destination: what each
+/// segment file holds and how it was left, for the next run to compare.
+/// A dot-name, so an open of the backup ignores it.
+pub const MANIFEST: &str = ".annals-backup";
+
+/// The manifest being written.
+const MANIFEST_TEMP: &str = ".annals-backup.tmp";
+
+/// The suffix of a segment copy being written under a dot-name.
+const COPY_SUFFIX: &str = ".backup-tmp";
+
+/// The first line of a manifest, with its format version.
+const MANIFEST_MAGIC: &str = "annals-backup 1";
+
+/// How much one write of a copy carries: large enough that the system
+/// calls cost nothing next to the bytes, small enough to stay in cache.
+const COPY_CHUNK_LEN: usize = 4 << 20;
+
+/// The most lines a manifest may have: one per segment, and segments are
+/// numbered with 32 bits. A longer file is not ours, and is not trusted.
+const MANIFEST_MAX_BYTES: u64 = 64 << 20;
+
+/// What [`Store::backup`](crate::Store::backup) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BackupReport {
+    /// Events in the backup: the position its log reaches, which is its
+    /// [`global_position`](crate::Store::global_position) when opened.
+    pub events: u64,
+    /// Segment files in the backup.
+    pub segments: u64,
+    /// Segment bytes written by this run (the data copied; the holes after
+    /// it are not written).
+    pub bytes_copied: u64,
+    /// Segments the destination already held as they are, left alone.
+    pub segments_unchanged: u64,
+    /// Segments extended in place by what their origin appended since the
+    /// last backup.
+    pub segments_extended: u64,
+    /// Bytes of index files and catalog written.
+    pub index_bytes: u64,
+}
+
+/// One segment as the snapshot took it.
+struct Taken {
+    segment: Arc<Segment>,
+    /// The committed watermark at the snapshot: the bytes to copy.
+    len: usize,
+}
+
+/// What the index's read lock gave: a consistent point of the log.
+struct Snapshot {
+    store_id: u64,
+    segment_size: u64,
+    segments: Vec<Taken>,
+    /// Index file bytes of the sealed segments among `segments`.
+    indexes: Vec<(u64, Bytes)>,
+    /// The catalog of the last seal, when its index is among `indexes`.
+    catalog: Option<Vec<u8>>,
+}
+
+impl Snapshot {
+    fn take(index: &RwLock<Index>) -> Result<Snapshot, Error> {
+        let index = index.read();
+        let all = index.segments();
+        let Some(first) = all.first() else {
+            return Err(Error::InvalidOptions {
+                reason: "the store has no segment to back up".into(),
+            });
+        };
+        // The last segment holding data (segment 0 for an empty store); a
+        // segment prepared ahead of need is left out, as in a new store.
+        let last = all
+            .iter()
+            .rposition(|s| s.committed_len() > SEGMENT_HEADER_LEN)
+            .unwrap_or(0);
+        let header = first
+            .committed()
+            .get(..SEGMENT_HEADER_LEN)
+            .and_then(|h| decode_segment_header(h).ok())
+            .ok_or_else(|| Error::corruption(first.path(), 0, "segment header unreadable"))?;
+        let segments: Vec<Taken> = all
+            .iter()
+            .take(last + 1)
+            .map(|s| Taken {
+                segment: Arc::clone(s),
+                len: s.committed_len(),
+            })
+            .collect();
+        // Sealed segments only: the active segment's tables (a clean close's
+        // open index, say) describe a segment that goes on growing.
+        let active = u64::from(index.active_segment());
+        let mut indexes = Vec::new();
+        for t in &segments {
+            let number = t.segment.number();
+            if number >= active {
+                break;
+            }
+            let Ok(n) = u32::try_from(number) else { break };
+            // Missing tables (never the case for a sealed segment) or ones
+            // that do not follow on: leave the file out, and the backup's
+            // first open scans that segment.
+            if let Some(bytes) = sealed_index_bytes(&index.tables_of(n)) {
+                indexes.push((number, bytes));
+            }
+        }
+        // The catalog names the last sealed segment's index by its header
+        // CRC; it goes only with that very index file.
+        let catalog = index
+            .sealed_catalog_bytes()
+            .filter(|_| indexes.last().is_some_and(|(n, _)| n + 1 == active));
+        Ok(Snapshot {
+            store_id: header.store_id,
+            segment_size: header.segment_size,
+            segments,
+            indexes,
+            catalog,
+        })
+    }
+
+    /// The position the log of the copy reaches: the end of the last
+    /// frame of its last segment, which is walked (and so checked) whole.
+    fn events(&self) -> Result<u64, Error> {
+        let Some(last) = self.segments.last() else {
+            return Ok(0);
+        };
+        let bytes = last.segment.committed();
+        let untrusted = bytes.get(SEGMENT_HEADER_LEN..last.len).unwrap_or_default();
+        let mut frames = Frames::new(untrusted, last.segment.salt()).based_at(SEGMENT_HEADER_LEN);
+        let mut end = None;
+        while let Some(frame) = frames.next_frame() {
+            end = Some(frame.positions().end);
+        }
+        let walked = frames.finish();
+        if let Some((offset, reason)) = walked.problem() {
+            return Err(Error::corruption(
+                last.segment.path(),
+                offset as u64,
+                reason,
+            ));
+        }
+        match end {
+            Some(end) => Ok(end),
+            // An empty last segment is segment 0 of an empty store.
+            None => Ok(0),
+        }
+    }
+}
+
+/// One segment as the manifest recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Recorded {
+    data_len: u64,
+    crc: u32,
+    identity: Identity,
+}
+
+/// How a file was left: anything that writes to it changes at least its
+/// modification and change times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Identity {
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl Identity {
+    fn of(path: &Path) -> Option<Identity> {
+        let m = fs::symlink_metadata(path).ok()?;
+        if !m.is_file() {
+            return None;
+        }
+        Some(Identity {
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+        })
+    }
+}
+
+/// The manifest: the store and its segments as the last complete run left
+/// them. Its text form, one item a line:
+///
+/// ```text
+/// annals-backup 1
+/// store <store id> <segment size>
+/// segment <number> <data len> <crc32> <ino> <size> <mtime ns> <ctime ns>
+/// ```
+#[derive(Debug, Default)]
+struct Manifest {
+    store_id: u64,
+    segment_size: u64,
+    segments: BTreeMap<u64, Recorded>,
+}
+
+impl Manifest {
+    fn encode(&self) -> String {
+        let mut s = format!(
+            "{MANIFEST_MAGIC}\nstore {} {}\n",
+            self.store_id, self.segment_size
+        );
+        for (n, r) in &self.segments {
+            let i = r.identity;
+            s.push_str(&format!(
+                "segment {n} {} {} {} {} {} {}\n",
+                r.data_len, r.crc, i.ino, i.size, i.mtime_ns, i.ctime_ns
+            ));
+        }
+        s
+    }
+
+    /// Parses a manifest; `None` for anything that is not one whole (it is
+    /// then not trusted, and everything is copied again).
+    fn decode(untrusted: &str) -> Option<Manifest> {
+        let mut lines = untrusted.lines();
+        if lines.next()? != MANIFEST_MAGIC {
+            return None;
+        }
+        let store: Vec<u64> = numbers(lines.next()?.strip_prefix("store ")?)?;
+        let [store_id, segment_size] = store[..] else {
+            return None;
+        };
+        let mut segments = BTreeMap::new();
+        for line in lines {
+            let f: Vec<i128> = numbers(line.strip_prefix("segment ")?)?;
+            let [n, data_len, crc, ino, size, mtime_ns, ctime_ns] = f[..] else {
+                return None;
+            };
+            let identity = Identity {
+                ino: u64::try_from(ino).ok()?,
+                size: u64::try_from(size).ok()?,
+                mtime_ns,
+                ctime_ns,
+            };
+            let recorded = Recorded {
+                data_len: u64::try_from(data_len).ok()?,
+                crc: u32::try_from(crc).ok()?,
+                identity,
+            };
+            segments.insert(u64::try_from(n).ok()?, recorded);
+        }
+        Some(Manifest {
+            store_id,
+            segment_size,
+            segments,
+        })
+    }
+
+    /// The manifest in `dest`, if there is one whole.
+    fn read(dest: &Path) -> Option<Manifest> {
+        let path = dest.join(MANIFEST);
+        if fs::symlink_metadata(&path).ok()?.len() > MANIFEST_MAX_BYTES {
+            return None;
+        }
+        Manifest::decode(&fs::read_to_string(path).ok()?)
+    }
+}
+
+/// Space-separated numbers, all of them, or `None`.
+fn numbers<T: std::str::FromStr>(s: &str) -> Option<Vec<T>> {
+    s.split(' ').map(|n| n.parse().ok()).collect()
+}
+
+/// What one run does with one segment.
+#[derive(Debug)]
+enum Plan {
+    /// The destination holds it as it is.
+    Unchanged(Recorded),
+    /// The destination holds its first `from` bytes; the rest is appended.
+    Extend { from: usize, crc: u32 },
+    /// Copied whole to the temporary file; `crc` is the CRC-32 of the
+    /// bytes copied.
+    Copy { temp: PathBuf, crc: u32 },
+}
+
+/// Backs up the store at `origin` (whose index is `index`) into `dest`;
+/// see the module's documentation.
+pub(crate) fn backup(
+    origin: &Path,
+    index: &RwLock<Index>,
+    io: &dyn FileIo,
+    dest: &Path,
+) -> Result<BackupReport, Error> {
+    let found = check_destination(origin, dest)?;
+    if !found.exists {
+        create_destination(io, dest)?;
+    }
+    let _lock = crate::store::lock(dest)?;
+    // An earlier run cut short left the marker, and files it may have
+    // changed after its manifest was written: trust none of it.
+    let previous = if found.marker {
+        None
+    } else {
+        Manifest::read(dest)
+    };
+    remove_leftover_copies(io, dest)?;
+
+    let snapshot = Snapshot::take(index)?;
+    let events = snapshot.events()?;
+    let previous = previous
+        .filter(|m| m.store_id == snapshot.store_id && m.segment_size == snapshot.segment_size);
+
+    // Phase 1: what must be copied whole goes to dot-names; the previous
+    // backup is still whole and good.
+    let mut report = BackupReport {
+        events,
+        segments: snapshot.segments.len() as u64,
+        bytes_copied: 0,
+        segments_unchanged: 0,
+        segments_extended: 0,
+        index_bytes: 0,
+    };
+    let mut plans = Vec::with_capacity(snapshot.segments.len());
+    for taken in &snapshot.segments {
+        let number = taken.segment.number();
+        let name = segment::file_name(number);
+        let path = dest.join(&name);
+        let recorded = previous
+            .as_ref()
+            .and_then(|m| m.segments.get(&number))
+            .filter(|r| Identity::of(&path) == Some(r.identity));
+        let plan = match recorded {
+            Some(r) if r.data_len == taken.len as u64 => Plan::Unchanged(r.clone()),
+            Some(r) if r.data_len >= SEGMENT_HEADER_LEN as u64 && r.data_len < taken.len as u64 => {
+                Plan::Extend {
+                    from: r.data_len as usize,
+                    crc: r.crc,
+                }
+            }
+            _ => {
+                let temp = dest.join(format!(".{name}{COPY_SUFFIX}"));
+                let crc = copy_whole(io, taken, snapshot.segment_size, &temp)?;
+                report.bytes_copied += taken.len as u64;
+                Plan::Copy { temp, crc }
+            }
+        };
+        plans.push(plan);
+    }
+
+    // Phase 2: under the marker, the destination does not open as a
+    // store until it is whole again.
+    create_marker(io, dest)?;
+    let mut manifest = Manifest {
+        store_id: snapshot.store_id,
+        segment_size: snapshot.segment_size,
+        segments: BTreeMap::new(),
+    };
+    for (taken, plan) in snapshot.segments.iter().zip(plans) {
+        let number = taken.segment.number();
+        let path = dest.join(segment::file_name(number));
+        let crc = match plan {
+            Plan::Unchanged(r) => {
+                report.segments_unchanged += 1;
+                manifest.segments.insert(number, r);
+                continue;
+            }
+            Plan::Extend { from, crc } => {
+                report.bytes_copied += (taken.len - from) as u64;
+                report.segments_extended += 1;
+                extend(io, taken, from, crc, &path)?
+            }
+            Plan::Copy { temp, crc } => {
+                replace(io, &temp, &path)?;
+                crc
+            }
+        };
+        // Stat after the last write and rename: both move the times.
+        let identity = Identity::of(&path).ok_or_else(|| {
+            Error::io(
+                "inspect segment copy",
+                &path,
+                std::io::Error::other("not a regular file"),
+            )
+        })?;
+        let recorded = Recorded {
+            data_len: taken.len as u64,
+            crc,
+            identity,
+        };
+        manifest.segments.insert(number, recorded);
+    }
+    report.index_bytes = write_derived(io, dest, &snapshot)?;
+    remove_strangers(io, dest, &snapshot)?;
+    io.sync_dir(dest)
+        .map_err(|e| Error::io("sync backup directory", dest, e))?;
+    write_manifest(io, dest, &manifest)?;
+    let marker = dest.join(MARKER);
+    io.remove_file(&marker)
+        .map_err(|e| Error::io("remove backup marker", &marker, e))?;
+    io.sync_dir(dest)
+        .map_err(|e| Error::io("sync backup directory", dest, e))?;
+    Ok(report)
+}
+
+/// What the destination held before the run.
+struct Found {
+    exists: bool,
+    /// An earlier run was cut short.
+    marker: bool,
+}
+
+/// Refuses a destination that is no place for a backup, changing nothing:
+/// a file, the store itself or a place inside it, a directory holding the
+/// store, or a directory holding anything but a backup.
+fn check_destination(origin: &Path, dest: &Path) -> Result<Found, Error> {
+    let refuse = |reason: &str| Error::BackupDestination {
+        path: dest.to_path_buf(),
+        reason: reason.to_owned(),
+    };
+    let origin =
+        fs::canonicalize(origin).map_err(|e| Error::io("resolve store path", origin, e))?;
+    let resolved = resolve(dest).map_err(|e| Error::io("resolve backup path", dest, e))?;
+    if resolved == origin {
+        return Err(refuse("is the store itself"));
+    }
+    if resolved.starts_with(&origin) {
+        return Err(refuse("is inside the store, where it would be a stranger"));
+    }
+    if origin.starts_with(&resolved) {
+        return Err(refuse("holds the store"));
+    }
+    let meta = match fs::metadata(dest) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Found {
+                exists: false,
+                marker: false,
+            });
+        }
+        Err(e) => return Err(Error::io("inspect backup destination", dest, e)),
+    };
+    if !meta.is_dir() {
+        return Err(refuse("is a file, not a directory"));
+    }
+    let mut ours = false;
+    let mut marker = false;
+    let mut stranger = None;
+    let mut annals_files = false;
+    let entries = fs::read_dir(dest).map_err(|e| Error::io("list backup destination", dest, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list backup destination", dest, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        match name.as_str() {
+            MANIFEST => ours = true,
+            MARKER => {
+                ours = true;
+                marker = true;
+            }
+            LOCK_FILE | "lost+found" => {}
+            n if n.starts_with('.') => {}
+            n if is_store_file(n) => annals_files = true,
+            _ => {
+                stranger.get_or_insert(name);
+            }
+        }
+    }
+    if let Some(name) = stranger {
+        return Err(refuse(&format!(
+            "holds {name:?}, which is not part of a backup; back up into a new or empty \
+             directory, or into an earlier backup"
+        )));
+    }
+    if annals_files && !ours {
+        return Err(refuse(
+            "holds an annals store that is not a backup (it has no backup manifest); \
+             back up into a new or empty directory, or into an earlier backup",
+        ));
+    }
+    Ok(Found {
+        exists: true,
+        marker,
+    })
+}
+
+/// Names a store or backup directory holds: segments, index files, the
+/// catalog, and their temporary names.
+fn is_store_file(name: &str) -> bool {
+    let name = name.strip_suffix(".tmp").unwrap_or(name);
+    let digits = name
+        .strip_suffix(".seg")
+        .or_else(|| name.strip_suffix(INDEX_SUFFIX));
+    name == CATALOG_FILE
+        || digits.is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `path` made absolute with symlinks resolved, as far as it exists: the
+/// nearest existing ancestor resolved, and the missing rest appended.
+fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    let mut missing = Vec::new();
+    let mut at = absolute.as_path();
+    loop {
+        match fs::canonicalize(at) {
+            Ok(mut resolved) => {
+                resolved.extend(missing.iter().rev());
+                return Ok(resolved);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (at.parent(), at.file_name()) else {
+                    return Err(e);
+                };
+                missing.push(name.to_owned());
+                at = parent;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Creates the destination directory (mode 0700) and makes its entry
+/// durable.
+fn create_destination(io: &dyn FileIo, dest: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .mode(DIR_MODE)
+        .create(dest)
+        .map_err(|e| Error::io("create backup directory", dest, e))?;
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    io.sync_dir(parent)
+        .map_err(|e| Error::io("sync directory", parent, e))
+}
+
+/// Removes copies a run cut short left under dot-names.
+fn remove_leftover_copies(io: &dyn FileIo, dest: &Path) -> Result<(), Error> {
+    let entries = fs::read_dir(dest).map_err(|e| Error::io("list backup destination", dest, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list backup destination", dest, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if (name.starts_with('.') && name.ends_with(COPY_SUFFIX)) || name == MANIFEST_TEMP {
+            let path = entry.path();
+            io.remove_file(&path)
+                .map_err(|e| Error::io("remove unfinished copy", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the taken bytes of a segment into a new file at `temp`, of the
+/// segment's size (a hole after the data), synced; returns their CRC-32.
+fn copy_whole(
+    io: &dyn FileIo,
+    taken: &Taken,
+    segment_size: u64,
+    temp: &Path,
+) -> Result<u32, Error> {
+    let file = io
+        .create_new(temp)
+        .map_err(|e| Error::io("create segment copy", temp, e))?;
+    io.set_len(&file, temp, segment_size)
+        .map_err(|e| Error::io("size segment copy", temp, e))?;
+    let crc = write_range(io, &file, temp, taken, 0, 0)?;
+    io.sync_data(&file, temp)
+        .map_err(|e| Error::io("sync segment copy", temp, e))?;
+    Ok(crc)
+}
+
+/// Appends the taken bytes from `from` on to the copy at `path`, which holds
+/// the bytes before them (with CRC-32 `crc`), synced; returns the CRC-32 of
+/// the whole.
+fn extend(
+    io: &dyn FileIo,
+    taken: &Taken,
+    from: usize,
+    crc: u32,
+    path: &Path,
+) -> Result<u32, Error> {
+    let file = OpenOptions::new()
+        .write(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(|e| Error::io("open segment copy", path, e))?;
+    let crc = write_range(io, &file, path, taken, from, crc)?;
+    io.sync_data(&file, path)
+        .map_err(|e| Error::io("sync segment copy", path, e))?;
+    Ok(crc)
+}
+
+/// Writes the taken bytes of a segment from `from` on to `file`, at the
+/// same offsets; returns the CRC-32 of the taken bytes, continuing `crc`
+/// (that of the first `from`).
+fn write_range(
+    io: &dyn FileIo,
+    file: &File,
+    path: &Path,
+    taken: &Taken,
+    from: usize,
+    crc: u32,
+) -> Result<u32, Error> {
+    let committed = taken.segment.committed();
+    let bytes = committed.get(from..taken.len).unwrap_or_default();
+    let mut hasher = crc32fast::Hasher::new_with_initial_len(crc, from as u64);
+    let mut at = from;
+    for chunk in bytes.chunks(COPY_CHUNK_LEN) {
+        hasher.update(chunk);
+        io.write_at(file, path, chunk, at as u64)
+            .map_err(|e| Error::io("write segment copy", path, e))?;
+        at += chunk.len();
+    }
+    Ok(hasher.finalize())
+}
+
+/// Renames `temp` to `path`, removing an older `path` first: the I/O seam
+/// never renames over a file. Called under the marker only, where a crash
+/// between the two leaves a directory that does not open as a store.
+fn replace(io: &dyn FileIo, temp: &Path, path: &Path) -> Result<(), Error> {
+    if fs::symlink_metadata(path).is_ok() {
+        io.remove_file(path)
+            .map_err(|e| Error::io("remove older backup file", path, e))?;
+    }
+    io.rename(temp, path)
+        .map_err(|e| Error::io("rename copy into place", path, e))
+}
+
+/// Creates the marker and makes it durable before anything it guards is
+/// changed.
+fn create_marker(io: &dyn FileIo, dest: &Path) -> Result<(), Error> {
+    let marker = dest.join(MARKER);
+    if fs::symlink_metadata(&marker).is_err() {
+        let file = io
+            .create_new(&marker)
+            .map_err(|e| Error::io("create backup marker", &marker, e))?;
+        drop(file);
+    }
+    io.sync_dir(dest)
+        .map_err(|e| Error::io("sync backup directory", dest, e))
+}
+
+/// Writes the index files and the catalog of the snapshot where the
+/// destination does not hold the same already; returns the bytes written.
+fn write_derived(io: &dyn FileIo, dest: &Path, snapshot: &Snapshot) -> Result<u64, Error> {
+    let mut written = 0u64;
+    for (number, bytes) in &snapshot.indexes {
+        let path = dest.join(index_file_name(*number));
+        if fs::read(&path).is_ok_and(|old| old == bytes[..]) {
+            continue;
+        }
+        write_index(io, dest, *number, bytes)
+            .map_err(|e| Error::io("write index file", &path, e))?;
+        written += bytes.len() as u64;
+    }
+    if let Some(catalog) = &snapshot.catalog {
+        let path = dest.join(CATALOG_FILE);
+        if !fs::read(&path).is_ok_and(|old| old == *catalog) {
+            write_catalog(io, dest, catalog).map_err(|e| Error::io("write catalog", &path, e))?;
+            written += catalog.len() as u64;
+        }
+    }
+    Ok(written)
+}
+
+/// Removes what the new backup does not hold: segments past its last, index
+/// files it did not write (the active segment's, say), a catalog it did not
+/// write, temporary files.
+fn remove_strangers(io: &dyn FileIo, dest: &Path, snapshot: &Snapshot) -> Result<(), Error> {
+    let keep: Vec<String> = snapshot
+        .segments
+        .iter()
+        .map(|t| segment::file_name(t.segment.number()))
+        .chain(snapshot.indexes.iter().map(|(n, _)| index_file_name(*n)))
+        .chain(snapshot.catalog.iter().map(|_| CATALOG_FILE.to_owned()))
+        .collect();
+    let entries = fs::read_dir(dest).map_err(|e| Error::io("list backup destination", dest, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list backup destination", dest, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_store_file(&name) && !keep.contains(&name) {
+            let path = entry.path();
+            io.remove_file(&path)
+                .map_err(|e| Error::io("remove stale backup file", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the manifest under a temporary name, synced, and renames it into
+/// place, the directory synced.
+fn write_manifest(io: &dyn FileIo, dest: &Path, manifest: &Manifest) -> Result<(), Error> {
+    let temp = dest.join(MANIFEST_TEMP);
+    let path = dest.join(MANIFEST);
+    let file = io
+        .create_new(&temp)
+        .map_err(|e| Error::io("create backup manifest", &temp, e))?;
+    io.write_at(&file, &temp, manifest.encode().as_bytes(), 0)
+        .map_err(|e| Error::io("write backup manifest", &temp, e))?;
+    io.sync_data(&file, &temp)
+        .map_err(|e| Error::io("sync backup manifest", &temp, e))?;
+    replace(io, &temp, &path)?;
+    io.sync_dir(dest)
+        .map_err(|e| Error::io("sync backup directory", dest, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_round_trip_and_refuse_damage() {
+        let mut m = Manifest {
+            store_id: 7,
+            segment_size: 1 << 20,
+            ..Manifest::default()
+        };
+        let identity = Identity {
+            ino: 12,
+            size: 1 << 20,
+            mtime_ns: 1_700_000_000_123_456_789,
+            ctime_ns: -5,
+        };
+        m.segments.insert(
+            0,
+            Recorded {
+                data_len: 4096,
+                crc: 0xdead_beef,
+                identity,
+            },
+        );
+        let text = m.encode();
+        let back = Manifest::decode(&text).expect("decodes");
+        assert_eq!(back.segments, m.segments);
+        assert_eq!((back.store_id, back.segment_size), (7, 1 << 20));
+        assert!(Manifest::decode(&text.replace("segment 0 4096", "segment 0 x")).is_none());
+        assert!(Manifest::decode("annals-backup 2\nstore 1 2\n").is_none());
+        assert!(Manifest::decode("").is_none());
+    }
+
+    #[test]
+    fn store_files_are_told_from_strangers() {
+        assert!(is_store_file("00000000000000000001.seg"));
+        assert!(is_store_file("00000000000000000001.seg.tmp"));
+        assert!(is_store_file("00000000000000000001.idx"));
+        assert!(is_store_file("00000000000000000001.idx.tmp"));
+        assert!(is_store_file("catalog"));
+        assert!(!is_store_file("1.seg"));
+        assert!(!is_store_file("notes.txt"));
+    }
+}
