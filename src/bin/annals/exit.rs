@@ -23,7 +23,10 @@ Exit codes:
      did not make (it ignores only lost+found and names starting with '.')
   8  bad index (verify): every event checks out, but a segment index file does
      not; it is derived data: remove the file and the next writable open
-     rebuilds it";
+     rebuilds it
+  9  bad input (import): a line is not an event in the shape of export, or
+     is longer than 8 MiB; the message gives its number, and nothing of its
+     batch was written";
 
 /// Why a command failed, as a process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +53,9 @@ pub enum Code {
     /// not. Index files are derived data that reads rebuild from
     /// their segment, so this is not "corrupt": nothing stored is lost.
     BadIndex = 8,
+    /// `import`: a line of the input is not an event (or is too long).
+    /// The message names the line; nothing of its batch was written.
+    BadInput = 9,
 }
 
 /// `examples` followed by the exit codes, for a command's `--help`.

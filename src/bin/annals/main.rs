@@ -4,7 +4,7 @@
 //! threads, reopens it, reads everything back, verifies it and reports the
 //! figures. The other commands are what an operator needs to look inside a
 //! store without writing code: `append`, `read`, `tail`, `stats`, `streams`, `backup`,
-//! `verify` and `dump`.
+//! `export`, `import`, `verify` and `dump`.
 //!
 //! Every command uses only the crate's public API. Only `append` and
 //! `demo` take the writer lock; the others open the store read-only (or
@@ -23,7 +23,9 @@ mod demo_read;
 mod dump;
 mod events;
 mod exit;
+mod export;
 mod fmt;
+mod import;
 mod indexes;
 mod open;
 mod read;
@@ -54,13 +56,15 @@ Examples:
   annals stats ./data
   annals streams ./data --prefix order-
   annals backup ./data /backups/data         # online; again copies only what changed
+  annals export ./data > events.jsonl         # JSON lines, as read --json
+  annals import ./copy events.jsonl --create  # keeps ids: a re-run writes nothing twice
   annals verify ./data
   annals dump ./data --segment 0
 
-Only append and demo take the store's writer lock. read, tail, stats,
-streams, backup and verify open it read-only and dump reads one file, so
-they work while another process writes, and none of them modifies the
-store.
+Only append, import and demo take the store's writer lock. read, tail,
+stats, streams, backup, export and verify open it read-only and dump reads
+one file, so they work while another process writes, and none of them
+modifies the store.
 
 Warnings from the store (a torn tail dropped by a writable open, say) go to
 standard error; RUST_LOG=info shows more, -q none.
@@ -100,6 +104,10 @@ enum Command {
     Streams(streams::Args),
     /// Back up a live store into a directory, copying only what changed since the last backup there.
     Backup(backup::Args),
+    /// Write the events as JSON lines (the shape of read --json) on standard output.
+    Export(export::Args),
+    /// Append the events of JSON lines (from export), keeping their ids.
+    Import(import::Args),
     /// Check every record of every segment, and the index files; modifies nothing.
     Verify(verify::Args),
     /// Print the frames and records of one segment file, or its index.
@@ -119,6 +127,8 @@ fn main() -> ExitCode {
         Command::Stats(args) => stats::run(args),
         Command::Streams(args) => streams::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Import(args) => import::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Dump(args) => dump::run(args),
     };
