@@ -71,7 +71,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 
 use crate::error::Error;
-use crate::format::{Frames, SEGMENT_HEADER_LEN, decode_segment_header};
+use crate::format::{Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_segment_header};
 use crate::index::Index;
 use crate::index::persist::{
     CATALOG_FILE, INDEX_SUFFIX, index_file_name, sealed_index_bytes, write_catalog, write_index,
@@ -149,23 +149,14 @@ struct Snapshot {
 impl Snapshot {
     fn take(index: &RwLock<Index>) -> Result<Snapshot, Error> {
         let index = index.read();
+        let header = first_header(&index)?;
         let all = index.segments();
-        let Some(first) = all.first() else {
-            return Err(Error::InvalidOptions {
-                reason: "the store has no segment to back up".into(),
-            });
-        };
         // The last segment holding data (segment 0 for an empty store); a
         // segment prepared ahead of need is left out, as in a new store.
         let last = all
             .iter()
             .rposition(|s| s.committed_len() > SEGMENT_HEADER_LEN)
             .unwrap_or(0);
-        let header = first
-            .committed()
-            .get(..SEGMENT_HEADER_LEN)
-            .and_then(|h| decode_segment_header(h).ok())
-            .ok_or_else(|| Error::corruption(first.path(), 0, "segment header unreadable"))?;
         let segments: Vec<Taken> = all
             .iter()
             .take(last + 1)
@@ -370,7 +361,8 @@ pub(crate) fn backup(
     io: &dyn FileIo,
     dest: &Path,
 ) -> Result<BackupReport, Error> {
-    let found = check_destination(origin, dest)?;
+    let store_id = first_header(&index.read())?.store_id;
+    let found = check_destination(origin, dest, store_id)?;
     if !found.exists {
         create_destination(io, dest)?;
     }
@@ -481,6 +473,17 @@ pub(crate) fn backup(
     Ok(report)
 }
 
+/// Segment 0's header, which names the store and its segment size. Every
+/// open store has segment 0 (recovery creates or requires it).
+fn first_header(index: &Index) -> Result<SegmentHeader, Error> {
+    let first = index.segments().first().ok_or(Error::Poisoned)?;
+    first
+        .committed()
+        .get(..SEGMENT_HEADER_LEN)
+        .and_then(|h| decode_segment_header(h).ok())
+        .ok_or_else(|| Error::corruption(first.path(), 0, "segment header unreadable"))
+}
+
 /// What the destination held before the run.
 struct Found {
     exists: bool,
@@ -490,8 +493,9 @@ struct Found {
 
 /// Refuses a destination that is no place for a backup, changing nothing:
 /// a file, the store itself or a place inside it, a directory holding the
-/// store, or a directory holding anything but a backup.
-fn check_destination(origin: &Path, dest: &Path) -> Result<Found, Error> {
+/// store, a directory holding anything but a backup, or a backup of
+/// another store (whose segments would all be replaced).
+fn check_destination(origin: &Path, dest: &Path, store_id: u64) -> Result<Found, Error> {
     let refuse = |reason: &str| Error::BackupDestination {
         path: dest.to_path_buf(),
         reason: reason.to_owned(),
@@ -554,6 +558,13 @@ fn check_destination(origin: &Path, dest: &Path) -> Result<Found, Error> {
             "holds an annals store that is not a backup (it has no backup manifest); \
              back up into a new or empty directory, or into an earlier backup",
         ));
+    }
+    if let Some(other) = Manifest::read(dest).filter(|m| m.store_id != store_id) {
+        return Err(refuse(&format!(
+            "holds a backup of another store (id {:#018x}; this one is {store_id:#018x}); \
+             back up into a new or empty directory, or into an earlier backup of this store",
+            other.store_id
+        )));
     }
     Ok(Found {
         exists: true,

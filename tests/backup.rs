@@ -237,6 +237,14 @@ fn bad_destinations_are_refused_and_left_alone() {
     assert!(refused(&another).contains("not a backup"));
     assert_eq!(listing(&another), before);
 
+    // A backup of another store.
+    let theirs = other.path().join("theirs");
+    let another_store = Store::open_with(other.path().join("s2"), options()).unwrap();
+    another_store.backup(&theirs).unwrap();
+    let before = listing(&theirs);
+    assert!(refused(&theirs).contains("another store"));
+    assert_eq!(listing(&theirs), before);
+
     // The store itself, a place inside it, a directory holding it.
     let store_files = listing(dir.path());
     assert!(refused(dir.path()).contains("itself"));
