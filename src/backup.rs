@@ -681,6 +681,12 @@ fn extend(
 /// Writes the taken bytes of a segment from `from` on to `file`, at the
 /// same offsets; returns the CRC-32 of the taken bytes, continuing `crc`
 /// (that of the first `from`).
+///
+/// The bytes are read with `pread` from the origin's file rather than out
+/// of its map: they are the same bytes (below the watermark, synced, never
+/// written again), but a read through the map would leave every page of
+/// the store counted in this process's resident memory, where a buffer of
+/// [`COPY_CHUNK_LEN`] is all a copy needs.
 fn write_range(
     io: &dyn FileIo,
     file: &File,
@@ -689,15 +695,22 @@ fn write_range(
     from: usize,
     crc: u32,
 ) -> Result<u32, Error> {
-    let committed = taken.segment.committed();
-    let bytes = committed.get(from..taken.len).unwrap_or_default();
+    use std::os::unix::fs::FileExt;
+    let origin = taken.segment.path();
+    let source = File::open(origin).map_err(|e| Error::io("open segment to copy", origin, e))?;
+    let mut buf = vec![0u8; COPY_CHUNK_LEN.min(taken.len.saturating_sub(from))];
     let mut hasher = crc32fast::Hasher::new_with_initial_len(crc, from as u64);
     let mut at = from;
-    for chunk in bytes.chunks(COPY_CHUNK_LEN) {
+    while at < taken.len {
+        let n = buf.len().min(taken.len - at);
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        source
+            .read_exact_at(chunk, at as u64)
+            .map_err(|e| Error::io("read segment to copy", origin, e))?;
         hasher.update(chunk);
         io.write_at(file, path, chunk, at as u64)
             .map_err(|e| Error::io("write segment copy", path, e))?;
-        at += chunk.len();
+        at += n;
     }
     Ok(hasher.finalize())
 }
