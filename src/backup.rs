@@ -78,9 +78,10 @@ use crate::index::file::INDEX_HEADER_LEN;
 use crate::index::persist::{
     CATALOG_FILE, INDEX_SUFFIX, index_file_name, sealed_index_bytes, write_catalog, write_index,
 };
-use crate::io::{DIR_MODE, FILE_MODE, FileIo};
+use crate::io::{FILE_MODE, FileIo};
 use crate::log::recovery::LOCK_FILE;
 use crate::log::segment::{self, Segment};
+use crate::options::Options;
 
 /// The marker present while a backup run changes the destination's
 /// segments: its name is not a dot-name, so an open refuses the directory
@@ -360,13 +361,15 @@ enum Plan {
 pub(crate) fn backup(
     origin: &Path,
     index: &RwLock<Index>,
-    io: &dyn FileIo,
+    options: &Options,
     dest: &Path,
 ) -> Result<BackupReport, Error> {
+    let io = &*options.io;
     let store_id = first_header(&index.read())?.store_id;
     let found = check_destination(origin, dest, store_id)?;
     if !found.exists {
-        create_destination(io, dest)?;
+        // With any missing directories above it, each made durable.
+        crate::store::create_dir(dest, options)?;
     }
     let _lock = crate::store::lock(dest)?;
     // An earlier run cut short left the marker, and files it may have
@@ -607,22 +610,6 @@ fn resolve(path: &Path) -> std::io::Result<PathBuf> {
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Creates the destination directory (mode 0700) and makes its entry
-/// durable.
-fn create_destination(io: &dyn FileIo, dest: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .mode(DIR_MODE)
-        .create(dest)
-        .map_err(|e| Error::io("create backup directory", dest, e))?;
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    io.sync_dir(parent)
-        .map_err(|e| Error::io("sync directory", parent, e))
 }
 
 /// Removes copies a run cut short left under dot-names.

@@ -660,8 +660,8 @@ impl Store {
     /// leaves the earlier backup, or a directory that does not open as a
     /// store (it holds the marker `BACKUP-INCOMPLETE`) until a later backup
     /// into it completes. Sealed segments are copied, never hard-linked.
-    /// The design and its reasons are in the `backup` module's source and
-    /// the README.
+    /// The design and its reasons are in the [`backup`](crate::backup)
+    /// module.
     ///
     /// On a store opened with [`Store::open_read_only`], the store is
     /// [refreshed](Store::refresh) first and the backup holds what it sees.
@@ -686,7 +686,7 @@ impl Store {
     /// ```
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<crate::BackupReport, Error> {
         self.refresh()?;
-        crate::backup::backup(&self.dir, &self.index, &*self.options.io, dest.as_ref())
+        crate::backup::backup(&self.dir, &self.index, &self.options, dest.as_ref())
     }
 
     /// Commits a replication import's batches (see
@@ -720,7 +720,7 @@ impl Store {
 /// missing directories above it, and makes every directory it created
 /// durable: each new directory is synced, and so is the parent of the
 /// topmost new one, whose entry for it would otherwise be lost in a crash.
-fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
+pub(crate) fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
     // The data directory itself may be a symlink (to another disk, say);
     // the files inside it may not.
     match std::fs::metadata(dir) {

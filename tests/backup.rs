@@ -187,9 +187,10 @@ fn a_read_only_open_backs_up_what_the_writer_acknowledged() {
     assert_eq!(report.events, writer.global_position());
     assert!(report.segments > 1);
     assert_prefix(&writer, &dest, &report);
-    // A read-only open of a backup backs up too.
+    // A read-only open of a backup backs up too, into a directory whose
+    // parents are missing as well.
     let copy = Store::open_read_only(&dest).unwrap();
-    let second = copy.backup(backups.path().join("c")).unwrap();
+    let second = copy.backup(backups.path().join("c/d/e")).unwrap();
     assert_eq!(second.events, report.events);
 }
 
