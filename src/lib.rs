@@ -212,6 +212,12 @@
 //! damage with [`Error::Corruption`], naming the file and offset and
 //! modifying nothing.
 //!
+//! [`Store::backup`] copies a live store into a directory that is itself a
+//! store: every acknowledged event up to a moment during the call, whole
+//! batches only, while appends go on; a second backup into the same place
+//! copies only what changed, and a backup cut short never opens as a store
+//! (see the [`backup`] module).
+//!
 //! ## Open and memory cost
 //!
 //! Each sealed segment has an index file beside it, written when the
