@@ -56,7 +56,10 @@
 //! the origin's watermark has moved on (committed bytes never change, so
 //! the copy is a prefix of the origin's); and copies it whole otherwise. A
 //! run that finds the marker (an earlier run was cut short) trusts no
-//! manifest and copies everything.
+//! manifest and copies everything. Before it keeps a copy, it compares the
+//! copy's last 4 KiB with the origin's: a store restored from a backup keeps
+//! its store id, and two diverged copies of one store must not pass for
+//! each other on lengths alone.
 //!
 //! The destination's `LOCK` is held for the run, so two backups into one
 //! destination, or a backup into a destination that is open for writing,
@@ -404,7 +407,8 @@ pub(crate) fn backup(
         let recorded = previous
             .as_ref()
             .and_then(|m| m.segments.get(&number))
-            .filter(|r| Identity::of(&path) == Some(r.identity));
+            .filter(|r| Identity::of(&path) == Some(r.identity))
+            .filter(|r| r.data_len <= taken.len as u64 && same_tail(taken, &path, r.data_len));
         let plan = match recorded {
             Some(r) if r.data_len == taken.len as u64 => Plan::Unchanged(r.clone()),
             Some(r) if r.data_len >= SEGMENT_HEADER_LEN as u64 && r.data_len < taken.len as u64 => {
@@ -625,6 +629,29 @@ fn remove_leftover_copies(io: &dyn FileIo, dest: &Path) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// How many bytes before the end of a segment's copy are compared with the
+/// origin's before the copy is kept: its last frames, whose records carry
+/// ids and times unique to this log.
+const TAIL_CHECK_LEN: u64 = 4096;
+
+/// Whether the copy at `path` ends, at `len`, with the same bytes as the
+/// taken segment at the same place. The manifest's store id and lengths
+/// alone cannot tell a copy from the same place in another log of the same
+/// store id (a store restored from a backup and written to since, say):
+/// comparing the last frames can, for the price of two small reads.
+fn same_tail(taken: &Taken, path: &Path, len: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let start = len.saturating_sub(TAIL_CHECK_LEN);
+    let n = (len - start) as usize;
+    let read = |p: &Path| -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; n];
+        File::open(p).ok()?.read_exact_at(&mut buf, start).ok()?;
+        Some(buf)
+    };
+    let origin = read(taken.segment.path());
+    origin.is_some() && origin == read(path)
 }
 
 /// Copies the taken bytes of a segment into a new file at `temp`, of the

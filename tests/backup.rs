@@ -261,3 +261,26 @@ fn bad_destinations_are_refused_and_left_alone() {
     assert!(matches!(store.backup(&good), Err(Error::Locked { .. })));
     drop(open);
 }
+
+#[test]
+fn a_diverged_copy_of_the_store_is_not_taken_for_the_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let dest = backups.path().join("b");
+    let restored = backups.path().join("restored");
+    let event = |byte: u8| [EventData::new("T", vec![byte; 200])];
+    let origin = Store::open_with(dir.path(), options()).unwrap();
+    origin.append("s", ExpectedVersion::Any, &event(1)).unwrap();
+    // A restore of this backup is another log with the same store id.
+    origin.backup(&restored).unwrap();
+    origin.append("s", ExpectedVersion::Any, &event(2)).unwrap();
+    origin.backup(&dest).unwrap();
+    let other = Store::open_with(&restored, options()).unwrap();
+    other.append("s", ExpectedVersion::Any, &event(3)).unwrap();
+    // Same store id, same lengths, different last event.
+    let report = other.backup(&dest).unwrap();
+    assert_eq!(report.segments_unchanged, 0, "{report:?}");
+    assert_prefix(&other, &dest, &report);
+    let copy = Store::open_read_only(&dest).unwrap();
+    assert_eq!(&copy.read_all(1, 1).unwrap()[0].data[..], &[3; 200][..]);
+}
