@@ -209,3 +209,42 @@ fn backup_verifies_and_refuses_a_bad_destination() {
     assert_code(&bad, 2);
     assert!(bad.stderr.contains("the store itself"), "{}", bad.stderr);
 }
+
+#[test]
+fn a_backup_of_many_segments_verifies_with_its_index_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    {
+        let store =
+            Store::open_with(&a, annals::Options::default().segment_size(64 << 10)).unwrap();
+        for i in 0..600u32 {
+            let data = vec![(i % 251) as u8; 700];
+            store
+                .append(
+                    &format!("s-{}", i % 9),
+                    ExpectedVersion::Any,
+                    &[EventData::new("T", data)],
+                )
+                .unwrap();
+        }
+    }
+    let dest = tmp.path().join("backup");
+    let run = annals(["backup", path(&a), path(&dest), "--json"]);
+    assert_code(&run, 0);
+    let report: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert!(report["segments"].as_u64().unwrap() > 5, "{report}");
+    assert!(report["index_bytes"].as_u64().unwrap() > 0, "{report}");
+    // verify checks every record and that every index file matches its
+    // segment (exit 8 otherwise).
+    let verify = annals(["verify", path(&dest)]);
+    assert_code(&verify, 0);
+    assert!(
+        verify.stdout.contains("index files match"),
+        "{}",
+        verify.stdout
+    );
+    assert_eq!(
+        annals(["export", path(&dest)]).stdout,
+        annals(["export", path(&a)]).stdout
+    );
+}

@@ -97,6 +97,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let store = open::writer(&args.dir, args.create)?;
     let run_bytes_max = store.stats().segment_size / RUN_SEGMENT_FRACTION;
     let progress = progress(len);
+    progress.set_message("0");
     let started = Instant::now();
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let mut line = Vec::new();
