@@ -64,10 +64,16 @@
 //! The destination's `LOCK` is held for the run, so two backups into one
 //! destination, or a backup into a destination that is open for writing,
 //! meet [`Error::Locked`].
+//!
+//! `destination` checks where a backup may go; `manifest` reads and writes
+//! the manifest; this file takes the snapshot and copies.
+
+mod destination;
+mod manifest;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -79,12 +85,14 @@ use crate::format::{Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_segment_he
 use crate::index::Index;
 use crate::index::file::INDEX_HEADER_LEN;
 use crate::index::persist::{
-    CATALOG_FILE, INDEX_SUFFIX, index_file_name, sealed_index_bytes, write_catalog, write_index,
+    CATALOG_FILE, index_file_name, sealed_index_bytes, write_catalog, write_index,
 };
 use crate::io::{FILE_MODE, FileIo};
-use crate::log::recovery::LOCK_FILE;
 use crate::log::segment::{self, Segment};
 use crate::options::Options;
+
+use destination::{check_destination, is_store_file};
+use manifest::{Identity, Manifest, Recorded};
 
 /// The marker present while a backup run changes the destination's
 /// segments: its name is not a dot-name, so an open refuses the directory
@@ -102,16 +110,9 @@ const MANIFEST_TEMP: &str = ".annals-backup.tmp";
 /// The suffix of a segment copy being written under a dot-name.
 const COPY_SUFFIX: &str = ".backup-tmp";
 
-/// The first line of a manifest, with its format version.
-const MANIFEST_MAGIC: &str = "annals-backup 1";
-
 /// How much one write of a copy carries: large enough that the system
 /// calls cost nothing next to the bytes, small enough to stay in cache.
 const COPY_CHUNK_LEN: usize = 4 << 20;
-
-/// The most lines a manifest may have: one per segment, and segments are
-/// numbered with 32 bits. A longer file is not ours, and is not trusted.
-const MANIFEST_MAX_BYTES: u64 = 64 << 20;
 
 /// What [`Store::backup`](crate::Store::backup) did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,122 +230,6 @@ impl Snapshot {
             None => Ok(0),
         }
     }
-}
-
-/// One segment as the manifest recorded it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Recorded {
-    data_len: u64,
-    crc: u32,
-    identity: Identity,
-}
-
-/// How a file was left: anything that writes to it changes at least its
-/// modification and change times.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Identity {
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl Identity {
-    fn of(path: &Path) -> Option<Identity> {
-        let m = fs::symlink_metadata(path).ok()?;
-        if !m.is_file() {
-            return None;
-        }
-        Some(Identity {
-            ino: m.ino(),
-            size: m.size(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
-        })
-    }
-}
-
-/// The manifest: the store and its segments as the last complete run left
-/// them. Its text form, one item a line:
-///
-/// ```text
-/// annals-backup 1
-/// store <store id> <segment size>
-/// segment <number> <data len> <crc32> <ino> <size> <mtime ns> <ctime ns>
-/// ```
-#[derive(Debug, Default)]
-struct Manifest {
-    store_id: u64,
-    segment_size: u64,
-    segments: BTreeMap<u64, Recorded>,
-}
-
-impl Manifest {
-    fn encode(&self) -> String {
-        let mut s = format!(
-            "{MANIFEST_MAGIC}\nstore {} {}\n",
-            self.store_id, self.segment_size
-        );
-        for (n, r) in &self.segments {
-            let i = r.identity;
-            s.push_str(&format!(
-                "segment {n} {} {} {} {} {} {}\n",
-                r.data_len, r.crc, i.ino, i.size, i.mtime_ns, i.ctime_ns
-            ));
-        }
-        s
-    }
-
-    /// Parses a manifest; `None` for anything that is not one whole (it is
-    /// then not trusted, and everything is copied again).
-    fn decode(untrusted: &str) -> Option<Manifest> {
-        let mut lines = untrusted.lines();
-        if lines.next()? != MANIFEST_MAGIC {
-            return None;
-        }
-        let store: Vec<u64> = numbers(lines.next()?.strip_prefix("store ")?)?;
-        let [store_id, segment_size] = store[..] else {
-            return None;
-        };
-        let mut segments = BTreeMap::new();
-        for line in lines {
-            let f: Vec<i128> = numbers(line.strip_prefix("segment ")?)?;
-            let [n, data_len, crc, ino, size, mtime_ns, ctime_ns] = f[..] else {
-                return None;
-            };
-            let identity = Identity {
-                ino: u64::try_from(ino).ok()?,
-                size: u64::try_from(size).ok()?,
-                mtime_ns,
-                ctime_ns,
-            };
-            let recorded = Recorded {
-                data_len: u64::try_from(data_len).ok()?,
-                crc: u32::try_from(crc).ok()?,
-                identity,
-            };
-            segments.insert(u64::try_from(n).ok()?, recorded);
-        }
-        Some(Manifest {
-            store_id,
-            segment_size,
-            segments,
-        })
-    }
-
-    /// The manifest in `dest`, if there is one whole.
-    fn read(dest: &Path) -> Option<Manifest> {
-        let path = dest.join(MANIFEST);
-        if fs::symlink_metadata(&path).ok()?.len() > MANIFEST_MAX_BYTES {
-            return None;
-        }
-        Manifest::decode(&fs::read_to_string(path).ok()?)
-    }
-}
-
-/// Space-separated numbers, all of them, or `None`.
-fn numbers<T: std::str::FromStr>(s: &str) -> Option<Vec<T>> {
-    s.split(' ').map(|n| n.parse().ok()).collect()
 }
 
 /// What one run does with one segment.
@@ -491,129 +376,6 @@ fn first_header(index: &Index) -> Result<SegmentHeader, Error> {
         .get(..SEGMENT_HEADER_LEN)
         .and_then(|h| decode_segment_header(h).ok())
         .ok_or_else(|| Error::corruption(first.path(), 0, "segment header unreadable"))
-}
-
-/// What the destination held before the run.
-struct Found {
-    exists: bool,
-    /// An earlier run was cut short.
-    marker: bool,
-}
-
-/// Refuses a destination that is no place for a backup, changing nothing:
-/// a file, the store itself or a place inside it, a directory holding the
-/// store, a directory holding anything but a backup, or a backup of
-/// another store (whose segments would all be replaced).
-fn check_destination(origin: &Path, dest: &Path, store_id: u64) -> Result<Found, Error> {
-    let refuse = |reason: &str| Error::BackupDestination {
-        path: dest.to_path_buf(),
-        reason: reason.to_owned(),
-    };
-    let origin =
-        fs::canonicalize(origin).map_err(|e| Error::io("resolve store path", origin, e))?;
-    let resolved = resolve(dest).map_err(|e| Error::io("resolve backup path", dest, e))?;
-    if resolved == origin {
-        return Err(refuse("is the store itself"));
-    }
-    if resolved.starts_with(&origin) {
-        return Err(refuse("is inside the store, where it would be a stranger"));
-    }
-    if origin.starts_with(&resolved) {
-        return Err(refuse("holds the store"));
-    }
-    let meta = match fs::metadata(dest) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Found {
-                exists: false,
-                marker: false,
-            });
-        }
-        Err(e) => return Err(Error::io("inspect backup destination", dest, e)),
-    };
-    if !meta.is_dir() {
-        return Err(refuse("is a file, not a directory"));
-    }
-    let mut ours = false;
-    let mut marker = false;
-    let mut stranger = None;
-    let mut annals_files = false;
-    let entries = fs::read_dir(dest).map_err(|e| Error::io("list backup destination", dest, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list backup destination", dest, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        match name.as_str() {
-            MANIFEST => ours = true,
-            MARKER => {
-                ours = true;
-                marker = true;
-            }
-            LOCK_FILE | "lost+found" => {}
-            n if n.starts_with('.') => {}
-            n if is_store_file(n) => annals_files = true,
-            _ => {
-                stranger.get_or_insert(name);
-            }
-        }
-    }
-    if let Some(name) = stranger {
-        return Err(refuse(&format!(
-            "holds {name:?}, which is not part of a backup; back up into a new or empty \
-             directory, or into an earlier backup"
-        )));
-    }
-    if annals_files && !ours {
-        return Err(refuse(
-            "holds an annals store that is not a backup (it has no backup manifest); \
-             back up into a new or empty directory, or into an earlier backup",
-        ));
-    }
-    if let Some(other) = Manifest::read(dest).filter(|m| m.store_id != store_id) {
-        return Err(refuse(&format!(
-            "holds a backup of another store (id {:#018x}; this one is {store_id:#018x}); \
-             back up into a new or empty directory, or into an earlier backup of this store",
-            other.store_id
-        )));
-    }
-    Ok(Found {
-        exists: true,
-        marker,
-    })
-}
-
-/// Names a store or backup directory holds: segments, index files, the
-/// catalog, and their temporary names.
-fn is_store_file(name: &str) -> bool {
-    let name = name.strip_suffix(".tmp").unwrap_or(name);
-    let digits = name
-        .strip_suffix(".seg")
-        .or_else(|| name.strip_suffix(INDEX_SUFFIX));
-    name == CATALOG_FILE
-        || digits.is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// `path` made absolute with symlinks resolved, as far as it exists: the
-/// nearest existing ancestor resolved, and the missing rest appended.
-fn resolve(path: &Path) -> std::io::Result<PathBuf> {
-    let absolute = std::path::absolute(path)?;
-    let mut missing = Vec::new();
-    let mut at = absolute.as_path();
-    loop {
-        match fs::canonicalize(at) {
-            Ok(mut resolved) => {
-                resolved.extend(missing.iter().rev());
-                return Ok(resolved);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let (Some(parent), Some(name)) = (at.parent(), at.file_name()) else {
-                    return Err(e);
-                };
-                missing.push(name.to_owned());
-                at = parent;
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// Removes copies a run cut short left under dot-names.
@@ -837,50 +599,4 @@ fn write_manifest(io: &dyn FileIo, dest: &Path, manifest: &Manifest) -> Result<(
     replace(io, &temp, &path)?;
     io.sync_dir(dest)
         .map_err(|e| Error::io("sync backup directory", dest, e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn manifests_round_trip_and_refuse_damage() {
-        let mut m = Manifest {
-            store_id: 7,
-            segment_size: 1 << 20,
-            ..Manifest::default()
-        };
-        let identity = Identity {
-            ino: 12,
-            size: 1 << 20,
-            mtime_ns: 1_700_000_000_123_456_789,
-            ctime_ns: -5,
-        };
-        m.segments.insert(
-            0,
-            Recorded {
-                data_len: 4096,
-                crc: 0xdead_beef,
-                identity,
-            },
-        );
-        let text = m.encode();
-        let back = Manifest::decode(&text).expect("decodes");
-        assert_eq!(back.segments, m.segments);
-        assert_eq!((back.store_id, back.segment_size), (7, 1 << 20));
-        assert!(Manifest::decode(&text.replace("segment 0 4096", "segment 0 x")).is_none());
-        assert!(Manifest::decode("annals-backup 2\nstore 1 2\n").is_none());
-        assert!(Manifest::decode("").is_none());
-    }
-
-    #[test]
-    fn store_files_are_told_from_strangers() {
-        assert!(is_store_file("00000000000000000001.seg"));
-        assert!(is_store_file("00000000000000000001.seg.tmp"));
-        assert!(is_store_file("00000000000000000001.idx"));
-        assert!(is_store_file("00000000000000000001.idx.tmp"));
-        assert!(is_store_file("catalog"));
-        assert!(!is_store_file("1.seg"));
-        assert!(!is_store_file("notes.txt"));
-    }
 }
