@@ -28,10 +28,12 @@
 //! lacked them would scan every segment at its first open. They are written
 //! from the origin's memory in the same snapshot, so they are consistent
 //! with the copied segments by construction: the index file of every
-//! sealed segment the copy holds, and the catalog of the last seal when
-//! that seal's index is the one on disk. The active segment's index is
-//! never written (its open scans it, as after any crash). An open checks
-//! them all anyway, as it checks any index file.
+//! sealed segment the copy holds but its last, and the catalog of the last
+//! seal when that seal's index is the one on disk and written. The copy's
+//! last segment gets no index file, even when the origin has sealed it
+//! (a snapshot between a seal and the next segment's first frame): its
+//! open scans it, as after any crash, and refuses a sealed index for it.
+//! An open checks them all anyway, as it checks any index file.
 //!
 //! **Crash safety.** The destination is a store directory, so a backup
 //! opens, verifies and restores as any store. A run first writes every
@@ -172,13 +174,20 @@ impl Snapshot {
                 len: s.committed_len(),
             })
             .collect();
-        // Sealed segments only: the active segment's tables (a clean close's
-        // open index, say) describe a segment that goes on growing.
+        // Sealed segments only, and never the backup's last one. The
+        // active segment's tables (a clean close's open index, say)
+        // describe a segment that goes on growing. And a snapshot taken
+        // between a seal and the first frame of the next segment ends with
+        // a sealed segment, which the backup's open takes as its active
+        // one: recovery refuses a sealed index for the last segment (with a
+        // warning, scanning it instead), so it is left out, and with it the
+        // catalog that names it.
         let active = u64::from(index.active_segment());
+        let backup_active = last as u64;
         let mut indexes = Vec::new();
         for t in &segments {
             let number = t.segment.number();
-            if number >= active {
+            if number >= active.min(backup_active) {
                 break;
             }
             let Ok(n) = u32::try_from(number) else { break };
@@ -190,10 +199,11 @@ impl Snapshot {
             }
         }
         // The catalog names the last sealed segment's index by its header
-        // CRC; it goes only with that very index file.
-        let catalog = index
-            .sealed_catalog_bytes()
-            .filter(|_| indexes.last().is_some_and(|(n, _)| n + 1 == active));
+        // CRC; it goes only with that very index file, the one just before
+        // the backup's active segment.
+        let catalog = index.sealed_catalog_bytes().filter(|_| {
+            active == backup_active && indexes.last().is_some_and(|(n, _)| n + 1 == active)
+        });
         Ok(Snapshot {
             store_id: header.store_id,
             segment_size: header.segment_size,
