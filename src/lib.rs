@@ -218,6 +218,12 @@
 //! damage with [`Error::Corruption`], naming the file and offset and
 //! modifying nothing.
 //!
+//! [`Store::backup`] copies a live store into a directory that is itself a
+//! store: every acknowledged event up to a moment during the call, whole
+//! batches only, while appends go on; a second backup into the same place
+//! copies only what changed, and a backup cut short never opens as a store
+//! (see the [`backup`] module).
+//!
 //! ## Open and memory cost
 //!
 //! Each sealed segment has an index file beside it, written when the
@@ -339,6 +345,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod backup;
 mod error;
 mod event;
 mod index;
@@ -366,6 +373,7 @@ pub use log::io;
 #[doc(hidden)]
 pub use index::file as index_format;
 
+pub use backup::BackupReport;
 pub use bytes::Bytes;
 pub use error::{Error, Limit};
 pub use event::{
