@@ -19,6 +19,7 @@
 
 pub mod catalog;
 pub mod file;
+pub(crate) mod id_hash;
 pub(crate) mod persist;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use crate::format::{FRAME_FIRST_POSITION_AT, Frames, SEGMENT_HEADER_LEN};
 use crate::log::segment::Segment;
 use catalog::{Catalog, CatalogStream};
 use file::{IndexHeader, IndexView, StreamPart};
+use id_hash::IdHashBuilder;
 
 /// One record of a frame, as [`Index::push_frame`] takes it.
 #[derive(Clone, Copy, Debug)]
@@ -117,7 +119,7 @@ impl Table {
                 .ok()
                 .map(|()| self.bytes.clone())
         });
-        file::decode_index_unchecked(bytes.as_ref()?)
+        file::view_checked_before(bytes.as_ref()?)
     }
 
     /// The view over the checked body, rebuilt from `segment` (with a
@@ -139,7 +141,7 @@ impl Table {
                     rebuilt
                 }
             });
-        file::decode_index_unchecked(bytes.as_ref()?)
+        file::view_checked_before(bytes.as_ref()?)
     }
 
     pub(crate) fn bytes(&self) -> &Bytes {
@@ -215,6 +217,10 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
     index.active_table(header.open)?.checked.get()?.clone()
 }
 
+/// The most ids whose filter hashes [`Index::holds_any_id`] keeps on the
+/// stack: a batch of 100 (the common large batch) and then some.
+const HASHED_ON_STACK: usize = 128;
+
 /// Where [`Index::find_ids`] found an id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IdHit {
@@ -256,7 +262,7 @@ struct Active {
     /// The position of each id (the first, should an id repeat in a store
     /// written before ids were unique): what the sealed segments' id
     /// tables do for them, for the segment being written.
-    id_positions: HashMap<[u8; 16], u64>,
+    id_positions: HashMap<[u8; 16], u64, IdHashBuilder>,
 }
 
 /// Positions, streams and segments of one store.
@@ -951,18 +957,16 @@ impl Index {
     /// it: then no answer could be trusted.
     pub(crate) fn find_ids(&self, ids: &[[u8; 16]]) -> Result<Vec<Option<IdHit>>, String> {
         let mut found: Vec<Option<IdHit>> = vec![None; ids.len()];
+        let hashes: Vec<(u64, u64)> = if self.sealed.is_empty() {
+            Vec::new()
+        } else {
+            ids.iter().map(file::id_hashes).collect()
+        };
         for table in &self.sealed {
-            let view = table
-                .view_or_rebuild(self.segment(table.segment))
-                .ok_or_else(|| {
-                    format!(
-                        "the index of segment {} is damaged, and so is the segment",
-                        table.segment
-                    )
-                })?;
-            for (id, slot) in ids.iter().zip(found.iter_mut()) {
+            let view = self.sealed_view(table)?;
+            for ((id, h), slot) in ids.iter().zip(&hashes).zip(found.iter_mut()) {
                 if slot.is_none() {
-                    *slot = view.id_position(id).map(|position| IdHit {
+                    *slot = view.id_position_hashed(id, *h).map(|position| IdHit {
                         position,
                         table: Some(table.segment),
                     });
@@ -980,6 +984,59 @@ impl Index {
             }
         }
         Ok(found)
+    }
+
+    /// Whether any id of `ids` is stored: the writer's test of a batch
+    /// before it looks further, which for fresh ids (the common case) ends
+    /// here. Each id is hashed once, then tested against each sealed
+    /// segment's filter, a hit confirmed in that segment's id table; then
+    /// the active segment's ids. Nothing is allocated for a batch of up to
+    /// [`HASHED_ON_STACK`] ids. Fails as [`find_ids`](Index::find_ids) does.
+    pub(crate) fn holds_any_id(&self, ids: &[[u8; 16]]) -> Result<bool, String> {
+        if !self.sealed.is_empty() {
+            let mut on_stack = [(0u64, 0u64); HASHED_ON_STACK];
+            let on_heap: Vec<(u64, u64)>;
+            let hashes: &[(u64, u64)] = match on_stack.get_mut(..ids.len()) {
+                Some(h) => {
+                    for (slot, id) in h.iter_mut().zip(ids) {
+                        *slot = file::id_hashes(id);
+                    }
+                    h
+                }
+                None => {
+                    on_heap = ids.iter().map(file::id_hashes).collect();
+                    &on_heap
+                }
+            };
+            for table in &self.sealed {
+                let view = self.sealed_view(table)?;
+                let stored = ids
+                    .iter()
+                    .zip(hashes)
+                    .any(|(id, h)| view.id_position_hashed(id, *h).is_some());
+                if stored {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(!self.active.id_positions.is_empty()
+            && ids
+                .iter()
+                .any(|id| self.active.id_positions.contains_key(id)))
+    }
+
+    /// The checked view of a sealed segment's table, rebuilt from the
+    /// segment if need be; fails, naming the segment, when neither can be
+    /// trusted.
+    fn sealed_view<'a>(&'a self, table: &'a Table) -> Result<IndexView<'a>, String> {
+        table
+            .view_or_rebuild(self.segment(table.segment))
+            .ok_or_else(|| {
+                format!(
+                    "the index of segment {} is damaged, and so is the segment",
+                    table.segment
+                )
+            })
     }
 
     /// The segment and record offset of the event at `position`.
@@ -1238,5 +1295,61 @@ mod tests {
         // Not twice, and not out of order.
         assert!(again.push_loaded(index.sealed()[0].clone(), true).is_err());
         assert_eq!(again.len(), 3);
+    }
+    /// The writer's no-allocation test of a batch agrees with the lookup
+    /// it stands in for: true exactly when some id would be found, in a
+    /// sealed segment or the active one, for batches hashed on the stack
+    /// and for larger ones.
+    #[test]
+    fn holds_any_id_agrees_with_find_ids() {
+        let mut index = Index::new(3);
+        let sealed: Vec<Entry<'static>> = (0..300u32)
+            .map(|i| entry(b"a", b"T", u64::from(i), 64 + 64 * i))
+            .collect();
+        index.push_frame(0, 64..64 + 64 * 300, 0, sealed).unwrap();
+        index
+            .push_frame(1, 64..200, 300, [entry(b"a", b"T", 300, 96)])
+            .unwrap();
+        assert_eq!(index.sealed().len(), 1);
+        let fresh = |n: u32| -> Vec<[u8; 16]> {
+            (0..n)
+                .map(|i| {
+                    [
+                        i as u8,
+                        1,
+                        2,
+                        3,
+                        4,
+                        5,
+                        6,
+                        7,
+                        8,
+                        9,
+                        10,
+                        11,
+                        12,
+                        13,
+                        14,
+                        (i >> 8) as u8,
+                    ]
+                })
+                .collect()
+        };
+        let cases: Vec<Vec<[u8; 16]>> = vec![
+            vec![],
+            fresh(1),
+            fresh(HASHED_ON_STACK as u32 + 50),
+            vec![uid(64 + 64 * 299)],
+            vec![uid(96)],
+            [fresh(10), vec![uid(64 + 64 * 7)], fresh(3)].concat(),
+            [fresh(HASHED_ON_STACK as u32 + 1), vec![uid(96)]].concat(),
+            [fresh(HASHED_ON_STACK as u32 + 1), vec![uid(64)]].concat(),
+        ];
+        for ids in &cases {
+            let found = index.find_ids(ids).unwrap().iter().any(Option::is_some);
+            assert_eq!(index.holds_any_id(ids), Ok(found), "{} ids", ids.len());
+        }
+        assert_eq!(index.holds_any_id(&[uid(96)]), Ok(true));
+        assert_eq!(index.holds_any_id(&fresh(2)), Ok(false));
     }
 }

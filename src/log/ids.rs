@@ -23,8 +23,10 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::event::{AppendResult, ExpectedVersion};
 use crate::index::Index;
+use crate::index::id_hash::IdHashBuilder;
 use crate::log::batch::Batch;
 use crate::read::ids::events_by_id;
+use crate::read::internal;
 
 /// What the check decided for a batch that may go on.
 #[derive(Debug)]
@@ -48,7 +50,7 @@ struct Placed {
 /// the index does not hold until the group's frame is written.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    ids: HashMap<[u8; 16], Placed>,
+    ids: HashMap<[u8; 16], Placed, IdHashBuilder>,
 }
 
 impl Pending {
@@ -88,6 +90,14 @@ pub(crate) fn check_ids(
             stream: stream_of(batch, at),
             position: None,
         });
+    }
+    // Fresh ids, the common case, are told apart without allocating: no
+    // earlier batch of the group holds them (usually there is none), and
+    // the index holds none of them.
+    let in_pending =
+        !pending.ids.is_empty() && batch.ids.iter().any(|id| pending.ids.contains_key(id));
+    if !in_pending && !index.read().holds_any_id(&batch.ids).map_err(internal)? {
+        return Ok(Verdict::Fresh);
     }
     let mut found: Vec<Option<Placed>> = batch
         .ids
@@ -197,7 +207,10 @@ fn repeated(ids: &[[u8; 16]]) -> Option<usize> {
         [] | [_] => None,
         [a, b] => (a == b).then_some(1),
         _ => {
-            let mut seen = std::collections::HashSet::with_capacity(ids.len());
+            let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+                ids.len(),
+                IdHashBuilder::default(),
+            );
             ids.iter().position(|id| !seen.insert(*id))
         }
     }
