@@ -17,6 +17,7 @@
 //! sealed segments by probing their tables' hash slots, from that first
 //! segment on.
 
+mod active_ids;
 pub mod catalog;
 pub mod file;
 pub(crate) mod id_hash;
@@ -30,9 +31,9 @@ use bytes::Bytes;
 
 use crate::format::{FRAME_FIRST_POSITION_AT, Frames, SEGMENT_HEADER_LEN};
 use crate::log::segment::Segment;
+use active_ids::ActiveIds;
 use catalog::{Catalog, CatalogStream};
 use file::{IndexHeader, IndexView, StreamPart};
-use id_hash::IdHashBuilder;
 
 /// One record of a frame, as [`Index::push_frame`] takes it.
 #[derive(Clone, Copy, Debug)]
@@ -257,12 +258,11 @@ struct Active {
     /// Where its last frame starts and where its frames end.
     last_frame_at: u32,
     data_end: u32,
-    /// The id of each event, in position order.
-    ids: Vec<[u8; 16]>,
-    /// The position of each id (the first, should an id repeat in a store
-    /// written before ids were unique): what the sealed segments' id
-    /// tables do for them, for the segment being written.
-    id_positions: HashMap<[u8; 16], u64, IdHashBuilder>,
+    /// The id of each event, in position order, and where each id is
+    /// (the first, should an id repeat in a store written before ids were
+    /// unique): what the sealed segments' id tables do for them, for the
+    /// segment being written.
+    ids: ActiveIds,
 }
 
 /// Positions, streams and segments of one store.
@@ -448,7 +448,6 @@ impl Index {
         s.next_version += 1;
         self.active.offsets.push(offset);
         self.active.ids.push(event_id);
-        self.active.id_positions.entry(event_id).or_insert(position);
         self.last = Some(id);
         Ok(id)
     }
@@ -478,17 +477,7 @@ impl Index {
                 s.next_version -= 1;
             }
         }
-        let first_undone = self.active.first_position + events as u64;
-        for id in self.active.ids.drain(events.min(self.active.ids.len())..) {
-            if self
-                .active
-                .id_positions
-                .get(&id)
-                .is_some_and(|p| *p >= first_undone)
-            {
-                self.active.id_positions.remove(&id);
-            }
-        }
+        self.active.ids.truncate(events);
         self.active.offsets.truncate(events);
         self.active.streams.truncate(active);
         for stream in self.streams.drain(streams..) {
@@ -540,7 +529,7 @@ impl Index {
                 })
             })
             .collect();
-        let ids: Vec<([u8; 16], u32)> = a.ids.iter().copied().zip(0u32..).collect();
+        let ids: Vec<([u8; 16], u32)> = a.ids.ids().iter().copied().zip(0u32..).collect();
         let header = IndexHeader {
             open,
             store_id: self.store_id,
@@ -973,11 +962,11 @@ impl Index {
                 }
             }
         }
-        if !self.active.id_positions.is_empty() {
+        if !self.active.ids.is_empty() {
             for (id, slot) in ids.iter().zip(found.iter_mut()) {
                 if slot.is_none() {
-                    *slot = self.active.id_positions.get(id).map(|p| IdHit {
-                        position: *p,
+                    *slot = self.active.ids.index_of(id).map(|i| IdHit {
+                        position: self.active.first_position + i as u64,
                         table: None,
                     });
                 }
@@ -993,6 +982,9 @@ impl Index {
     /// the active segment's ids. Nothing is allocated for a batch of up to
     /// [`HASHED_ON_STACK`] ids. Fails as [`find_ids`](Index::find_ids) does.
     pub(crate) fn holds_any_id(&self, ids: &[[u8; 16]]) -> Result<bool, String> {
+        // The active segment's slots are fetched while the sealed filters
+        // are tested.
+        self.active.ids.touch(ids);
         if !self.sealed.is_empty() {
             let mut on_stack = [(0u64, 0u64); HASHED_ON_STACK];
             let on_heap: Vec<(u64, u64)>;
@@ -1019,10 +1011,13 @@ impl Index {
                 }
             }
         }
-        Ok(!self.active.id_positions.is_empty()
-            && ids
-                .iter()
-                .any(|id| self.active.id_positions.contains_key(id)))
+        Ok(ids.iter().any(|id| self.active.ids.index_of(id).is_some()))
+    }
+
+    /// Brings the active segment's id slots for `ids` into cache, all
+    /// at once, ahead of their insertion by [`push_frame`](Index::push_frame).
+    pub(crate) fn touch_active_ids(&self, ids: &[[u8; 16]]) {
+        self.active.ids.touch(ids);
     }
 
     /// The checked view of a sealed segment's table, rebuilt from the
@@ -1163,10 +1158,7 @@ impl Index {
     /// Bytes of memory the active segment's per-event index takes.
     pub(crate) fn active_bytes(&self) -> usize {
         self.active.offsets.capacity() * 4
-            + self.active.ids.capacity() * 16
-            // A hash map entry: key, value and a control byte, at the
-            // map's load factor.
-            + self.active.id_positions.capacity() * 25
+            + self.active.ids.heap_bytes()
             + self
                 .active
                 .streams

@@ -1,5 +1,6 @@
 //! Appends batches with fresh ids to a fresh store of one version, for
-//! callgrind: `append_profile now|before DIR BATCH COUNT`.
+//! callgrind: `append_profile now|before DIR BATCH COUNT`. Prints the
+//! appends' latency p50, p99, max and mean (the max is the seal's).
 use std::path::Path;
 
 fn mix(mut h: u64) -> u64 {
@@ -15,6 +16,7 @@ macro_rules! run {
         let payload: Vec<u8> = (0..256).map(|i| b'a' + (i % 26) as u8).collect();
         let mut versions = vec![None::<u64>; 1000];
         let mut n = 0u64;
+        let mut times = Vec::with_capacity($count);
         for k in 0..$count {
             let i = k % 1000;
             let events: Vec<$krate::EventData> = (0..$batch)
@@ -28,11 +30,24 @@ macro_rules! run {
                 None => $krate::ExpectedVersion::NoStream,
                 Some(v) => $krate::ExpectedVersion::Exact(v),
             };
+            let started = std::time::Instant::now();
             let r = store
                 .append(&format!("order-{i:05}"), expected, &events)
                 .expect("append");
+            times.push(started.elapsed());
             versions[i] = Some(r.versions.end - 1);
         }
+        let mean = times.iter().sum::<std::time::Duration>() / times.len().max(1) as u32;
+        times.sort_unstable();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        println!(
+            "{} appends: p50 {:?} p99 {:?} max {:?} mean {:?}",
+            times.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            mean
+        );
     }};
 }
 
