@@ -305,7 +305,8 @@
 //! segment and write the index again (listed in
 //! [`RecoveryReport::unusable_indexes`]), never a failed open. Sealed
 //! segments' indexes are mapped, not loaded: the memory that grows with
-//! events is the active segment's index (12 bytes per event); each stream
+//! events is the active segment's index (about 50 bytes per event: its
+//! offset, its place in its stream, its id and the id's slot); each stream
 //! costs about 100 bytes plus its name. Damage inside a sealed segment
 //! taken from its index is found by the read that reaches it
 //! ([`Error::Corruption`]) or by `annals verify`, not by `open`.
