@@ -9,9 +9,9 @@
 //! 190 ns an event, 19 µs of a batch of 100, on the test machine). Here a
 //! slot is 8 bytes (a 32-bit tag of the id's hash and the event's index in
 //! the segment), the id itself stays in the position-ordered list the seal
-//! needs anyway, and a batch's lookups touch all their slots first, so
-//! that the misses overlap and the insertions that follow find the lines
-//! in cache.
+//! needs anyway, and the writer touches all of a frame's slots before it
+//! inserts the frame's ids, so that their misses overlap and the
+//! insertions find the lines in cache.
 //!
 //! A slot's tag is the top 32 bits of the id's hash, and its home slot is
 //! the top bits of that tag: growing the table moves each entry from slot
@@ -138,9 +138,8 @@ impl ActiveIds {
     }
 
     /// Touches the home slot of each id, all before any is needed, so
-    /// that the cache misses of a batch's lookups overlap rather than
-    /// follow one another (and its insertions, after the frame is written,
-    /// find those lines in cache).
+    /// that the cache misses of a frame's insertions overlap rather than
+    /// follow one another.
     pub(crate) fn touch(&self, ids: &[[u8; 16]]) {
         if self.slots.is_empty() {
             return;

@@ -985,9 +985,6 @@ impl Index {
     /// the active segment's ids. Nothing is allocated for a batch of up to
     /// [`HASHED_ON_STACK`] ids. Fails as [`find_ids`](Index::find_ids) does.
     pub(crate) fn holds_any_id(&self, ids: &[[u8; 16]]) -> Result<bool, String> {
-        // The active segment's slots are fetched while the sealed filters
-        // are tested.
-        self.active.ids.touch(ids);
         if !self.sealed.is_empty() {
             let mut on_stack = [(0u64, 0u64); HASHED_ON_STACK];
             let on_heap: Vec<(u64, u64)>;
