@@ -21,8 +21,6 @@
 //! shift the entries after a freed slot back where they belong, as linear
 //! probing needs.
 
-use std::hash::BuildHasher;
-
 use super::id_hash::IdHashBuilder;
 
 /// The fewest slots a non-empty table has.
@@ -64,7 +62,7 @@ impl ActiveIds {
 
     /// The tag of an id: the high half of its hash, shifted into place.
     fn tag(&self, id: &[u8; 16]) -> u64 {
-        self.hasher.hash_one(id) & TAG_MASK
+        self.hasher.hash_id(id) & TAG_MASK
     }
 
     /// The slot where the probe for a tag starts.

@@ -154,7 +154,8 @@ struct Layout {
     slot_count: usize,
     names: usize,
     id_filter: usize,
-    id_filter_bits: u64,
+    /// The filter's bit count, as a [`Modulus`] for the probes.
+    id_filter_modulus: Modulus,
     ids: usize,
     len: usize,
 }
@@ -207,7 +208,7 @@ fn layout(events: u32, streams: u32, names_len: u32) -> Option<Layout> {
         slot_count,
         names,
         id_filter,
-        id_filter_bits: (filter_len as u64) * 8,
+        id_filter_modulus: Modulus::new((filter_len as u64) * 8),
         ids,
         len,
     })
@@ -280,7 +281,7 @@ pub fn encode_index(
         let at = l.ids + ID_ENTRY_LEN * i;
         put(&mut out, at, id);
         put(&mut out, at + 16, &relative.to_le_bytes());
-        for bit in FilterBits::new(id_hashes(id), l.id_filter_bits) {
+        for bit in FilterBits::new(id_hashes(id), &l.id_filter_modulus) {
             let byte = l.id_filter + (bit / 8) as usize;
             if let Some(b) = out.get_mut(byte) {
                 *b |= 1 << (bit % 8);
@@ -347,10 +348,46 @@ fn sorted_ids(ids: &[([u8; 16], u32)]) -> Vec<([u8; 16], u32)> {
         .collect()
 }
 
+/// `x mod d` for a fixed `d` by two multiplications instead of a division
+/// (Lemire, Kaser and Kurz, "Faster remainder by direct computation",
+/// 2019: with `m = ceil(2^128 / d)`, `x mod d` is the high 128 bits of
+/// `((m * x) mod 2^128) * d`, exact for every 64-bit `x` and `d`). A
+/// lookup of a fresh id tests one or two filter bits in every sealed
+/// segment, each a 64-bit remainder, and the division was the larger
+/// part of a test whose byte is in cache. A test holds it equal to `%`.
+#[derive(Clone, Copy, Debug)]
+struct Modulus {
+    d: u64,
+    m: u128,
+}
+
+impl Modulus {
+    fn new(d: u64) -> Modulus {
+        // A filter has at least 64 bits; 1 stands in for a zero that no
+        // layout produces, so that nothing here divides by zero.
+        let d = d.max(1);
+        Modulus {
+            d,
+            m: (u128::MAX / u128::from(d)).wrapping_add(1),
+        }
+    }
+
+    fn of(&self, x: u64) -> u64 {
+        if self.d == 1 {
+            return 0;
+        }
+        let low = self.m.wrapping_mul(u128::from(x));
+        let d = u128::from(self.d);
+        let lo = u128::from(low as u64) * d;
+        let hi = (low >> 64) * d;
+        ((hi + (lo >> 64)) >> 64) as u64
+    }
+}
+
 /// The filter bits of an id, `(h1 + i * h2) mod 2^64 mod bits` for probe
-/// `i` (see [`id_hashes`]), with two divisions rather than one per probe:
-/// a seal sets the bits of every id of its segment, on the writer's
-/// thread. With `a = h1 mod bits`, `b = h2 mod bits` and
+/// `i` (see [`id_hashes`]), with three remainders (by [`Modulus`]) rather
+/// than eight: a seal sets the bits of every id of its segment, on the
+/// writer's thread. With `a = h1 mod bits`, `b = h2 mod bits` and
 /// `r = 2^64 mod bits`, the next bit is the last plus `b`, less `r` when
 /// the 64-bit sum wrapped, all modulo `bits`. Lookups, which stop at the
 /// first clear bit, compute each probe directly
@@ -366,13 +403,13 @@ struct FilterBits {
 }
 
 impl FilterBits {
-    fn new((h1, h2): (u64, u64), bits: u64) -> FilterBits {
-        let bits = bits.max(1);
+    fn new((h1, h2): (u64, u64), modulus: &Modulus) -> FilterBits {
+        let bits = modulus.d;
         FilterBits {
-            bit: h1 % bits,
-            step: h2 % bits,
+            bit: modulus.of(h1),
+            step: modulus.of(h2),
             // 2^64 mod bits, from (2^64 - bits) mod bits without overflow.
-            wrap: (u64::MAX - bits + 1) % bits,
+            wrap: modulus.of(u64::MAX - bits + 1),
             sum: h1,
             h2,
             bits,
@@ -668,7 +705,10 @@ impl<'a> IndexView<'a> {
     /// hashes each id once.
     pub fn may_hold_hashed(&self, (h1, h2): (u64, u64)) -> bool {
         (0..ID_FILTER_PROBES).all(|probe| {
-            let bit = h1.wrapping_add(probe.wrapping_mul(h2)) % self.layout.id_filter_bits;
+            let bit = self
+                .layout
+                .id_filter_modulus
+                .of(h1.wrapping_add(probe.wrapping_mul(h2)));
             self.bytes
                 .get(self.layout.id_filter + (bit / 8) as usize)
                 .is_some_and(|b| b & (1 << (bit % 8)) != 0)
@@ -977,8 +1017,50 @@ mod tests {
                 let direct: Vec<u64> = (0..ID_FILTER_PROBES)
                     .map(|i| h1.wrapping_add(i.wrapping_mul(h2)) % bits)
                     .collect();
-                let incremental: Vec<u64> = FilterBits::new((h1, h2), bits).collect();
+                let incremental: Vec<u64> =
+                    FilterBits::new((h1, h2), &Modulus::new(bits)).collect();
                 assert_eq!(incremental, direct, "bits {bits} h1 {h1:#x} h2 {h2:#x}");
+            }
+        }
+    }
+    /// The remainder by multiplication equals `%` for divisors of every
+    /// kind a filter has and some it never has, and numerators across the
+    /// whole 64-bit range.
+    #[test]
+    fn modulus_by_multiplication_equals_the_remainder() {
+        let mut x = 0x0123_4567_89ab_cdef_u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let divisors = [
+            1u64,
+            2,
+            3,
+            7,
+            64,
+            192,
+            1 << 20,
+            64 * 2_968_751,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) * 64,
+            (1 << 63) + 1,
+            u64::MAX,
+        ];
+        for d in divisors {
+            let m = Modulus::new(d);
+            for k in 0..20_000u64 {
+                let n = match k {
+                    0 => 0,
+                    1 => u64::MAX,
+                    2 => d.wrapping_sub(1),
+                    3 => d,
+                    4 => d.wrapping_mul(3),
+                    _ => next(),
+                };
+                assert_eq!(m.of(n), n % d, "{n} mod {d}");
             }
         }
     }
