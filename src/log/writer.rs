@@ -571,6 +571,12 @@ impl Writer {
                         entry
                     })
             });
+            // The frame's ids go into the active segment's id table one
+            // by one, each into a random slot; touching all their slots
+            // first lets those cache misses overlap.
+            for m in members.iter() {
+                index.touch_active_ids(&m.batch.ids);
+            }
             let pushed = index.push_frame(
                 segment,
                 frame_start..frame_end,
