@@ -33,7 +33,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use crate::format::{FRAME_FIRST_POSITION_AT, Frames, SEGMENT_HEADER_LEN};
-use crate::log::segment::Segment;
+use crate::log::segment::{Mapped, Segment};
 use active_ids::ActiveIds;
 use catalog::{Catalog, CatalogStream};
 use file::{IndexHeader, IndexView, StreamPart};
@@ -69,9 +69,9 @@ pub(crate) struct Refused {
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
     bytes: Bytes,
-    /// Whether the bytes are those of the file on disk (mapped), rather
+    /// The file's map, when the bytes are those of the file on disk rather
     /// than built in memory and not yet written.
-    persisted: bool,
+    mapped: Option<Mapped>,
     segment: u32,
     first_position: u64,
     end_position: u64,
@@ -84,7 +84,16 @@ impl Table {
     /// A table over `bytes`, whose header must check out; the body is
     /// checked on first use unless `body_checked` says it was (bytes this
     /// crate just encoded). `None` if the header does not check out.
-    pub(crate) fn new(bytes: Bytes, persisted: bool, body_checked: bool) -> Option<Table> {
+    pub(crate) fn new(bytes: Bytes, body_checked: bool) -> Option<Table> {
+        Table::with_map(bytes, None, body_checked)
+    }
+
+    /// A table over an index file's map; see [`Table::new`].
+    pub(crate) fn from_map(mapped: Mapped, body_checked: bool) -> Option<Table> {
+        Table::with_map(mapped.bytes().clone(), Some(mapped), body_checked)
+    }
+
+    fn with_map(bytes: Bytes, mapped: Option<Mapped>, body_checked: bool) -> Option<Table> {
         let h = *file::decode_index_unchecked(&bytes)?.header();
         let checked = OnceLock::new();
         if body_checked {
@@ -95,7 +104,7 @@ impl Table {
             first_position: h.first_position,
             end_position: h.first_position + u64::from(h.event_count),
             bytes,
-            persisted,
+            mapped,
             checked: Arc::new(checked),
         })
     }
@@ -118,34 +127,45 @@ impl Table {
     /// Use [`view_or_rebuild`](Table::view_or_rebuild) where the segment
     /// is at hand.
     pub(crate) fn view(&self) -> Option<IndexView<'_>> {
-        let bytes = self.checked.get_or_init(|| {
-            file::check_index_body(&self.bytes)
-                .ok()
-                .map(|()| self.bytes.clone())
-        });
+        let bytes = self
+            .checked
+            .get_or_init(|| self.check_body().ok().map(|()| self.bytes.clone()));
         file::view_checked_before(bytes.as_ref()?)
     }
 
     /// The view over the checked body, rebuilt from `segment` (with a
     /// warning) if the body fails its check.
     pub(crate) fn view_or_rebuild(&self, segment: Option<&Segment>) -> Option<IndexView<'_>> {
-        let bytes = self
-            .checked
-            .get_or_init(|| match file::check_index_body(&self.bytes) {
-                Ok(()) => Some(self.bytes.clone()),
-                Err(reason) => {
-                    let header = self.header()?;
-                    let rebuilt = segment.and_then(|s| rebuild(s, &header));
-                    tracing::warn!(
-                        segment = self.segment,
-                        %reason,
-                        rebuilt = rebuilt.is_some(),
-                        "segment index damaged; rebuilt in memory from its segment"
-                    );
-                    rebuilt
-                }
-            });
+        let bytes = self.checked.get_or_init(|| match self.check_body() {
+            Ok(()) => Some(self.bytes.clone()),
+            Err(reason) => {
+                let header = self.header()?;
+                let rebuilt = segment.and_then(|s| rebuild(s, &header));
+                tracing::warn!(
+                    segment = self.segment,
+                    %reason,
+                    rebuilt = rebuilt.is_some(),
+                    "segment index damaged; rebuilt in memory from its segment"
+                );
+                rebuilt
+            }
+        });
         file::view_checked_before(bytes.as_ref()?)
+    }
+
+    /// The body's checksum, read through the map and the pages given back
+    /// after (a lookup touches only the pages it needs, not the whole file).
+    fn check_body(&self) -> Result<(), String> {
+        let checked = file::check_index_body(&self.bytes);
+        self.release();
+        checked
+    }
+
+    /// Gives back the resident pages of the file's map, if it has one.
+    fn release(&self) {
+        if let Some(m) = &self.mapped {
+            m.release();
+        }
     }
 
     pub(crate) fn bytes(&self) -> &Bytes {
@@ -153,14 +173,14 @@ impl Table {
     }
 
     pub(crate) fn is_persisted(&self) -> bool {
-        self.persisted
+        self.mapped.is_some()
     }
 
     /// The bytes to write in place of this table's file, when they differ
     /// from it: a table never written, or one whose body failed its check
     /// on first use and was rebuilt from its segment.
     fn repair_bytes(&self) -> Option<Bytes> {
-        if !self.persisted {
+        if self.mapped.is_none() {
             return Some(self.bytes.clone());
         }
         match self.checked.get() {
@@ -547,7 +567,7 @@ impl Index {
         // Counts fit: a segment is at most 1 GiB, and every event and
         // stream name in it takes bytes of it.
         let bytes = file::encode_index(&header, &a.offsets, &parts, &ids)?;
-        Table::new(Bytes::from(bytes), false, true)
+        Table::new(Bytes::from(bytes), true)
     }
 
     /// Seals the active segment: its events held in memory move into a
@@ -903,7 +923,7 @@ impl Index {
             .iter()
             .take_while(|t| t.segment == segment)
             .collect();
-        if !run.iter().any(|t| t.persisted) {
+        if !run.iter().any(|t| t.is_persisted()) {
             return false;
         }
         let (Some(first), Some(last)) = (
@@ -927,7 +947,7 @@ impl Index {
         let rebuilt = self
             .segment(segment)
             .and_then(|s| rebuild(s, &header))
-            .and_then(|bytes| Table::new(bytes, false, true));
+            .and_then(|bytes| Table::new(bytes, true));
         let Some(table) = rebuilt else {
             return false;
         };
