@@ -6,8 +6,7 @@
 //! writes nothing.
 
 use annals::{
-    AppendCondition, AppendResult, Error, EventData, ExpectedVersion, Filter, Store,
-    StreamAppend,
+    AppendCondition, AppendResult, Error, EventData, ExpectedVersion, Filter, Store, StreamAppend,
 };
 use uuid::Uuid;
 
