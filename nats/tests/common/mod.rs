@@ -121,12 +121,18 @@ impl Server {
     /// Stops the server (SIGKILL when `hard`, else SIGTERM and a wait) and
     /// starts it again on the same port and storage.
     pub fn restart(&mut self, hard: bool) {
+        self.restart_after(hard, Duration::ZERO);
+    }
+
+    /// As [`Server::restart`], with the server away for `down` between.
+    pub fn restart_after(&mut self, hard: bool, down: Duration) {
         let mut child = self.child.take().expect("only an own server restarts");
         let signal = if hard { "-KILL" } else { "-TERM" };
         let _ = Command::new("kill")
             .args([signal, &child.id().to_string()])
             .status();
         child.wait().expect("nats-server exits");
+        std::thread::sleep(down);
         self.start();
     }
 }
@@ -175,6 +181,12 @@ impl Rng {
             });
         eprintln!("{test}: seed {seed} (replay with ANNALS_NATS_SEED={seed})");
         Rng(seed)
+    }
+
+    /// A second source, drawn from this one, for another thread: the
+    /// printed seed replays both.
+    pub fn fork(&mut self) -> Rng {
+        Rng(self.next())
     }
 
     /// The next number.
@@ -339,4 +351,74 @@ pub fn assert_same(store: &[RecordedEvent], shipped: &[(u64, RecordedEvent)]) {
         store.len(),
         "JetStream holds fewer messages than the store events"
     );
+}
+
+/// Waits until the store in `dir` (opened read-only, so a mirror may hold
+/// it) has `n` events, until [`DEADLINE`]; panics with `what` then.
+pub async fn wait_for_store(dir: &Path, n: u64, what: &str) {
+    let store = Store::open_read_only(dir).expect("open the replica read-only");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        store.refresh().expect("refresh the replica");
+        let have = store.global_position();
+        if have >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the store has {have} of {n} events after {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A writer thread that appends small batches to `store` until `stop` is
+/// set or the store holds `max` events.
+pub fn spawn_writer(
+    store: std::sync::Arc<Store>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    max: u64,
+    mut rng: Rng,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Acquire) && store.global_position() < max {
+            append_events(&store, 1 + rng.below(20) as usize, 20, &mut rng);
+        }
+    })
+}
+
+/// A library shipper running on the current runtime until the returned
+/// sender is used or dropped.
+pub fn spawn_shipper(
+    options: annals_nats::ShipOptions,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<annals_nats::ShipSummary, annals_nats::Error>>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        annals_nats::ship(&options, async {
+            stop_rx.await.ok();
+        })
+        .await
+    });
+    (stop_tx, task)
+}
+
+/// A library mirror running on the current runtime until the returned
+/// sender is used or dropped.
+pub fn spawn_mirror(
+    options: annals_nats::MirrorOptions,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<annals_nats::MirrorSummary, annals_nats::Error>>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        annals_nats::mirror(&options, async {
+            stop_rx.await.ok();
+        })
+        .await
+    });
+    (stop_tx, task)
 }
