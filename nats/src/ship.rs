@@ -24,7 +24,8 @@ use std::pin::pin;
 use std::time::Duration;
 
 use annals::{RecordedEvent, Store, SubscribeFrom, SubscriptionItem};
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, Stream};
 use async_nats::jetstream::{Context, context::PublishAckFuture};
@@ -297,7 +298,21 @@ impl Shipper<'_> {
                 ..Default::default()
             })
             .await
-            .map_err(|e| retry("getting or creating the JetStream stream")(&e))?;
+            .map_err(|e| match e.kind() {
+                // Another stream already takes these subjects: no retry
+                // makes room, a person must pick a prefix or a stream.
+                CreateStreamErrorKind::JetStream(js)
+                    if js.error_code() == ErrorCode::STREAM_SUBJECT_OVERLAP =>
+                {
+                    Fault::Fatal(Error::StreamConfig {
+                        stream: self.options.stream.clone(),
+                        reason: format!(
+                            "cannot create it with subjects {wanted}: {js} (use another --subject-prefix, or that stream)"
+                        ),
+                    })
+                }
+                _ => retry("getting or creating the JetStream stream")(&e),
+            })?;
         let subjects = &stream.cached_info().config.subjects;
         if !subjects.contains(&wanted) {
             return Err(Error::StreamConfig {

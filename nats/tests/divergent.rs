@@ -33,14 +33,14 @@ fn a_divergent_store_or_replica_is_refused() {
     common::runtime().block_on(async {
         let js = common::jetstream(&server.url).await;
         let (stop, shipper) =
-            common::spawn_shipper(ShipOptions::new(origin.path(), &server.url, &name));
+            common::spawn_shipper(common::ship_options(origin.path(), &server.url, &name));
         common::wait_for_messages(&js, &name, 500, "shipping the origin").await;
         stop.send(()).unwrap();
         shipper.await.unwrap().unwrap();
 
         // Another store: its event at position 499 has another id.
         let (_stop, shipper) =
-            common::spawn_shipper(ShipOptions::new(other.path(), &server.url, &name));
+            common::spawn_shipper(common::ship_options(other.path(), &server.url, &name));
         let err = shipper.await.unwrap().unwrap_err();
         let text = err.to_string();
         match err {
@@ -59,7 +59,7 @@ fn a_divergent_store_or_replica_is_refused() {
 
         // A store that ends before what JetStream holds.
         let (_stop, shipper) =
-            common::spawn_shipper(ShipOptions::new(shorter.path(), &server.url, &name));
+            common::spawn_shipper(common::ship_options(shorter.path(), &server.url, &name));
         let err = shipper.await.unwrap().unwrap_err();
         assert!(
             matches!(err, Error::Divergent { position: 499, .. }),
@@ -70,6 +70,17 @@ fn a_divergent_store_or_replica_is_refused() {
             common::message_count(&js, &name).await,
             500,
             "nothing was shipped over it"
+        );
+
+        // Another stream over the same subjects cannot be created; that
+        // needs a person, not a retry.
+        let options =
+            ShipOptions::new(origin.path(), &server.url, format!("{name}_2")).subject_prefix(&name);
+        let (_stop, shipper) = common::spawn_shipper(options);
+        let err = shipper.await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, Error::StreamConfig { .. }),
+            "expected StreamConfig, got {err}"
         );
 
         // A replica that holds another store's events.
@@ -98,6 +109,8 @@ fn a_divergent_store_or_replica_is_refused() {
             "--server",
             &server.url,
             "--stream",
+            &name,
+            "--subject-prefix",
             &name,
             "--store",
         ])

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use annals::{Store, SubscribeFrom, SubscriptionItem};
-use annals_nats::{MirrorOptions, ShipOptions};
+use annals_nats::MirrorOptions;
 
 #[test]
 fn a_mirror_equals_its_origin() {
@@ -37,7 +37,7 @@ fn a_mirror_equals_its_origin() {
     common::runtime().block_on(async {
         let js = common::jetstream(&server.url).await;
         let (stop_ship, shipper) =
-            common::spawn_shipper(ShipOptions::new(origin.path(), &server.url, &name));
+            common::spawn_shipper(common::ship_options(origin.path(), &server.url, &name));
         let (stop_mirror, mirror) =
             common::spawn_mirror(MirrorOptions::new(replica.path(), &server.url, &name));
         common::wait_for_store(

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use annals::Store;
-use annals_nats::{MirrorOptions, ShipOptions};
+use annals_nats::MirrorOptions;
 
 #[test]
 fn a_mirror_resumes_after_kills_and_a_server_restart() {
@@ -38,7 +38,7 @@ fn a_mirror_resumes_after_kills_and_a_server_restart() {
     common::runtime().block_on(async {
         let js = common::jetstream(&server.url).await;
         let (stop_ship, shipper) =
-            common::spawn_shipper(ShipOptions::new(origin.path(), &server.url, &name));
+            common::spawn_shipper(common::ship_options(origin.path(), &server.url, &name));
         common::wait_for_messages(&js, &name, 2_000, "shipping the first events").await;
         for round in 0..6 {
             let mut child = Command::new(binary)

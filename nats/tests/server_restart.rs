@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use annals::Store;
-use annals_nats::ShipOptions;
 
 #[test]
 fn shipping_survives_server_restarts() {
@@ -34,7 +33,7 @@ fn shipping_survives_server_restarts() {
     runtime.block_on(async {
         let js = common::jetstream(&server.url).await;
         let (stop, shipper) =
-            common::spawn_shipper(ShipOptions::new(dir.path(), &server.url, &name));
+            common::spawn_shipper(common::ship_options(dir.path(), &server.url, &name));
         let mut target = 1_000;
         for hard in [true, false] {
             common::wait_for_messages(&js, &name, target, "shipping before a restart").await;

@@ -5,7 +5,7 @@
 mod common;
 
 use annals::Store;
-use annals_nats::{ShipOptions, ship};
+use annals_nats::ship;
 use tokio::sync::oneshot;
 
 #[test]
@@ -21,7 +21,7 @@ fn ships_100k_events_exactly_as_read_all_returns_them() {
         assert_eq!(store.global_position(), 100_000);
     }
     let name = common::stream_name("compare");
-    let options = ShipOptions::new(dir.path(), &server.url, &name);
+    let options = common::ship_options(dir.path(), &server.url, &name);
     common::runtime().block_on(async {
         let js = common::jetstream(&server.url).await;
         for run in 0..2 {

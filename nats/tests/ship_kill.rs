@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use annals::Store;
-use annals_nats::{ShipOptions, ship};
+use annals_nats::ship;
 use tokio::sync::oneshot;
 
 /// The writer stops here at the latest, so the test stays bounded.
@@ -51,6 +51,8 @@ fn kill_9_twenty_times_while_writing_ships_each_event_once() {
                         &server.url,
                         "--stream",
                         &name,
+                        "--subject-prefix",
+                        &name,
                         "--store",
                     ])
                     .arg(dir.path())
@@ -82,7 +84,7 @@ fn kill_9_twenty_times_while_writing_ships_each_event_once() {
         let before = common::message_count(&js, &name).await;
         eprintln!("after 20 kills JetStream holds {before} of {total} events");
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let options = ShipOptions::new(dir.path(), &server.url, &name);
+        let options = common::ship_options(dir.path(), &server.url, &name);
         let shipper = tokio::spawn(async move {
             ship(&options, async {
                 stop_rx.await.ok();

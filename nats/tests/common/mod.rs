@@ -164,6 +164,13 @@ pub fn stream_name(tag: &str) -> String {
     format!("T_{tag}_{}_{nanos}", std::process::id())
 }
 
+/// Ship options for a test's stream, with the stream's name as the
+/// subject prefix too: a shared server holds many tests' streams, and two
+/// streams may not take the same subjects.
+pub fn ship_options(dir: &Path, url: &str, name: &str) -> annals_nats::ShipOptions {
+    annals_nats::ShipOptions::new(dir, url, name).subject_prefix(name)
+}
+
 /// A small, seeded random source (splitmix64); tests print the seed and
 /// take it from `ANNALS_NATS_SEED` to replay.
 pub struct Rng(u64);
