@@ -194,9 +194,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Appends one event at a time to a live origin that is shipped and
 /// mirrored, and measures when each becomes readable in the replica.
-fn lag(root: &Path, url: &str, runtime: &tokio::runtime::Runtime) -> Vec<Duration> {
-    let origin_dir = root.join("lag-origin");
-    let replica_dir = root.join("lag-replica");
+fn lag(
+    root: &Path,
+    url: &str,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    pace: Option<Duration>,
+) -> Lags {
+    let origin_dir = root.join(format!("{name}-origin"));
+    let replica_dir = root.join(format!("{name}-replica"));
     let _ = std::fs::remove_dir_all(&origin_dir);
     let _ = std::fs::remove_dir_all(&replica_dir);
     let origin = Store::open(&origin_dir).expect("origin");
@@ -212,10 +218,41 @@ fn lag(root: &Path, url: &str, runtime: &tokio::runtime::Runtime) -> Vec<Duratio
             &[EventData::new("Tick", b"warm".to_vec())],
         )
         .expect("append");
-    let name = "BENCH_LAG";
     runtime.block_on(async {
         let js = jetstream::new(async_nats::connect(url).await.expect("connect"));
         let _ = js.delete_stream(name).await;
+    });
+    // A core NATS subscriber on the stream's subjects sees each message
+    // as JetStream receives it: the first half of the way.
+    let (client, mut messages) = runtime.block_on(async {
+        let client = async_nats::connect(url).await.expect("connect");
+        let messages = client
+            .subscribe(format!("{name}.>"))
+            .await
+            .expect("subscribe");
+        client.flush().await.expect("flush");
+        (client, messages)
+    });
+    let on_nats = runtime.spawn(async move {
+        let mut arrived = vec![None; LAG_EVENTS];
+        let mut count = 0;
+        while count < LAG_EVENTS {
+            let Some(m) = messages.next().await else {
+                break;
+            };
+            let at = Instant::now();
+            let (position, _) =
+                annals_nats::wire::position_and_id(m.headers.as_ref()).expect("headers");
+            if let Some(slot) = position
+                .checked_sub(1)
+                .and_then(|i| arrived.get_mut(i as usize))
+            {
+                *slot = Some(at);
+                count += 1;
+            }
+        }
+        drop(client);
+        arrived
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ship_opts = ShipOptions::new(&origin_dir, url, name).subject_prefix(name);
@@ -265,7 +302,15 @@ fn lag(root: &Path, url: &str, runtime: &tokio::runtime::Runtime) -> Vec<Duratio
         }
     });
     let mut appended = Vec::with_capacity(LAG_EVENTS);
+    let begin = Instant::now();
     for i in 0..LAG_EVENTS {
+        if let Some(pace) = pace {
+            // A steady writer: the i-th append is due i paces after the
+            // first, whatever the earlier ones took.
+            let due = begin + pace * i as u32;
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        let start = Instant::now();
         origin
             .append(
                 "lag",
@@ -273,21 +318,54 @@ fn lag(root: &Path, url: &str, runtime: &tokio::runtime::Runtime) -> Vec<Duratio
                 &[EventData::new("Tick", format!("{i}").into_bytes())],
             )
             .expect("append");
-        appended.push(Instant::now());
+        appended.push((start, Instant::now()));
     }
     let arrived = reader.join().expect("reader");
     stop_tx.send(true).ok();
-    runtime.block_on(async {
+    let on_nats = runtime.block_on(async {
         shipper.await.expect("join").expect("ship");
         mirror.await.expect("join").expect("mirror");
+        on_nats.await.expect("join")
     });
-    let mut lags: Vec<Duration> = arrived
+    let since_append = |seen: &[Option<Instant>]| {
+        let mut lags: Vec<Duration> = seen
+            .iter()
+            .zip(&appended)
+            .map(|(a, (_, done))| a.expect("arrived").saturating_duration_since(*done))
+            .collect();
+        lags.sort();
+        lags
+    };
+    let mut append: Vec<Duration> = appended
         .iter()
-        .zip(&appended)
-        .map(|(a, b)| a.expect("arrived").saturating_duration_since(*b))
+        .map(|(start, done)| *done - *start)
         .collect();
-    lags.sort();
-    lags
+    append.sort();
+    Lags {
+        append,
+        to_nats: since_append(&on_nats),
+        to_mirror: since_append(&arrived),
+    }
+}
+
+/// Sorted durations of the lag run.
+struct Lags {
+    /// How long each `append` took (its fsync, mostly).
+    append: Vec<Duration>,
+    /// From `append` returning to the message reaching NATS.
+    to_nats: Vec<Duration>,
+    /// From `append` returning to the event readable in the mirror.
+    to_mirror: Vec<Duration>,
+}
+
+fn summary(sorted: &[Duration]) -> String {
+    format!(
+        "p50 {:.2?}, p90 {:.2?}, p99 {:.2?}, max {:.2?}",
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.9),
+        percentile(sorted, 0.99),
+        percentile(sorted, 1.0)
+    )
 }
 
 fn bench(c: &mut Criterion) {
@@ -302,6 +380,39 @@ fn bench(c: &mut Criterion) {
         eprintln!("annals-nats bench: SKIPPED: no NATS_URL and no nats-server on PATH");
         return;
     };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // The lag first, while the disk is quiet: the throughput runs leave
+    // gigabytes of deleted JetStream files behind them.
+    for (name, pace, what) in [
+        (
+            "BENCH_LAG_PACED",
+            Some(Duration::from_millis(1)),
+            "one append each millisecond",
+        ),
+        (
+            "BENCH_LAG_FULL",
+            None,
+            "appends back to back, at the writer's full speed",
+        ),
+    ] {
+        let lags = lag(&root, &server.url, &runtime, name, pace);
+        eprintln!("annals-nats bench: lag of {LAG_EVENTS} events of one each, {what}:");
+        eprintln!(
+            "annals-nats bench:   append itself:             {}",
+            summary(&lags.append)
+        );
+        eprintln!(
+            "annals-nats bench:   append to NATS:            {}",
+            summary(&lags.to_nats)
+        );
+        eprintln!(
+            "annals-nats bench:   append to mirror readable: {}",
+            summary(&lags.to_mirror)
+        );
+    }
     let store_dir = root.join("store");
     let store = Store::open(&store_dir).expect("store");
     let t = Instant::now();
@@ -318,10 +429,6 @@ fn bench(c: &mut Criterion) {
         .collect::<Vec<_>>()
         .into();
     store.close().expect("close");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let js = runtime.block_on(async {
         jetstream::new(async_nats::connect(&server.url).await.expect("connect"))
     });
@@ -371,15 +478,6 @@ fn bench(c: &mut Criterion) {
         ship / raw
     );
     drop(messages);
-    let lags = lag(&root, &server.url, &runtime);
-    eprintln!(
-        "annals-nats bench: lag from append returning to readable in the mirror, {LAG_EVENTS} events one per append: \
-         p50 {:.2?}, p90 {:.2?}, p99 {:.2?}, max {:.2?}",
-        percentile(&lags, 0.5),
-        percentile(&lags, 0.9),
-        percentile(&lags, 0.99),
-        percentile(&lags, 1.0)
-    );
     drop(server);
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -235,8 +235,7 @@ impl Mirror<'_> {
             .messages()
             .await
             .map_err(|e| retry("reading the ordered consumer")(&e))?;
-        let mut ticker = tokio::time::interval(self.reporter.interval());
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticker = self.reporter.ticker();
         let mut pending = 0u64;
         loop {
             let first = tokio::select! {
@@ -383,7 +382,8 @@ impl Mirror<'_> {
     fn progress(&mut self, pending: u64) {
         let rate = self.reporter.rate(self.summary.imported);
         let next = self.store.global_position();
-        self.reporter.line(
+        self.reporter.progress(
+            rate > 0 || pending > 0,
             &format!(
                 "imported {} events ({rate}/s), replica at position {next}, {pending} messages behind",
                 self.summary.imported

@@ -19,6 +19,11 @@ pub enum Report {
     Json,
 }
 
+/// How often an idle run still writes a human progress line, to show it
+/// is alive; JSON status lines come at every interval regardless, for
+/// supervisors that watch them.
+const IDLE_LINE_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Emits status lines and keeps the counts that the progress line needs.
 #[derive(Debug)]
 pub(crate) struct Reporter {
@@ -26,6 +31,7 @@ pub(crate) struct Reporter {
     interval: Duration,
     last_at: Instant,
     last_count: u64,
+    last_human: Option<Instant>,
 }
 
 impl Reporter {
@@ -35,12 +41,8 @@ impl Reporter {
             interval,
             last_at: Instant::now(),
             last_count: 0,
+            last_human: None,
         }
-    }
-
-    /// How often [`Reporter::progress`] should be called.
-    pub(crate) fn interval(&self) -> Duration {
-        self.interval
     }
 
     /// One line: `human` on standard error, `json` on standard output.
@@ -54,6 +56,31 @@ impl Reporter {
         if self.report == Report::Json {
             let _ = writeln!(std::io::stdout().lock(), "{json}");
         }
+    }
+
+    /// A progress line: the JSON one always, the human one when `busy`
+    /// (events moved or some are waiting) or when the last one is
+    /// [`IDLE_LINE_INTERVAL`] old.
+    pub(crate) fn progress(&mut self, busy: bool, human: &str, json: serde_json::Value) {
+        let now = Instant::now();
+        let due = busy
+            || self
+                .last_human
+                .is_none_or(|at| now.duration_since(at) >= IDLE_LINE_INTERVAL);
+        if due {
+            self.last_human = Some(now);
+            self.line(human, json);
+        } else if self.report == Report::Json {
+            let _ = writeln!(std::io::stdout().lock(), "{json}");
+        }
+    }
+
+    /// A timer for progress lines, whose first tick is one interval away.
+    pub(crate) fn ticker(&self) -> tokio::time::Interval {
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
     }
 
     /// The events per second since the last call, given the running

@@ -257,8 +257,7 @@ impl Shipper<'_> {
         );
         let mut events = Box::pin(self.store.subscribe_all(from, None)?);
         let mut acks = FuturesOrdered::new();
-        let mut ticker = tokio::time::interval(self.reporter.interval());
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticker = self.reporter.ticker();
         let max = self.options.max_in_flight;
         loop {
             tokio::select! {
@@ -474,7 +473,8 @@ impl Shipper<'_> {
             .summary
             .last_position
             .map_or_else(|| "none yet".to_string(), |p| p.to_string());
-        self.reporter.line(
+        self.reporter.progress(
+            rate > 0 || lag > 0,
             &format!(
                 "shipped {} events ({rate}/s), last position {position}, lag {lag} events",
                 self.summary.shipped
