@@ -30,6 +30,9 @@ use futures_util::stream::FuturesOrdered;
 /// Acks in flight for both sides: the shipper's default.
 const IN_FLIGHT: usize = 2048;
 
+/// Ship and raw runs back to back, after criterion's.
+const PAIRS: usize = 5;
+
 /// Events whose lag is measured, one append each.
 const LAG_EVENTS: usize = 2_000;
 
@@ -476,6 +479,27 @@ fn bench(c: &mut Criterion) {
         ship_rates.len(),
         raw_rates.len(),
         ship / raw
+    );
+    // Criterion runs one side after the other, minutes apart, and this
+    // machine's load changes over minutes; pairs run back to back share
+    // their moment, so their ratios are what to judge by.
+    let mut pairs = Vec::new();
+    for _ in 0..PAIRS {
+        round += 1;
+        let ship = runtime.block_on(ship_once(&store_dir, &server.url, &js, n, round));
+        round += 1;
+        let task = runtime.spawn(raw_once(Arc::clone(&messages), js.clone(), round));
+        let raw = runtime.block_on(task).expect("join");
+        let (ship, raw) = (n as f64 / ship.as_secs_f64(), n as f64 / raw.as_secs_f64());
+        eprintln!(
+            "annals-nats bench: pair: ship {ship:.0} events/s, raw {raw:.0} events/s, ratio {:.2}",
+            ship / raw
+        );
+        pairs.push(ship / raw);
+    }
+    eprintln!(
+        "annals-nats bench: {n} events; paired ratio ship/raw, median of {PAIRS} pairs: {:.2}",
+        median(&mut pairs)
     );
     drop(messages);
     drop(server);

@@ -362,7 +362,10 @@ impl Mirror<'_> {
             if position < last.position {
                 low = probe + 1;
             } else {
-                high = probe - 1;
+                match probe.checked_sub(1) {
+                    Some(h) => high = h,
+                    None => break,
+                }
             }
             probe = u64::MAX;
         }

@@ -27,7 +27,7 @@ use annals::{RecordedEvent, Store, SubscribeFrom, SubscriptionItem};
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{self, Stream};
+use async_nats::jetstream::stream::{self, RawMessageErrorKind, Stream};
 use async_nats::jetstream::{Context, context::PublishAckFuture};
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesOrdered;
@@ -331,13 +331,20 @@ impl Shipper<'_> {
             .await
             .map_err(|e| retry("reading the JetStream stream's state")(&e))?;
         let last = info.state.last_sequence;
-        if last == 0 {
-            return Ok((0, SubscribeFrom::Start));
+        // A purged stream holds no messages but keeps counting its
+        // sequences: shipping starts over, after the last sequence.
+        if info.state.messages == 0 {
+            return Ok((last, SubscribeFrom::Start));
         }
-        let message = stream
-            .get_raw_message(last)
-            .await
-            .map_err(|e| retry("reading the JetStream stream's last message")(&e))?;
+        let message = stream.get_raw_message(last).await.map_err(|e| match e.kind() {
+            RawMessageErrorKind::NoMessageFound => Fault::Fatal(Error::StreamConfig {
+                stream: self.options.stream.clone(),
+                reason: format!(
+                    "its last message (sequence {last}) was deleted, so where shipping stopped is unknown"
+                ),
+            }),
+            _ => retry("reading the JetStream stream's last message")(&e),
+        })?;
         let (position, id) =
             wire::position_and_id(Some(&message.headers)).map_err(|source| Error::BadMessage {
                 stream: self.options.stream.clone(),

@@ -91,3 +91,67 @@ fn a_mirror_equals_its_origin() {
     }
     assert_eq!(seen, origin_events.len());
 }
+
+/// A stream whose sequences do not start at 1 (it was purged before the
+/// first event was shipped): the shipper starts after the purged
+/// sequences, and a mirror that restarts finds the message holding its
+/// last position by bisection rather than by `position + 1`.
+#[test]
+fn a_mirror_finds_its_place_when_sequences_are_offset() {
+    let Some(server) = common::Server::any() else {
+        return;
+    };
+    let mut rng = common::Rng::from_env("a_mirror_finds_its_place");
+    let origin = tempfile::tempdir().unwrap();
+    let replica = tempfile::tempdir().unwrap();
+    Store::open(replica.path()).unwrap().close().unwrap();
+    let store = Store::open(origin.path()).unwrap();
+    common::append_events(&store, 300, 10, &mut rng);
+    let name = common::stream_name("offset");
+    common::runtime().block_on(async {
+        let js = common::jetstream(&server.url).await;
+        let stream = js
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: name.clone(),
+                subjects: vec![format!("{name}.>")],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for _ in 0..7 {
+            js.publish(format!("{name}.junk"), "x".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        stream.purge().await.unwrap();
+        let (stop_ship, shipper) =
+            common::spawn_shipper(common::ship_options(origin.path(), &server.url, &name));
+        common::wait_for_messages(&js, &name, 300, "shipping after the purge").await;
+        let (stop, mirror) =
+            common::spawn_mirror(MirrorOptions::new(replica.path(), &server.url, &name));
+        common::wait_for_store(replica.path(), 300, "the first mirror").await;
+        stop.send(()).unwrap();
+        mirror.await.unwrap().unwrap();
+        common::append_events(&store, 200, 10, &mut rng);
+        common::wait_for_messages(&js, &name, 500, "shipping the rest").await;
+        let (stop, mirror) =
+            common::spawn_mirror(MirrorOptions::new(replica.path(), &server.url, &name));
+        common::wait_for_store(replica.path(), 500, "the second mirror").await;
+        stop.send(()).unwrap();
+        let summary = mirror.await.unwrap().unwrap();
+        assert_eq!(
+            summary.imported, 200,
+            "the second mirror resumed where the first stopped"
+        );
+        stop_ship.send(()).unwrap();
+        shipper.await.unwrap().unwrap();
+        let shipped = common::read_jetstream(&js, &name).await;
+        assert_eq!(shipped.first().map(|(seq, _)| *seq), Some(8));
+    });
+    assert_eq!(
+        common::read_store(replica.path()),
+        common::read_store(origin.path())
+    );
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use annals::Store;
+use annals::{Options, Store};
 use annals_nats::ship;
 use tokio::sync::oneshot;
 
@@ -16,7 +16,8 @@ fn ships_100k_events_exactly_as_read_all_returns_them() {
     let mut rng = common::Rng::from_env("ships_100k_events");
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
+        // 4 MiB segments: the shipper reads across a few of them.
+        let store = Store::open_with(dir.path(), Options::default().segment_size(4 << 20)).unwrap();
         common::append_events(&store, 100_000, 400, &mut rng);
         assert_eq!(store.global_position(), 100_000);
     }

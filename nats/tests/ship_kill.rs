@@ -1,5 +1,5 @@
-//! kill -9 of the shipper at random moments while the writer appends,
-//! sometimes with two shippers racing: JetStream must end up holding every
+//! kill -9 of the shipper at random moments while the writer appends (and
+//! rotates segments), sometimes with two shippers racing: JetStream must end up holding every
 //! event exactly once, in position order. The shipper is the
 //! `annals-nats` binary, a child process killed with SIGKILL 20 times;
 //! the moments are drawn from a seed that the test prints and takes from
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use annals::Store;
+use annals::{Options, Store};
 use annals_nats::ship;
 use tokio::sync::oneshot;
 
@@ -26,7 +26,10 @@ fn kill_9_twenty_times_while_writing_ships_each_event_once() {
     };
     let mut rng = common::Rng::from_env("kill_9_twenty_times");
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
+    // Small segments, so that the writer rotates to a new one every few
+    // hundred events, under the shippers.
+    let options = Options::default().segment_size(256 << 10);
+    let store = Arc::new(Store::open_with(dir.path(), options).unwrap());
     let name = common::stream_name("kill");
     let kills_done = Arc::new(AtomicBool::new(false));
     let writer = std::thread::spawn({
@@ -78,6 +81,11 @@ fn kill_9_twenty_times_while_writing_ships_each_event_once() {
     kills_done.store(true, Ordering::Release);
     writer.join().unwrap();
     let total = store.global_position();
+    let segments = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(
+        segments > 5,
+        "the writer was to rotate segments: {segments} files"
+    );
     drop(store);
     common::runtime().block_on(async {
         let js = common::jetstream(&server.url).await;
