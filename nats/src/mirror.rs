@@ -135,6 +135,11 @@ pub async fn mirror(
     let mut summary = MirrorSummary::default();
     let mut backoff = Backoff::new();
     let mut js: Option<Context> = None;
+    // An import runs on a blocking thread and cannot be cut short; a stop
+    // that lands while one runs leaves it here, and it is awaited before
+    // returning, so that the replica is closed (and its lock released)
+    // when `mirror` returns.
+    let mut importing: Option<Importing> = None;
     let outcome = loop {
         let imported_before = summary.imported;
         let attempt = async {
@@ -152,6 +157,7 @@ pub async fn mirror(
                 js: context,
                 reporter: &mut reporter,
                 summary: &mut summary,
+                importing: &mut importing,
             };
             mirror.attempt().await
         };
@@ -181,13 +187,18 @@ pub async fn mirror(
             }
         }
     };
+    if let Some(import) = importing.take() {
+        // Whether it worked or not, the next start reads the replica's
+        // end afresh.
+        let _ = import.await;
+    }
     summary.next_position = store.global_position();
-    // The store is closed here, not when the last clone drops: an import
-    // abandoned by the stop may still hold one on a blocking thread, and
-    // it finishes or fails whole either way.
     drop(store);
     outcome.map(|()| summary)
 }
+
+/// An import on its blocking thread: the replica's next position, or why not.
+type Importing = tokio::task::JoinHandle<Result<u64, annals::Error>>;
 
 /// One attempt's state.
 struct Mirror<'a> {
@@ -196,6 +207,7 @@ struct Mirror<'a> {
     js: Context,
     reporter: &'a mut Reporter,
     summary: &'a mut MirrorSummary,
+    importing: &'a mut Option<Importing>,
 }
 
 impl Mirror<'_> {
@@ -298,10 +310,12 @@ impl Mirror<'_> {
     async fn import(&mut self, batch: Vec<RecordedEvent>) -> Result<(), Fault> {
         let store = Arc::clone(self.store);
         let count = batch.len() as u64;
-        let result = tokio::task::spawn_blocking(move || replication::import(&store, &batch))
-            .await
-            .map_err(|e| retry("the import thread")(&e))?;
-        result?;
+        let import = self.importing.insert(tokio::task::spawn_blocking(move || {
+            replication::import(&store, &batch)
+        }));
+        let result = import.await;
+        *self.importing = None;
+        result.map_err(|e| retry("the import thread")(&e))??;
         self.summary.imported += count;
         Ok(())
     }
