@@ -26,9 +26,9 @@ fn kill_9_twenty_times_while_writing_ships_each_event_once() {
     };
     let mut rng = common::Rng::from_env("kill_9_twenty_times");
     let dir = tempfile::tempdir().unwrap();
-    // Small segments, so that the writer rotates to a new one every few
-    // hundred events, under the shippers.
-    let options = Options::default().segment_size(256 << 10);
+    // Small segments, so that the writer rotates to a new one every two
+    // hundred events or so, under the shippers, even on a slow disk.
+    let options = Options::default().segment_size(64 << 10);
     let store = Arc::new(Store::open_with(dir.path(), options).unwrap());
     let name = common::stream_name("kill");
     let kills_done = Arc::new(AtomicBool::new(false));
