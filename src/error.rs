@@ -13,6 +13,7 @@ use crate::event::ExpectedVersion;
 ///   [`InvalidEventType`](Error::InvalidEventType),
 ///   [`LimitExceeded`](Error::LimitExceeded),
 ///   [`InvalidOptions`](Error::InvalidOptions),
+///   [`Json`](Error::Json),
 ///   [`StreamNotFound`](Error::StreamNotFound),
 ///   [`DuplicateStream`](Error::DuplicateStream)): nothing was written; fix the
 ///   call.
@@ -106,6 +107,17 @@ pub enum Error {
     #[error("invalid options: {reason}")]
     InvalidOptions {
         /// Which option and why.
+        reason: String,
+    },
+
+    /// A payload that the serde helpers (feature `serde`) could not turn
+    /// into JSON, or that does not read as the type asked for. Nothing was
+    /// written.
+    #[error("{}: {reason}", match .position { Some(p) => format!("event at position {p} does not read as the type asked for"), None => "value does not serialise as JSON".to_owned() })]
+    Json {
+        /// The event read, when reading; `None` when making an event.
+        position: Option<u64>,
+        /// What serde_json said.
         reason: String,
     },
 
@@ -221,6 +233,21 @@ pub enum Error {
         /// What is there instead, for people; names the stray entry.
         reason: String,
     },
+    /// [`Store::backup`](crate::Store::backup) was given a destination that
+    /// is no place for a backup: a file, the store itself or a directory
+    /// inside it or holding it, or a directory holding anything but an
+    /// earlier backup (annals ignores only `lost+found`, `LOCK` and names
+    /// starting with `.`). A caller mistake: nothing was created or
+    /// changed; back up into a new or empty directory, or an earlier
+    /// backup of the same store.
+    #[error("cannot back up into {}: it {reason}", path.display())]
+    BackupDestination {
+        /// The destination given.
+        path: PathBuf,
+        /// What is wrong with it, for people.
+        reason: String,
+    },
+
     /// A replication import ([`crate::replication::import`]) whose events
     /// do not follow on from the store: the first position is not the
     /// store's next one, positions skip or repeat, or a stream's version

@@ -116,6 +116,15 @@ pub struct RecordedEvent {
     pub recorded_at: u64,
 }
 
+impl RecordedEvent {
+    /// When the append was called, as a [`SystemTime`](std::time::SystemTime)
+    /// (from [`RecordedEvent::recorded_at`], microseconds since the Unix
+    /// epoch).
+    pub fn recorded_at_time(&self) -> std::time::SystemTime {
+        crate::log::format::recorded_at_time(self.recorded_at)
+    }
+}
+
 impl fmt::Debug for RecordedEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecordedEvent")

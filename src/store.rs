@@ -17,6 +17,7 @@ use crate::io::{DIR_MODE, FILE_MODE};
 use crate::log::batch::{Batch, check_stream_id};
 use crate::log::recovery::{LOCK_FILE, Mode, RecoveryReport, check_listing, recover};
 use crate::log::writer::Writer;
+use crate::metrics::{Metrics, Recorder};
 use crate::options::Options;
 use crate::read::commits::Commits;
 use crate::read::condition::Conditions;
@@ -71,6 +72,8 @@ pub struct Store {
     follower: Option<Arc<Follower>>,
     /// What the open found and repaired.
     report: RecoveryReport,
+    /// Counters since open, for [`Store::metrics`].
+    metrics: Arc<Recorder>,
 }
 
 impl Drop for Store {
@@ -121,8 +124,10 @@ impl Store {
             check_listing(&dir)?;
         }
         let lock = lock(&dir)?;
+        let _span =
+            tracing::info_span!("annals.open", dir = %dir.display(), read_only = false).entered();
         let mode = Mode::Writable(options.on_torn_tail, options.segment_size);
-        let recovered = recover(&dir, &*options.io, mode)?;
+        let recovered = recover_timed(&dir, &options, mode)?;
         if recovered.segment_size != options.segment_size {
             tracing::info!(
                 dir = %dir.display(),
@@ -132,7 +137,8 @@ impl Store {
         }
         // From here on the store's own segment size is the only one.
         let options = options.segment_size(recovered.segment_size);
-        let writer = Writer::resume(dir.clone(), &recovered, &options)?;
+        let metrics = Arc::<Recorder>::default();
+        let writer = Writer::resume(dir.clone(), &recovered, &options, Arc::clone(&metrics))?;
         Ok(Store {
             dir,
             options,
@@ -143,6 +149,7 @@ impl Store {
             _lock: Some(lock),
             follower: None,
             report: recovered.report,
+            metrics,
         })
     }
 
@@ -170,9 +177,11 @@ impl Store {
         // scan passes over them, which looks like damage followed by valid
         // data; real damage stays put, so a refusal is confirmed by scanning
         // again.
+        let _span =
+            tracing::info_span!("annals.open", dir = %dir.display(), read_only = true).entered();
         let mut attempt = 0;
         let recovered = loop {
-            match recover(&dir, &*options.io, Mode::ReadOnly) {
+            match recover_timed(&dir, &options, Mode::ReadOnly) {
                 Err(Error::Corruption { .. }) if attempt < 2 => attempt += 1,
                 other => break other?,
             }
@@ -192,6 +201,7 @@ impl Store {
             conditions: Mutex::default(),
             _lock: None,
             report: recovered.report,
+            metrics: Arc::default(),
         })
     }
 
@@ -382,12 +392,17 @@ impl Store {
         let wrote = batch.len() > 0;
         let check =
             |condition: &AppendCondition| self.conditions.lock().check(&self.index, condition);
+        let bytes = batch.encoded.len() as u64;
         let results = writer.append(batch, &self.index, &check)?;
         // The batch is in the index: wake the live subscriptions. Never
         // waits for a subscriber.
         let deduplicated = results.iter().any(|r| r.deduplicated);
-        if wrote && !deduplicated {
+        if deduplicated {
+            self.metrics.deduplicated();
+        } else if wrote {
             self.commits.notify();
+            let events = results.iter().map(|r| r.positions.end - r.positions.start);
+            self.metrics.appended(events.sum(), bytes);
         }
         Ok(results)
     }
@@ -403,7 +418,7 @@ impl Store {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        pages::stream(&self.index, stream, from_version, max_count)
+        self.counted(pages::stream(&self.index, stream, from_version, max_count))
     }
 
     /// Reads up to `max_count` events of the global log, from position
@@ -414,7 +429,7 @@ impl Store {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        pages::all(&self.index, from_position, max_count)
+        self.counted(pages::all(&self.index, from_position, max_count))
     }
 
     /// Reads up to `max_count` events of `stream`, newest first: versions
@@ -441,7 +456,12 @@ impl Store {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        pages::stream_backward(&self.index, stream, from_version, max_count)
+        self.counted(pages::stream_backward(
+            &self.index,
+            stream,
+            from_version,
+            max_count,
+        ))
     }
 
     /// Reads up to `max_count` events of the global log, newest first:
@@ -453,7 +473,7 @@ impl Store {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        pages::all_backward(&self.index, from_position, max_count)
+        self.counted(pages::all_backward(&self.index, from_position, max_count))
     }
 
     /// Reads up to `max_count` events of the global log that pass
@@ -496,7 +516,9 @@ impl Store {
         filter: &Filter,
     ) -> Result<FilteredPage, Error> {
         let max_examined = max_count.max(FILTER_SCAN_EVENTS);
-        pages::filtered(&self.index, from_position, max_count, max_examined, filter)
+        let page = pages::filtered(&self.index, from_position, max_count, max_examined, filter)?;
+        self.metrics.read(page.events.len());
+        Ok(page)
     }
 
     /// Subscribes to the global log: every event from `from` on (those that
@@ -586,7 +608,37 @@ impl Store {
     /// # }
     /// ```
     pub fn find_event(&self, id: uuid::Uuid) -> Result<Option<RecordedEvent>, Error> {
-        crate::read::ids::find_event(&self.index, id)
+        let found = crate::read::ids::find_event(&self.index, id)?;
+        self.metrics.read(usize::from(found.is_some()));
+        Ok(found)
+    }
+
+    /// Counts a read that returned `events`.
+    fn counted(
+        &self,
+        events: Result<Vec<RecordedEvent>, Error>,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        if let Ok(events) = &events {
+            self.metrics.read(events.len());
+        }
+        events
+    }
+
+    /// What the store has done since it was opened (appends, commits,
+    /// `fdatasync` latency, reads, rotations) and what it takes on disk
+    /// now. Always on: the counters are atomics. See [`Metrics`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = annals::Store::open(dir.path())?;
+    /// store.append("s", annals::ExpectedVersion::Any, &[annals::EventData::new("T", b"x".to_vec())])?;
+    /// let m = store.metrics();
+    /// assert_eq!((m.appends, m.events_appended, m.fsyncs), (1, 1, 1));
+    /// # Ok::<(), annals::Error>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let segments = self.stats().segments;
+        self.metrics.snapshot(segments, bytes_on_disk(&self.dir))
     }
 
     /// The last version of `stream`, `None` when it has no events.
@@ -646,6 +698,49 @@ impl Store {
         Ok(())
     }
 
+    /// Backs the store up into the directory `dest`, while appends go on:
+    /// a copy holding every event acknowledged up to a moment during the
+    /// call (whole batches only), that opens and verifies as a store.
+    ///
+    /// `dest` must be missing (it is created), empty, or an earlier backup;
+    /// an earlier backup of this store is brought up to date copying only
+    /// what changed (see [`BackupReport`](crate::BackupReport)). A
+    /// destination that is a file, this store or inside it, or a directory
+    /// holding anything else is refused with [`Error::BackupDestination`],
+    /// changing nothing; one that another process has open for writing, or
+    /// backs up into, with [`Error::Locked`]. A crash or failure part way
+    /// leaves the earlier backup, or a directory that does not open as a
+    /// store (it holds the marker `BACKUP-INCOMPLETE`) until a later backup
+    /// into it completes. Sealed segments are copied, never hard-linked.
+    /// The design and its reasons are in the [`backup`](crate::backup)
+    /// module.
+    ///
+    /// On a store opened with [`Store::open_read_only`], the store is
+    /// [refreshed](Store::refresh) first and the backup holds what it sees.
+    ///
+    /// ```
+    /// # use annals::{EventData, ExpectedVersion, Store};
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let backups = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// store.append("order-42", ExpectedVersion::Any, &[EventData::new("Placed", b"{}".to_vec())])?;
+    /// let dest = backups.path().join("nightly");
+    /// let first = store.backup(&dest)?;
+    /// assert_eq!(first.events, 1);
+    /// // Nothing changed since: nothing is copied again.
+    /// let again = store.backup(&dest)?;
+    /// assert_eq!((again.bytes_copied, again.segments_unchanged), (0, 1));
+    /// let copy = Store::open_read_only(&dest)?;
+    /// assert_eq!(copy.read_all(0, 10)?, store.read_all(0, 10)?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<crate::BackupReport, Error> {
+        self.refresh()?;
+        crate::backup::backup(&self.dir, &self.index, &self.options, dest.as_ref())
+    }
+
     /// Commits a replication import's batches (see
     /// [`crate::replication::import`]) through the writer, and wakes the
     /// live subscriptions.
@@ -655,11 +750,24 @@ impl Store {
         first_position: u64,
     ) -> Result<(), Error> {
         let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        let bytes = batches.iter().map(|b| b.encoded.len() as u64).sum();
         let results = writer.import(batches, first_position, &self.index)?;
-        if results.iter().any(|r| !r.positions.is_empty()) {
+        let events: u64 = results
+            .iter()
+            .map(|r| r.positions.end - r.positions.start)
+            .sum();
+        if events > 0 {
             self.commits.notify();
+            self.metrics.appended(events, bytes);
         }
         Ok(())
+    }
+
+    /// The writer and the index, for tests that drive a commit group
+    /// directly.
+    #[cfg(test)]
+    pub(crate) fn parts_for_tests(&self) -> (&Writer, &RwLock<Index>) {
+        (self.writer.as_ref().expect("a writable store"), &self.index)
     }
 
     /// The options in force, with the store's own segment size.
@@ -673,11 +781,49 @@ impl Store {
     }
 }
 
+/// Recovers the store in `dir` inside an `annals.recover` span that
+/// records how long it took and what it found.
+fn recover_timed(
+    dir: &Path,
+    options: &Options,
+    mode: Mode,
+) -> Result<crate::log::recovery::Recovered, Error> {
+    let span = tracing::info_span!(
+        "annals.recover",
+        events = tracing::field::Empty,
+        segments = tracing::field::Empty,
+        duration_us = tracing::field::Empty,
+    );
+    let _entered = span.enter();
+    let started = std::time::Instant::now();
+    let recovered = recover(dir, &*options.io, mode)?;
+    span.record("events", recovered.index.len());
+    span.record("segments", recovered.index.segments().len() as u64);
+    span.record("duration_us", started.elapsed().as_micros() as u64);
+    tracing::debug!("recovered");
+    Ok(recovered)
+}
+
+/// The bytes the files directly in `dir` take on disk (allocated blocks,
+/// 512 bytes each as `stat` counts them); files that vanish while they are
+/// counted, or cannot be read, count nothing.
+fn bytes_on_disk(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.blocks().saturating_mul(512))
+        .fold(0u64, u64::saturating_add)
+}
+
 /// Creates the data directory (mode 0700) if it is missing, with any
 /// missing directories above it, and makes every directory it created
 /// durable: each new directory is synced, and so is the parent of the
 /// topmost new one, whose entry for it would otherwise be lost in a crash.
-fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
+pub(crate) fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
     // The data directory itself may be a symlink (to another disk, say);
     // the files inside it may not.
     match std::fs::metadata(dir) {
@@ -748,7 +894,7 @@ fn not_a_directory(dir: &Path) -> Error {
 }
 
 /// Takes the exclusive lock on the directory, at once or not at all.
-fn lock(dir: &Path) -> Result<File, Error> {
+pub(crate) fn lock(dir: &Path) -> Result<File, Error> {
     let path = dir.join(LOCK_FILE);
     // Opening a symlink would create or lock a file outside the data
     // directory: refuse it, as any other stranger in the directory.

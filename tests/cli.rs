@@ -356,6 +356,11 @@ fn stats_and_dump_describe_the_store() {
     assert_eq!(v["format_version"], 1);
     assert!(v["segments"].as_u64().unwrap() >= 1);
     assert!(v["bytes_used"].as_u64().unwrap() > 4);
+    // A small store's segment 0 is sparse: far less than its 128 MiB, and
+    // at least the bytes it holds.
+    let on_disk = v["bytes_on_disk"].as_u64().unwrap();
+    assert!(on_disk >= v["bytes_used"].as_u64().unwrap(), "{v}");
+    assert!(on_disk < 64 << 20, "{v}");
     assert_eq!(v["largest_streams"][0]["stream"], "big");
     assert_eq!(v["largest_streams"][0]["events"], 3);
     assert_eq!(v["largest_streams"][1]["stream"], "small");

@@ -131,3 +131,40 @@ fn a_retried_conditional_append_is_answered_before_its_condition() {
     assert!(multi[0].deduplicated);
     assert_eq!(store.global_position(), 1);
 }
+
+/// A batch whose events were written by several appends of its stream,
+/// with another stream's event between them, is a retry all the same: its
+/// ids are consecutive versions of the stream. The positions run from the
+/// first event's to the last's, as `AppendResult::positions` says.
+#[test]
+fn a_retry_of_events_written_by_several_appends_spans_their_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .append("s", ExpectedVersion::NoStream, &[ev(1)])
+        .unwrap();
+    store
+        .append("t", ExpectedVersion::NoStream, &[ev(2)])
+        .unwrap();
+    store
+        .append("s", ExpectedVersion::Exact(0), &[ev(3)])
+        .unwrap();
+    let again = store
+        .append("s", ExpectedVersion::NoStream, &[ev(1), ev(3)])
+        .unwrap();
+    assert!(again.deduplicated);
+    assert_eq!((again.versions, again.positions), (0..2, 0..3));
+    // A retried part with no events answers where the next event would go.
+    let r = store
+        .append_multi(&[
+            part("s", ExpectedVersion::Any, &[1, 3]),
+            part("u", ExpectedVersion::Any, &[]),
+        ])
+        .unwrap();
+    assert!(r.iter().all(|r| r.deduplicated));
+    assert_eq!(
+        (r[1].versions.clone(), r[1].positions.clone()),
+        (0..0, 3..3)
+    );
+    assert_eq!(store.global_position(), 3);
+}

@@ -10,15 +10,20 @@
 //! Memory is bounded by streams, not by events. Each sealed segment is
 //! indexed by a [`Table`]: the bytes of its index file, mapped (or, until
 //! the file is written, held). Only the active segment is indexed event by
-//! event in memory: 4 bytes per event for its record offset and 8 per event
-//! in its stream's list of positions. What stays per stream is its name, its
+//! event in memory: 4 bytes per event for its record offset, 8 per event
+//! in its stream's list of positions, and 16 for its id with 16 to 32 more
+//! for the table that finds it (see `active_ids`), about 50 in all; a
+//! 64 MiB segment of small events holds about 200,000, some 10 MB. What
+//! stays per stream is its name, its
 //! next version and the first segment holding it (about 100 bytes plus the
 //! name, with the hash map's share); a stream read finds its events in
 //! sealed segments by probing their tables' hash slots, from that first
 //! segment on.
 
+mod active_ids;
 pub mod catalog;
 pub mod file;
+pub(crate) mod id_hash;
 pub(crate) mod persist;
 
 use std::collections::HashMap;
@@ -29,6 +34,7 @@ use bytes::Bytes;
 
 use crate::format::{FRAME_FIRST_POSITION_AT, Frames, SEGMENT_HEADER_LEN};
 use crate::log::segment::Segment;
+use active_ids::ActiveIds;
 use catalog::{Catalog, CatalogStream};
 use file::{IndexHeader, IndexView, StreamPart};
 
@@ -117,7 +123,7 @@ impl Table {
                 .ok()
                 .map(|()| self.bytes.clone())
         });
-        file::decode_index_unchecked(bytes.as_ref()?)
+        file::view_checked_before(bytes.as_ref()?)
     }
 
     /// The view over the checked body, rebuilt from `segment` (with a
@@ -139,7 +145,7 @@ impl Table {
                     rebuilt
                 }
             });
-        file::decode_index_unchecked(bytes.as_ref()?)
+        file::view_checked_before(bytes.as_ref()?)
     }
 
     pub(crate) fn bytes(&self) -> &Bytes {
@@ -215,6 +221,10 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
     index.active_table(header.open)?.checked.get()?.clone()
 }
 
+/// The most ids whose filter hashes [`Index::holds_any_id`] keeps on the
+/// stack: a batch of 100 (the common large batch) and then some.
+const HASHED_ON_STACK: usize = 128;
+
 /// Where [`Index::find_ids`] found an id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IdHit {
@@ -251,12 +261,11 @@ struct Active {
     /// Where its last frame starts and where its frames end.
     last_frame_at: u32,
     data_end: u32,
-    /// The id of each event, in position order.
-    ids: Vec<[u8; 16]>,
-    /// The position of each id (the first, should an id repeat in a store
-    /// written before ids were unique): what the sealed segments' id
-    /// tables do for them, for the segment being written.
-    id_positions: HashMap<[u8; 16], u64>,
+    /// The id of each event, in position order, and where each id is
+    /// (the first, should an id repeat in a store written before ids were
+    /// unique): what the sealed segments' id tables do for them, for the
+    /// segment being written.
+    ids: ActiveIds,
 }
 
 /// Positions, streams and segments of one store.
@@ -442,7 +451,6 @@ impl Index {
         s.next_version += 1;
         self.active.offsets.push(offset);
         self.active.ids.push(event_id);
-        self.active.id_positions.entry(event_id).or_insert(position);
         self.last = Some(id);
         Ok(id)
     }
@@ -472,17 +480,7 @@ impl Index {
                 s.next_version -= 1;
             }
         }
-        let first_undone = self.active.first_position + events as u64;
-        for id in self.active.ids.drain(events.min(self.active.ids.len())..) {
-            if self
-                .active
-                .id_positions
-                .get(&id)
-                .is_some_and(|p| *p >= first_undone)
-            {
-                self.active.id_positions.remove(&id);
-            }
-        }
+        self.active.ids.truncate(events);
         self.active.offsets.truncate(events);
         self.active.streams.truncate(active);
         for stream in self.streams.drain(streams..) {
@@ -534,7 +532,7 @@ impl Index {
                 })
             })
             .collect();
-        let ids: Vec<([u8; 16], u32)> = a.ids.iter().copied().zip(0u32..).collect();
+        let ids: Vec<([u8; 16], u32)> = a.ids.ids().iter().copied().zip(0u32..).collect();
         let header = IndexHeader {
             open,
             store_id: self.store_id,
@@ -951,35 +949,89 @@ impl Index {
     /// it: then no answer could be trusted.
     pub(crate) fn find_ids(&self, ids: &[[u8; 16]]) -> Result<Vec<Option<IdHit>>, String> {
         let mut found: Vec<Option<IdHit>> = vec![None; ids.len()];
+        let hashes: Vec<(u64, u64)> = if self.sealed.is_empty() {
+            Vec::new()
+        } else {
+            ids.iter().map(file::id_hashes).collect()
+        };
         for table in &self.sealed {
-            let view = table
-                .view_or_rebuild(self.segment(table.segment))
-                .ok_or_else(|| {
-                    format!(
-                        "the index of segment {} is damaged, and so is the segment",
-                        table.segment
-                    )
-                })?;
-            for (id, slot) in ids.iter().zip(found.iter_mut()) {
+            let view = self.sealed_view(table)?;
+            for ((id, h), slot) in ids.iter().zip(&hashes).zip(found.iter_mut()) {
                 if slot.is_none() {
-                    *slot = view.id_position(id).map(|position| IdHit {
+                    *slot = view.id_position_hashed(id, *h).map(|position| IdHit {
                         position,
                         table: Some(table.segment),
                     });
                 }
             }
         }
-        if !self.active.id_positions.is_empty() {
+        if !self.active.ids.is_empty() {
             for (id, slot) in ids.iter().zip(found.iter_mut()) {
                 if slot.is_none() {
-                    *slot = self.active.id_positions.get(id).map(|p| IdHit {
-                        position: *p,
+                    *slot = self.active.ids.index_of(id).map(|i| IdHit {
+                        position: self.active.first_position + i as u64,
                         table: None,
                     });
                 }
             }
         }
         Ok(found)
+    }
+
+    /// Whether any id of `ids` is stored: the writer's test of a batch
+    /// before it looks further, which for fresh ids (the common case) ends
+    /// here. Each id is hashed once, then tested against each sealed
+    /// segment's filter, a hit confirmed in that segment's id table; then
+    /// the active segment's ids. Nothing is allocated for a batch of up to
+    /// [`HASHED_ON_STACK`] ids. Fails as [`find_ids`](Index::find_ids) does.
+    pub(crate) fn holds_any_id(&self, ids: &[[u8; 16]]) -> Result<bool, String> {
+        if !self.sealed.is_empty() {
+            let mut on_stack = [(0u64, 0u64); HASHED_ON_STACK];
+            let on_heap: Vec<(u64, u64)>;
+            let hashes: &[(u64, u64)] = match on_stack.get_mut(..ids.len()) {
+                Some(h) => {
+                    for (slot, id) in h.iter_mut().zip(ids) {
+                        *slot = file::id_hashes(id);
+                    }
+                    h
+                }
+                None => {
+                    on_heap = ids.iter().map(file::id_hashes).collect();
+                    &on_heap
+                }
+            };
+            for table in &self.sealed {
+                let view = self.sealed_view(table)?;
+                let stored = ids
+                    .iter()
+                    .zip(hashes)
+                    .any(|(id, h)| view.id_position_hashed(id, *h).is_some());
+                if stored {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(ids.iter().any(|id| self.active.ids.index_of(id).is_some()))
+    }
+
+    /// Brings the active segment's id slots for `ids` into cache, all
+    /// at once, ahead of their insertion by [`push_frame`](Index::push_frame).
+    pub(crate) fn touch_active_ids(&self, ids: &[[u8; 16]]) {
+        self.active.ids.touch(ids);
+    }
+
+    /// The checked view of a sealed segment's table, rebuilt from the
+    /// segment if need be; fails, naming the segment, when neither can be
+    /// trusted.
+    fn sealed_view<'a>(&'a self, table: &'a Table) -> Result<IndexView<'a>, String> {
+        table
+            .view_or_rebuild(self.segment(table.segment))
+            .ok_or_else(|| {
+                format!(
+                    "the index of segment {} is damaged, and so is the segment",
+                    table.segment
+                )
+            })
     }
 
     /// The segment and record offset of the event at `position`.
@@ -1106,10 +1158,7 @@ impl Index {
     /// Bytes of memory the active segment's per-event index takes.
     pub(crate) fn active_bytes(&self) -> usize {
         self.active.offsets.capacity() * 4
-            + self.active.ids.capacity() * 16
-            // A hash map entry: key, value and a control byte, at the
-            // map's load factor.
-            + self.active.id_positions.capacity() * 25
+            + self.active.ids.heap_bytes()
             + self
                 .active
                 .streams
@@ -1238,5 +1287,61 @@ mod tests {
         // Not twice, and not out of order.
         assert!(again.push_loaded(index.sealed()[0].clone(), true).is_err());
         assert_eq!(again.len(), 3);
+    }
+    /// The writer's no-allocation test of a batch agrees with the lookup
+    /// it stands in for: true exactly when some id would be found, in a
+    /// sealed segment or the active one, for batches hashed on the stack
+    /// and for larger ones.
+    #[test]
+    fn holds_any_id_agrees_with_find_ids() {
+        let mut index = Index::new(3);
+        let sealed: Vec<Entry<'static>> = (0..300u32)
+            .map(|i| entry(b"a", b"T", u64::from(i), 64 + 64 * i))
+            .collect();
+        index.push_frame(0, 64..64 + 64 * 300, 0, sealed).unwrap();
+        index
+            .push_frame(1, 64..200, 300, [entry(b"a", b"T", 300, 96)])
+            .unwrap();
+        assert_eq!(index.sealed().len(), 1);
+        let fresh = |n: u32| -> Vec<[u8; 16]> {
+            (0..n)
+                .map(|i| {
+                    [
+                        i as u8,
+                        1,
+                        2,
+                        3,
+                        4,
+                        5,
+                        6,
+                        7,
+                        8,
+                        9,
+                        10,
+                        11,
+                        12,
+                        13,
+                        14,
+                        (i >> 8) as u8,
+                    ]
+                })
+                .collect()
+        };
+        let cases: Vec<Vec<[u8; 16]>> = vec![
+            vec![],
+            fresh(1),
+            fresh(HASHED_ON_STACK as u32 + 50),
+            vec![uid(64 + 64 * 299)],
+            vec![uid(96)],
+            [fresh(10), vec![uid(64 + 64 * 7)], fresh(3)].concat(),
+            [fresh(HASHED_ON_STACK as u32 + 1), vec![uid(96)]].concat(),
+            [fresh(HASHED_ON_STACK as u32 + 1), vec![uid(64)]].concat(),
+        ];
+        for ids in &cases {
+            let found = index.find_ids(ids).unwrap().iter().any(Option::is_some);
+            assert_eq!(index.holds_any_id(ids), Ok(found), "{} ids", ids.len());
+        }
+        assert_eq!(index.holds_any_id(&[uid(96)]), Ok(true));
+        assert_eq!(index.holds_any_id(&fresh(2)), Ok(false));
     }
 }

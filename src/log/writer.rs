@@ -25,6 +25,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -41,10 +42,11 @@ use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
 use crate::log::batch::Batch;
 use crate::log::group::{GroupCommit, Outcome};
-use crate::log::ids::{Pending, Verdict, check_ids};
+use crate::log::ids::{Now, Pending, Verdict, check_ids};
 use crate::log::prepare::Preparation;
 use crate::log::recovery::Recovered;
 use crate::log::segment::{Segment, map_immutable, zero_ahead_len, zero_fill};
+use crate::metrics::Recorder;
 use crate::options::Options;
 
 /// The writer of one store.
@@ -89,6 +91,8 @@ struct Engine {
     stale_index: Option<PathBuf>,
     /// Whether the writer has closed: nothing more is written.
     closed: bool,
+    /// Commits, `fdatasync`s and rotations, for [`crate::Metrics`].
+    metrics: Arc<Recorder>,
 }
 
 impl Drop for Engine {
@@ -122,6 +126,7 @@ impl Writer {
         dir: PathBuf,
         recovered: &Recovered,
         options: &Options,
+        metrics: Arc<Recorder>,
     ) -> Result<Writer, Error> {
         let active = recovered
             .index
@@ -159,6 +164,7 @@ impl Writer {
             indexing: None,
             stale_index: None,
             closed: false,
+            metrics,
         };
         let mut engine = engine;
         let stale = engine
@@ -236,18 +242,22 @@ impl Writer {
         for batch in &batches {
             // A mirror's event ids are unique in its source: one already
             // here means the replica is not a copy of that source.
-            match check_ids(batch, index, &pending) {
-                Ok(Verdict::Fresh) => {}
-                Ok(Verdict::Retry(_)) | Err(Error::DuplicateEventId { .. }) => {
-                    return Err(Error::ImportRefused {
-                        position,
-                        reason: "an imported event's id is already in the store".to_owned(),
-                    });
-                }
-                Err(e) => return Err(e),
+            let now = Now {
+                stream_version: &|_| None,
+                next_position: position,
+            };
+            let reused = pending.holds_any(batch)
+                || match check_ids(batch, index, &now) {
+                    Ok(Verdict::Fresh) => false,
+                    Ok(Verdict::Retry(_)) | Err(Error::DuplicateEventId { .. }) => true,
+                    Err(e) => return Err(e),
+                };
+            if reused {
+                return Err(Error::ImportRefused {
+                    position,
+                    reason: "an imported event's id is already in the store".to_owned(),
+                });
             }
-            let mut first_versions = Vec::with_capacity(batch.parts.len());
-            let batch_position = position;
             for part in &batch.parts {
                 let actual = match versions.get(part.stream.as_str()) {
                     Some(v) => *v,
@@ -266,15 +276,23 @@ impl Writer {
                 }
                 let count = part.records.len() as u64;
                 let first = actual.map_or(0, |v| v + 1);
-                first_versions.push(first);
                 if count > 0 {
                     versions.insert(part.stream.as_str(), Some(first + count - 1));
                 }
                 position += count;
             }
-            pending.add(batch, &first_versions, batch_position);
+            pending.add(batch);
         }
         let outcomes = self.commit_group(&mut engine, index, batches, &|_| Ok(()));
+        // Everything was checked above, so a refusal here (an I/O error
+        // reading an index, the segment count limit) is not the caller's:
+        // the batches before it are committed and those after it are not,
+        // at positions the source may not have given them. Nothing more is
+        // written until a reopen, which finds the log as it is.
+        if outcomes.iter().any(Result::is_err) && outcomes.iter().any(Result::is_ok) {
+            tracing::error!("a replication import was committed in part; poisoning");
+            self.poisoned.store(true, Ordering::Release);
+        }
         outcomes
             .into_iter()
             .map(|o| o.and_then(|mut r| r.pop().ok_or(Error::Poisoned)))
@@ -382,6 +400,7 @@ impl Writer {
         // not hold until the frame is written; kept only when there is a
         // later batch to check against them.
         let mut pending = Pending::default();
+        let next_position = |engine: &Engine| engine.next_position;
         engine.start_frame();
         for (ticket, batch) in (0u64..).zip(group) {
             if self.is_poisoned() {
@@ -390,8 +409,27 @@ impl Writer {
             }
             // Event ids first (see `crate::log::ids`): a retried batch is
             // answered with its original results, whatever the streams'
-            // versions are now and whatever its condition would say.
-            match check_ids(&batch, index, &pending) {
+            // versions are now and whatever its condition would say. One
+            // that reuses an id placed earlier in this group is answered
+            // only once that frame is durable: a retry must never be
+            // acknowledged while its original may still fail.
+            if pending.holds_any(&batch) {
+                self.flush(engine, index, &mut members, &mut results);
+                pending.clear();
+                if self.is_poisoned() {
+                    results.push((ticket, Err(Error::Poisoned)));
+                    continue;
+                }
+            }
+            let stream_version = |stream: &str| match versions.get(stream) {
+                Some(v) => *v,
+                None => index.read().stream_version(stream),
+            };
+            let now = Now {
+                stream_version: &stream_version,
+                next_position: next_position(engine),
+            };
+            match check_ids(&batch, index, &now) {
                 Ok(Verdict::Fresh) => {}
                 Ok(Verdict::Retry(original)) => {
                     results.push((ticket, Ok(original)));
@@ -457,7 +495,7 @@ impl Writer {
             }
             let member = engine.place(ticket, batch, first_versions);
             if ticket < last_ticket {
-                pending.add(&member.batch, &member.first_versions, member.first_position);
+                pending.add(&member.batch);
             }
             members.push(member);
         }
@@ -533,6 +571,12 @@ impl Writer {
                         entry
                     })
             });
+            // The frame's ids go into the active segment's id table one
+            // by one, each into a random slot; touching all their slots
+            // first lets those cache misses overlap.
+            for m in members.iter() {
+                index.touch_active_ids(&m.batch.ids);
+            }
             let pushed = index.push_frame(
                 segment,
                 frame_start..frame_end,
@@ -581,6 +625,13 @@ impl Writer {
             return Err(Error::Poisoned);
         }
         let number = engine.active.number() + 1;
+        let _span = tracing::info_span!(
+            "annals.rotate",
+            sealed = engine.active.number(),
+            next = number,
+            sealed_bytes = engine.write_offset,
+        )
+        .entered();
         if u32::try_from(number).is_err() {
             return Err(Error::LimitExceeded {
                 limit: Limit::SegmentCount,
@@ -636,6 +687,7 @@ impl Writer {
             catalog,
             engine.prepare_ahead,
         );
+        engine.metrics.rotated();
         Ok(())
     }
 }
@@ -744,14 +796,30 @@ impl Engine {
             event_count,
         };
         encode_frame_header(&mut self.buf, self.active.salt(), &header);
+        // Free when no subscriber listens: the fields are only recorded.
+        let span = tracing::debug_span!(
+            "annals.commit",
+            segment = self.active.number(),
+            offset = self.write_offset,
+            bytes = self.buf.len(),
+            events = event_count,
+            sync_us = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         self.zero_ahead()?;
         let path = self.active.path();
         self.io
             .write_at(&self.file, path, &self.buf, self.write_offset as u64)
             .map_err(|e| ("write frame", path.to_path_buf(), e))?;
+        let started = Instant::now();
         self.io
             .sync_data(&self.file, path)
-            .map_err(|e| ("sync segment", path.to_path_buf(), e))
+            .map_err(|e| ("sync segment", path.to_path_buf(), e))?;
+        let took = started.elapsed();
+        span.record("sync_us", took.as_micros() as u64);
+        self.metrics.synced(took);
+        self.metrics.committed(u64::from(event_count));
+        Ok(())
     }
 }
 
@@ -878,5 +946,90 @@ impl IndexWrite {
                 "could not write a segment index; the next open rebuilds it"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::event::{EventData, ExpectedVersion};
+    use crate::io::{FileIo, RealIo};
+    use crate::store::Store;
+
+    /// Real files whose segment syncs fail once `fail` is set.
+    #[derive(Debug, Default)]
+    struct FailingSync {
+        fail: AtomicBool,
+    }
+
+    impl FileIo for FailingSync {
+        fn create_new(&self, path: &std::path::Path) -> io::Result<File> {
+            RealIo.create_new(path)
+        }
+        fn write_at(&self, f: &File, p: &std::path::Path, b: &[u8], o: u64) -> io::Result<()> {
+            RealIo.write_at(f, p, b, o)
+        }
+        fn sync_data(&self, f: &File, p: &std::path::Path) -> io::Result<()> {
+            if self.fail.load(Ordering::Relaxed) {
+                return Err(io::Error::other("injected sync failure"));
+            }
+            RealIo.sync_data(f, p)
+        }
+        fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> io::Result<()> {
+            RealIo.rename(from, to)
+        }
+        fn remove_file(&self, p: &std::path::Path) -> io::Result<()> {
+            RealIo.remove_file(p)
+        }
+        fn sync_dir(&self, d: &std::path::Path) -> io::Result<()> {
+            RealIo.sync_dir(d)
+        }
+    }
+
+    fn batch(store: &Store, stream: &str, id: u128) -> Batch {
+        let e = EventData::new("T", b"x".to_vec()).with_id(uuid::Uuid::from_u128(id));
+        Batch::new(store.options(), stream, ExpectedVersion::Any, &[e]).unwrap()
+    }
+
+    /// A retry in the same group as its original is answered only after
+    /// the original's frame is durable: when that frame's sync fails, the
+    /// retry fails too, instead of being acknowledged as stored.
+    #[test]
+    fn a_retry_waits_for_its_original_in_the_same_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = Arc::new(FailingSync::default());
+        let store = Store::open_with(dir.path(), Options::default().file_io(io.clone())).unwrap();
+        let (writer, index) = store.parts_for_tests();
+
+        // Durable originals: the retry is answered from the index.
+        let group = vec![
+            batch(&store, "s", 1),
+            batch(&store, "s", 1),
+            batch(&store, "t", 2),
+        ];
+        let outcomes = writer.commit_group(&mut writer.engine.lock(), index, group, &|_| Ok(()));
+        let results: Vec<AppendResult> =
+            outcomes.into_iter().map(|o| o.unwrap().remove(0)).collect();
+        assert!(!results[0].deduplicated && results[1].deduplicated);
+        assert_eq!(results[1].positions, results[0].positions);
+        assert_eq!(results[2].positions, 1..2);
+        assert_eq!(index.read().len(), 2);
+
+        // The original's sync fails: its retry must not be acknowledged.
+        io.fail.store(true, Ordering::Relaxed);
+        let group = vec![batch(&store, "s", 3), batch(&store, "s", 3)];
+        let outcomes = writer.commit_group(&mut writer.engine.lock(), index, group, &|_| Ok(()));
+        assert!(
+            matches!(outcomes[0], Err(Error::Io { .. })),
+            "{:?}",
+            outcomes[0]
+        );
+        assert!(
+            matches!(outcomes[1], Err(Error::Poisoned)),
+            "{:?}",
+            outcomes[1]
+        );
     }
 }

@@ -71,34 +71,7 @@ pub fn rate(events: u64, elapsed: Duration) -> String {
 
 /// Microseconds since the Unix epoch as an RFC 3339 UTC time with
 /// microseconds: `2026-11-26T03:46:09.123456Z`.
-pub fn utc(us: u64) -> String {
-    let secs = us / 1_000_000;
-    let micros = us % 1_000_000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
+pub use annals::format::recorded_at_utc as utc;
 
 /// A payload as one line of text for a table: UTF-8 with control
 /// characters escaped, cut to `max_chars`; or a note that it is binary.
@@ -195,15 +168,6 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(count(1000), "1,000");
         assert_eq!(count(1_234_567), "1,234,567");
-    }
-
-    #[test]
-    fn utc_matches_known_instants() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00.000000Z");
-        // 2000-02-29 12:34:56.789 UTC, a leap day.
-        assert_eq!(utc(951_827_696_789_000), "2000-02-29T12:34:56.789000Z");
-        // 2024-12-31 23:59:59 UTC.
-        assert_eq!(utc(1_735_689_599_000_000), "2024-12-31T23:59:59.000000Z");
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<(), Failure> {
     let store = open::reader(&args.dir)?;
     let stats = store.stats();
+    // Of the metrics, only what the files show means anything here: the
+    // counters count this process's calls since its own open, and this
+    // process only reads once. A program gets them live from
+    // `Store::metrics`.
+    let on_disk = store.metrics().bytes_on_disk;
     let largest = store.largest_streams(args.top);
     let mut stdout = BufWriter::new(std::io::stdout().lock());
     if args.json {
@@ -51,6 +56,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             "events": stats.events,
             "streams": stats.streams,
             "bytes_used": stats.bytes_used,
+            "bytes_on_disk": on_disk,
             "index_file_bytes": stats.index_file_bytes,
             "active_index_bytes": stats.active_index_bytes,
             "largest_streams": largest,
@@ -78,6 +84,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 bytes(stats.bytes_used),
                 count(stats.bytes_used)
             ),
+        );
+        row(
+            "bytes on disk",
+            format!("{} ({} bytes), allocated", bytes(on_disk), count(on_disk)),
         );
         row(
             "index files",

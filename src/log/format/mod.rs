@@ -12,6 +12,7 @@
 mod frame;
 mod header;
 mod record;
+mod time;
 mod walk;
 
 use std::fmt;
@@ -29,6 +30,7 @@ pub use record::{
     RECORD_HEADER_LEN, RawRecordView, RecordFields, RecordView, decode_record, decode_record_bytes,
     encode_record, padded_record_len, seal_record, set_recorded_at,
 };
+pub use time::{recorded_at_time, recorded_at_utc};
 pub use walk::{End, Frame, Frames};
 
 /// Every frame and record starts on a multiple of this many bytes.
