@@ -189,8 +189,10 @@ pub async fn mirror(
     };
     if let Some(import) = importing.take() {
         // Whether it worked or not, the next start reads the replica's
-        // end afresh.
-        let _ = import.await;
+        // end afresh; what it imported is counted like any other import.
+        if let Ok(Ok((_, count))) = import.await {
+            summary.imported += count;
+        }
     }
     summary.next_position = store.global_position();
     drop(store);
@@ -198,7 +200,9 @@ pub async fn mirror(
 }
 
 /// An import on its blocking thread: the replica's next position, or why not.
-type Importing = tokio::task::JoinHandle<Result<u64, annals::Error>>;
+/// Its result: the replica's next position and how many events it
+/// imported.
+type Importing = tokio::task::JoinHandle<Result<(u64, u64), annals::Error>>;
 
 /// One attempt's state.
 struct Mirror<'a> {
@@ -310,12 +314,14 @@ impl Mirror<'_> {
     async fn import(&mut self, batch: Vec<RecordedEvent>) -> Result<(), Fault> {
         let store = Arc::clone(self.store);
         let count = batch.len() as u64;
+        // A stop while this waits drops the wait, not the import: the
+        // handle stays in `importing`, and `mirror` counts it at the end.
         let import = self.importing.insert(tokio::task::spawn_blocking(move || {
-            replication::import(&store, &batch)
+            replication::import(&store, &batch).map(|next| (next, count))
         }));
         let result = import.await;
         *self.importing = None;
-        result.map_err(|e| retry("the import thread")(&e))??;
+        let (_, count) = result.map_err(|e| retry("the import thread")(&e))??;
         self.summary.imported += count;
         Ok(())
     }
