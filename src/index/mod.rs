@@ -5,7 +5,10 @@
 //! the in-memory index here, and (in [`file`]) the bytes of the persisted
 //! index of each sealed segment, and (in [`persist`]) their files. It may
 //! import `crate::log::format`, `crate::log::segment` and `crate::log::io`,
-//! nothing above them.
+//! nothing above them but the lifecycle state's pure parts
+//! (`crate::lifecycle`'s keys and [`StreamState`]): the index keeps each
+//! stream's state beside its versions, so that appends and reads consult
+//! one place.
 //!
 //! Memory is bounded by streams, not by events. Each sealed segment is
 //! indexed by a [`Table`]: the bytes of its index file, mapped (or, until
@@ -27,7 +30,9 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use crate::error::Error;
 use crate::format::{FRAME_FIRST_POSITION_AT, Frames, SEGMENT_HEADER_LEN};
+use crate::lifecycle::{StreamKey, StreamState, key, key_of_control_stream};
 use crate::log::segment::Segment;
 use catalog::{Catalog, CatalogStream};
 use file::{IndexHeader, IndexView, StreamPart};
@@ -44,6 +49,11 @@ pub(crate) struct Entry<'a> {
     pub offset: u32,
     /// The event's id.
     pub id: [u8; 16],
+    /// For a control record, its data (the stream state it sets, applied
+    /// when the frame is taken whole); `None` for an event, and wherever
+    /// the states are loaded otherwise (recovery: see
+    /// [`crate::lifecycle::load`]).
+    pub control: Option<&'a [u8]>,
 }
 
 /// Why a frame or a table was refused, and where in its file.
@@ -198,6 +208,7 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
             version: r.version,
             offset: *at as u32,
             id: r.id,
+            control: None,
         });
         index
             .push_frame(
@@ -274,6 +285,9 @@ pub(crate) struct Index {
     /// The stream id of the last push: a batch's records share it, so most
     /// pushes skip the hash lookup.
     last: Option<u32>,
+    /// Every stream's lifecycle state (deleted, tombstoned, truncated,
+    /// limited), by the key of its id; see [`crate::lifecycle`].
+    lifecycle: HashMap<StreamKey, StreamState>,
 }
 
 impl Index {
@@ -316,10 +330,57 @@ impl Index {
         self.active.segment
     }
 
-    /// The last version of `stream`, `None` when it has no events.
+    /// The last version of `stream`, `None` when it has no events: none
+    /// ever, none since a soft delete, or tombstoned.
     pub(crate) fn stream_version(&self, stream: &str) -> Option<u64> {
-        let id = *self.stream_ids.get(stream)?;
-        self.streams.get(id as usize)?.next_version.checked_sub(1)
+        let last = self.raw_next_version(stream).checked_sub(1)?;
+        match self.lifecycle(stream) {
+            Some(s) if s.tombstoned || last < s.deleted_before => None,
+            _ => Some(last),
+        }
+    }
+
+    /// The next version of `stream` as the log holds it: how many versions
+    /// it has used, deleted or not (0 for a stream the index does not
+    /// know).
+    pub(crate) fn raw_next_version(&self, stream: &str) -> u64 {
+        self.stream_ids
+            .get(stream)
+            .and_then(|id| self.streams.get(*id as usize))
+            .map_or(0, |s| s.next_version)
+    }
+
+    /// Where an append to `stream` stands: the last version an expected
+    /// version is checked against (as [`stream_version`](Index::stream_version)),
+    /// and the version its next event gets, which goes on after deleted
+    /// ones (versions are never reused). A tombstoned stream refuses.
+    pub(crate) fn append_point(&self, stream: &str) -> Result<(Option<u64>, u64), Error> {
+        let raw = self.raw_next_version(stream);
+        match self.lifecycle(stream) {
+            Some(s) if s.tombstoned => Err(Error::StreamDeleted {
+                stream: crate::error::excerpt(stream),
+            }),
+            Some(s) => Ok((self.stream_version(stream), raw.max(s.deleted_before))),
+            None => Ok((raw.checked_sub(1), raw)),
+        }
+    }
+
+    /// Whether any stream has a lifecycle state.
+    pub(crate) fn has_lifecycle(&self) -> bool {
+        !self.lifecycle.is_empty()
+    }
+
+    /// The lifecycle state of `stream`, if it has one.
+    pub(crate) fn lifecycle(&self, stream: &str) -> Option<StreamState> {
+        if self.lifecycle.is_empty() {
+            return None;
+        }
+        self.lifecycle.get(&key(stream)).copied()
+    }
+
+    /// Sets the lifecycle state of the stream whose key is `key`.
+    pub(crate) fn set_lifecycle(&mut self, key: StreamKey, state: StreamState) {
+        self.lifecycle.insert(key, state);
     }
 
     /// The index's shared copy of the name `stream`, if it has events.
@@ -373,7 +434,26 @@ impl Index {
         let streams = self.streams.len();
         let active_streams = self.active.streams.len();
         let mut touched: Vec<u32> = Vec::new();
+        // Control records' states apply once the whole frame is taken, so
+        // that a refused frame leaves them as they were.
+        let mut states: Vec<(StreamKey, StreamState)> = Vec::new();
         for e in entries {
+            if let Some(data) = e.control {
+                let state = std::str::from_utf8(e.stream)
+                    .ok()
+                    .and_then(key_of_control_stream)
+                    .zip(StreamState::decode(data));
+                match state {
+                    Some(s) => states.push(s),
+                    None => {
+                        self.rollback(&touched, events, streams, active_streams);
+                        return Err(Refused {
+                            offset: u64::from(e.offset),
+                            reason: "a control record that names no control stream or holds no lifecycle state".into(),
+                        });
+                    }
+                }
+            }
             match self.push(e.stream, e.event_type, e.version, e.offset, e.id) {
                 Ok(id) => touched.push(id),
                 Err(reason) => {
@@ -387,6 +467,7 @@ impl Index {
         }
         self.active.last_frame_at = at;
         self.active.data_end = end;
+        self.lifecycle.extend(states);
         Ok(())
     }
 
@@ -1144,6 +1225,7 @@ mod tests {
             version,
             offset,
             id: uid(offset),
+            control: None,
         }
     }
 

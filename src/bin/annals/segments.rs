@@ -168,6 +168,7 @@ pub fn walk(
                     event_type,
                     metadata: raw.metadata.clone(),
                     data: raw.data.clone(),
+                    control: raw.control,
                     padded_len: raw.padded_len,
                 },
             ));

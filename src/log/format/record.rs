@@ -1,7 +1,7 @@
 //! One event record inside a commit frame.
 //!
 //! Format: { record len | crc32 | position | version | recorded at | id |
-//! stream len | type len | metadata len | data len | reserved | stream |
+//! stream len | type len | metadata len | data len | flags | stream |
 //! type | metadata | data | zero padding to 8 }
 //!
 //! The checksum covers every byte of the record except itself and the
@@ -24,9 +24,16 @@ const STREAM_LEN_AT: usize = ID_AT + 16;
 const TYPE_LEN_AT: usize = STREAM_LEN_AT + 2;
 const METADATA_LEN_AT: usize = TYPE_LEN_AT + 2;
 const DATA_LEN_AT: usize = METADATA_LEN_AT + 4;
-const RESERVED_AT: usize = DATA_LEN_AT + 4;
+const FLAGS_AT: usize = DATA_LEN_AT + 4;
 
-const _: () = assert!(RESERVED_AT + 4 == RECORD_HEADER_LEN);
+const _: () = assert!(FLAGS_AT + 4 == RECORD_HEADER_LEN);
+
+/// Record flag bit 0 (format version 2): a control record. It changes the
+/// state of another stream (delete, tombstone, truncate, limits) and is no
+/// event: no read returns it. The other flag bits must be zero.
+pub const RECORD_FLAG_CONTROL: u32 = 1;
+/// Every flag bit this build knows.
+const KNOWN_FLAGS: u32 = RECORD_FLAG_CONTROL;
 const _: () = assert!(RECORD_HEADER_LEN.is_multiple_of(ALIGN));
 
 /// The caller-given fields of a record. Position and version are assigned
@@ -134,6 +141,12 @@ pub fn set_recorded_at(record: &mut [u8], recorded_at_us: u64) {
     put(record, RECORDED_AT_AT, &recorded_at_us.to_le_bytes());
 }
 
+/// Sets the flags of an encoded record at the start of `record`, before
+/// [`seal_record`] checksums it.
+pub fn set_record_flags(record: &mut [u8], flags: u32) {
+    put(record, FLAGS_AT, &flags.to_le_bytes());
+}
+
 /// A checked record, borrowing the bytes it was decoded from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordView<'a> {
@@ -155,6 +168,9 @@ pub struct RecordView<'a> {
     pub data: Range<usize>,
     /// The record's length including padding: where the next one starts.
     pub padded_len: usize,
+    /// Whether it is a control record ([`RECORD_FLAG_CONTROL`]), which no
+    /// read returns as an event.
+    pub control: bool,
 }
 
 /// A checked record whose stream id and event type are still bytes: what
@@ -180,6 +196,9 @@ pub struct RawRecordView<'a> {
     pub data: Range<usize>,
     /// The record's length including padding: where the next one starts.
     pub padded_len: usize,
+    /// Whether it is a control record ([`RECORD_FLAG_CONTROL`]), which no
+    /// read returns as an event.
+    pub control: bool,
 }
 
 /// Decodes and checks the record at the start of `untrusted`, which may
@@ -201,6 +220,7 @@ pub fn decode_record(untrusted: &[u8], salt: Salt) -> Result<RecordView<'_>, Dec
         metadata: raw.metadata,
         data: raw.data,
         padded_len: raw.padded_len,
+        control: raw.control,
     })
 }
 
@@ -241,10 +261,11 @@ pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView
     {
         return Err(DecodeError::new(len, "record padding is not zero"));
     }
-    if read_u32(record, RESERVED_AT)? != 0 {
+    let flags = read_u32(record, FLAGS_AT)?;
+    if flags & !KNOWN_FLAGS != 0 {
         return Err(DecodeError::new(
-            RESERVED_AT,
-            "reserved record bytes are not zero",
+            FLAGS_AT,
+            format!("unknown record flags {flags:#x}"),
         ));
     }
     let stream_len = usize::from(read_u16(record, STREAM_LEN_AT)?);
@@ -280,6 +301,7 @@ pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView
         metadata: metadata_at..data_at,
         data: data_at..len,
         padded_len,
+        control: flags & RECORD_FLAG_CONTROL != 0,
     })
 }
 
