@@ -4,10 +4,10 @@
 //! threads, reopens it, reads everything back, verifies it and reports the
 //! figures. The other commands are what an operator needs to look inside a
 //! store without writing code: `append`, `read`, `tail`, `stats`, `streams`, `verify`
-//! and `dump`.
+//! and `dump`; and to let data go: `delete`, `truncate`, `limits`.
 //!
-//! Every command uses only the crate's public API. Only `append` and
-//! `demo` take the writer lock; the others open the store read-only (or
+//! Every command uses only the crate's public API. Only `append`, `demo`
+//! and the lifecycle commands take the writer lock; the others open the store read-only (or
 //! read segment files directly), so they work while another process writes,
 //! and never modify anything. One module per command; exit codes live in
 //! [`exit`].
@@ -16,6 +16,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod append;
+mod delete;
 mod demo;
 mod demo_data;
 mod demo_read;
@@ -24,12 +25,14 @@ mod events;
 mod exit;
 mod fmt;
 mod indexes;
+mod limits;
 mod open;
 mod read;
 mod segments;
 mod stats;
 mod streams;
 mod tail;
+mod truncate;
 mod verify;
 
 use std::io::IsTerminal;
@@ -54,10 +57,14 @@ Examples:
   annals streams ./data --prefix order-
   annals verify ./data
   annals dump ./data --segment 0
+  annals delete ./data cart-42 [--hard] [--expected 7]
+  annals truncate ./data sensor-1 --before 1000
+  annals limits ./data sessions --max-age 7d --max-count 100
 
-Only append and demo take the store's writer lock. read, tail, stats,
-streams and verify open it read-only and dump reads one file, so they work
-while another process writes, and none of them modifies anything.
+Only append, delete, truncate, limits and demo take the store's writer
+lock. read, tail, stats, streams and verify open it read-only and dump
+reads one file, so they work while another process writes, and none of
+them modifies anything.
 
 Warnings from the store (a torn tail dropped by a writable open, say) go to
 standard error; RUST_LOG=info shows more, -q none.
@@ -99,6 +106,12 @@ enum Command {
     Verify(verify::Args),
     /// Print the frames and records of one segment file, or its index.
     Dump(dump::Args),
+    /// Delete a stream (soft, or for good with --hard).
+    Delete(delete::Args),
+    /// Stop reading a stream's versions below a bound.
+    Truncate(truncate::Args),
+    /// Set or remove a stream's count and age limits.
+    Limits(limits::Args),
 }
 
 fn main() -> ExitCode {
@@ -115,6 +128,9 @@ fn main() -> ExitCode {
         Command::Streams(args) => streams::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Dump(args) => dump::run(args),
+        Command::Delete(args) => delete::run(args),
+        Command::Truncate(args) => truncate::run(args),
+        Command::Limits(args) => limits::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
