@@ -373,6 +373,7 @@ pub use event::{
     AppendCondition, AppendResult, EventData, ExpectedVersion, RecordedEvent, StreamAppend,
 };
 pub use lifecycle::StreamLimits;
+pub use lifecycle::scavenge::ScavengeReport;
 pub use log::recovery::{RecoveryReport, TornTailReport};
 pub use metrics::{Metrics, Percentiles};
 pub use options::{DEFAULT_FOLLOW_INTERVAL_MS, Options, TornTail};

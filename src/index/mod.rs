@@ -226,6 +226,12 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
     index.active_table(header.open)?.checked.get()?.clone()
 }
 
+/// The bytes of the index of the frames `header` covers, built from
+/// `segment` (a scavenge's rewrite, indexed as a read's rebuild is).
+pub(crate) fn index_bytes_from_segment(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
+    rebuild(segment, header)
+}
+
 /// Where [`Index::find_ids`] found an id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IdHit {
@@ -365,6 +371,61 @@ impl Index {
         }
     }
 
+    /// Below which version a scavenge removes the events of `stream` for
+    /// good: the bounds that durable control records set (a soft delete,
+    /// a truncation), everything of a tombstoned stream, all but the last
+    /// record of a control stream. Never more than a read already hides,
+    /// and never less than before: those bounds only grow.
+    pub(crate) fn scavenge_cut(&self, stream: &str) -> u64 {
+        if key_of_control_stream(stream).is_some() {
+            return self.raw_next_version(stream).saturating_sub(1);
+        }
+        match self.lifecycle(stream) {
+            Some(s) if s.tombstoned => u64::MAX,
+            Some(s) => s.deleted_before.max(s.truncate_before),
+            None => 0,
+        }
+    }
+
+    /// Whether `stream` is gone as a name: tombstoned, or soft-deleted
+    /// with no event since. A catalog leaves such a stream out, so that
+    /// once a scavenge removed its events its id is in no file.
+    fn is_gone(&self, stream: &str) -> bool {
+        crate::lifecycle::is_gap_stream(stream)
+            || (self.has_lifecycle()
+                && self.lifecycle(stream).is_some()
+                && self.stream_version(stream).is_none())
+    }
+
+    /// The first position of segment `number`: of its first table when it
+    /// is sealed, of the active segment's events when it is active.
+    pub(crate) fn first_position_of(&self, number: u32) -> Option<u64> {
+        if number == self.active.segment && !self.active.offsets.is_empty() {
+            return self
+                .sealed
+                .iter()
+                .find(|t| t.segment == number)
+                .map_or(Some(self.active.first_position), |t| Some(t.first_position));
+        }
+        self.sealed
+            .iter()
+            .find(|t| t.segment == number)
+            .map(|t| t.first_position)
+    }
+
+    /// Puts `segment` in place of the segment of its number: a scavenge's
+    /// rewrite. Readers that copied the old one out keep reading it (its
+    /// mapping keeps the old file alive).
+    pub(crate) fn replace_segment(&mut self, segment: Arc<Segment>) -> bool {
+        match self.segments.get_mut(segment.number() as usize) {
+            Some(slot) => {
+                *slot = segment;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether any stream has a lifecycle state.
     pub(crate) fn has_lifecycle(&self) -> bool {
         !self.lifecycle.is_empty()
@@ -495,9 +556,12 @@ impl Index {
             }
             _ => self.stream_ids.get(name(stream, "stream id")?).copied(),
         };
+        // A stream's first event in the log may come after version 0: a
+        // scavenge removed the versions before it (see FORMAT.md,
+        // "Scavenge"). From there on its versions are dense.
         let next_version = known
             .and_then(|id| self.streams.get(id as usize))
-            .map_or(0, |s| s.next_version);
+            .map_or(version, |s| s.next_version);
         if version != next_version {
             return Err(format!(
                 "stream '{}' has version {version} where {next_version} was expected",
@@ -516,7 +580,8 @@ impl Index {
             s.active_first_version = version;
             self.active.streams.push(id);
         }
-        if s.next_version == 0 {
+        if known.is_none() {
+            s.next_version = version;
             s.first_position = position;
         }
         s.active.push(position);
@@ -752,11 +817,12 @@ impl Index {
         for e in view.entries() {
             let bytes = view.name(&e).ok_or("stream name out of range")?;
             let stream = name(bytes, "stream id")?;
+            // As in `push`, a stream may first appear after version 0.
             let next = self
                 .stream_ids
                 .get(stream)
                 .and_then(|id| self.streams.get(*id as usize))
-                .map_or(0, |s| s.next_version);
+                .map_or(e.first_version, |s| s.next_version);
             if e.first_version != next || e.count == 0 {
                 return Err(format!(
                     "stream '{}' goes on at version {} where {next} is next",
@@ -825,11 +891,13 @@ impl Index {
         let end = self.len();
         // Every event belongs to one stream: the streams' lengths add up to
         // the log's, a cheap check that the catalog describes this log.
+        // (Up to the log's, once streams can be gone: a catalog leaves out
+        // a deleted stream, and a scavenge's gap streams.)
         let events = catalog
             .streams
             .iter()
             .try_fold(0u64, |sum, c| sum.checked_add(c.next_version));
-        if events != Some(end) {
+        if events.is_none_or(|n| n > end) {
             return Err(format!(
                 "its streams hold {} events where the log holds {end}",
                 events.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string())
@@ -882,6 +950,7 @@ impl Index {
             streams: self
                 .streams
                 .iter()
+                .filter(|s| !self.is_gone(&s.name))
                 .map(|s| CatalogStream {
                     name: s.name.as_bytes(),
                     next_version: s.next_version,
@@ -932,7 +1001,7 @@ impl Index {
                     (None, Some(b)) => b,
                     (None, None) => s.next_version,
                 };
-                (next_version > 0).then(|| CatalogStream {
+                (next_version > 0 && !self.is_gone(&s.name)).then(|| CatalogStream {
                     name: s.name.as_bytes(),
                     next_version,
                     first_position: s.first_position,

@@ -20,6 +20,8 @@
 //! at once through [`Visibility`]. This folder may import `crate::index`,
 //! `crate::read` and `crate::log::format`.
 
+pub(crate) mod scavenge;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +74,14 @@ pub(crate) fn key_of_control_stream(name: &str) -> Option<StreamKey> {
         *k = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(key)
+}
+
+/// The prefix of a segment's gap stream (see [`scavenge`]).
+pub(crate) const GAP_STREAM_PREFIX: &str = "$$gap-";
+
+/// Whether `stream` is a segment's gap stream.
+pub(crate) fn is_gap_stream(stream: &str) -> bool {
+    stream.starts_with(GAP_STREAM_PREFIX)
 }
 
 /// Whether `stream` lies in the namespace annals keeps for itself.
@@ -333,6 +343,22 @@ impl<'a> Visibility<'a> {
             now_us: crate::event::now_us(),
             rules: HashMap::new(),
         })
+    }
+
+    /// Whether a read may return the event of `stream` at `version`,
+    /// recorded at `recorded_at_us`: as [`shows`](Visibility::shows), for
+    /// a record not decoded into an event.
+    pub(crate) fn shows_raw(&mut self, stream: &str, version: u64, recorded_at_us: u64) -> bool {
+        let rule = self.index.lifecycle(stream).map(|state| {
+            let next = self.index.raw_next_version(stream);
+            Rule {
+                first_version: state.first_readable(next),
+                oldest_us: state
+                    .max_age_us
+                    .map_or(0, |age| self.now_us.saturating_sub(age)),
+            }
+        });
+        rule.is_none_or(|r| version >= r.first_version && recorded_at_us >= r.oldest_us)
     }
 
     /// Whether a read may return `event`.

@@ -367,6 +367,25 @@ impl Writer {
         outcomes.pop().unwrap_or(Err(Error::Poisoned)).map(|_| ())
     }
 
+    /// Seals the active segment when it holds events, so that a scavenge
+    /// can rewrite it, and waits for the sealed segment's index file to be
+    /// written (a scavenge rewrites that file too, and must not race the
+    /// writer's own). Returns the number of the segment now active, the
+    /// first one a scavenge leaves alone.
+    pub(crate) fn seal_for_scavenge(&self, index: &RwLock<Index>) -> Result<u32, Error> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let mut engine = self.engine.lock();
+        if index.read().active_segment_has_events() {
+            self.rotate(&mut engine, index)?;
+        }
+        if let Some(w) = engine.indexing.take() {
+            w.finish_into(index);
+        }
+        Ok(engine.active.number() as u32)
+    }
+
     /// Syncs the active segment, to be sure nothing is outstanding.
     pub(crate) fn sync(&self) -> Result<(), Error> {
         if self.poisoned.load(Ordering::Acquire) {

@@ -308,7 +308,12 @@ fn first_version_from(
     if position(last)? < from {
         return Ok(None);
     }
-    let (mut lo, mut hi) = (0u64, last);
+    // Versions a read no longer returns may be gone from the log (a
+    // scavenge): the search starts at the first one a read returns.
+    let first = index
+        .lifecycle(stream)
+        .map_or(0, |s| s.first_readable(last + 1).min(last));
+    let (mut lo, mut hi) = (first, last);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         if position(mid)? < from {

@@ -216,7 +216,7 @@ pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Failed> {
                 record.position
             )));
         }
-        if record.control && !plan.keep_control && plan.stream.is_none() {
+        if (record.control || record.gap) && !plan.keep_control && plan.stream.is_none() {
             continue;
         }
         let stream_id = match &plan.stream {

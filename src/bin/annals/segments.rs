@@ -169,6 +169,7 @@ pub fn walk(
                     metadata: raw.metadata.clone(),
                     data: raw.data.clone(),
                     control: raw.control,
+                    gap: raw.gap,
                     padded_len: raw.padded_len,
                 },
             ));

@@ -32,8 +32,13 @@ const _: () = assert!(FLAGS_AT + 4 == RECORD_HEADER_LEN);
 /// state of another stream (delete, tombstone, truncate, limits) and is no
 /// event: no read returns it. The other flag bits must be zero.
 pub const RECORD_FLAG_CONTROL: u32 = 1;
+/// Record flag bit 1 (format version 2): a gap record, which a scavenge
+/// writes in place of a removed event so that positions stay dense in the
+/// frame. It holds nothing of the event (see FORMAT.md, "Scavenge"), and no
+/// read returns it.
+pub const RECORD_FLAG_GAP: u32 = 2;
 /// Every flag bit this build knows.
-const KNOWN_FLAGS: u32 = RECORD_FLAG_CONTROL;
+const KNOWN_FLAGS: u32 = RECORD_FLAG_CONTROL | RECORD_FLAG_GAP;
 const _: () = assert!(RECORD_HEADER_LEN.is_multiple_of(ALIGN));
 
 /// The caller-given fields of a record. Position and version are assigned
@@ -171,6 +176,9 @@ pub struct RecordView<'a> {
     /// Whether it is a control record ([`RECORD_FLAG_CONTROL`]), which no
     /// read returns as an event.
     pub control: bool,
+    /// Whether it is a gap record ([`RECORD_FLAG_GAP`]), which no read
+    /// returns.
+    pub gap: bool,
 }
 
 /// A checked record whose stream id and event type are still bytes: what
@@ -199,6 +207,9 @@ pub struct RawRecordView<'a> {
     /// Whether it is a control record ([`RECORD_FLAG_CONTROL`]), which no
     /// read returns as an event.
     pub control: bool,
+    /// Whether it is a gap record ([`RECORD_FLAG_GAP`]), which no read
+    /// returns.
+    pub gap: bool,
 }
 
 /// Decodes and checks the record at the start of `untrusted`, which may
@@ -221,6 +232,7 @@ pub fn decode_record(untrusted: &[u8], salt: Salt) -> Result<RecordView<'_>, Dec
         data: raw.data,
         padded_len: raw.padded_len,
         control: raw.control,
+        gap: raw.gap,
     })
 }
 
@@ -262,7 +274,7 @@ pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView
         return Err(DecodeError::new(len, "record padding is not zero"));
     }
     let flags = read_u32(record, FLAGS_AT)?;
-    if flags & !KNOWN_FLAGS != 0 {
+    if flags & !KNOWN_FLAGS != 0 || flags == KNOWN_FLAGS {
         return Err(DecodeError::new(
             FLAGS_AT,
             format!("unknown record flags {flags:#x}"),
@@ -302,6 +314,7 @@ pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView
         data: data_at..len,
         padded_len,
         control: flags & RECORD_FLAG_CONTROL != 0,
+        gap: flags & RECORD_FLAG_GAP != 0,
     })
 }
 
