@@ -1132,6 +1132,7 @@ impl Store {
         let index = self.index.read();
         let mut all: Vec<_> = index
             .stream_lengths()
+            .filter(|(name, _)| !crate::lifecycle::is_reserved(name))
             .map(|(name, len)| (std::sync::Arc::clone(name), len))
             .collect();
         all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

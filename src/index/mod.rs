@@ -193,7 +193,7 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
     while let Some(frame) = frames.next_frame() {
         // A stream that began in an earlier segment goes on here from the
         // version it had reached: the segment alone says which.
-        for (_, r) in frame.records {
+        for (_, r) in frame.records.iter().filter(|(_, r)| !r.gap) {
             let Ok(stream) = name(r.stream, "stream id") else {
                 return None;
             };
@@ -391,10 +391,9 @@ impl Index {
     /// with no event since. A catalog leaves such a stream out, so that
     /// once a scavenge removed its events its id is in no file.
     fn is_gone(&self, stream: &str) -> bool {
-        crate::lifecycle::is_gap_stream(stream)
-            || (self.has_lifecycle()
-                && self.lifecycle(stream).is_some()
-                && self.stream_version(stream).is_none())
+        self.has_lifecycle()
+            && self.lifecycle(stream).is_some()
+            && self.stream_version(stream).is_none()
     }
 
     /// The first position of segment `number`: of its first table when it
@@ -515,6 +514,12 @@ impl Index {
                     }
                 }
             }
+            // A gap record (the only record with no stream) takes its
+            // position and nothing else.
+            if e.stream.is_empty() && e.event_type.is_empty() {
+                self.push_gap(e.offset, e.id);
+                continue;
+            }
             match self.push(e.stream, e.event_type, e.version, e.offset, e.id) {
                 Ok(id) => touched.push(id),
                 Err(reason) => {
@@ -591,6 +596,16 @@ impl Index {
         self.active.id_positions.entry(event_id).or_insert(position);
         self.last = Some(id);
         Ok(id)
+    }
+
+    /// Records a gap record at the next position: where a scavenge removed
+    /// an event. It belongs to no stream.
+    fn push_gap(&mut self, offset: u32, id: [u8; 16]) {
+        let position = self.len();
+        self.active.offsets.push(offset);
+        self.active.ids.push(id);
+        self.active.id_positions.entry(id).or_insert(position);
+        self.last = None;
     }
 
     fn add_stream(&mut self, name: &str) -> Result<u32, String> {
@@ -836,7 +851,9 @@ impl Index {
             total += u64::from(e.count);
             found.push((stream, e.versions().end, first));
         }
-        if total != u64::from(h.event_count) {
+        // Fewer when the segment holds gap records, which belong to no
+        // stream.
+        if total > u64::from(h.event_count) {
             return Err(format!(
                 "streams hold {total} events where the index covers {}",
                 h.event_count

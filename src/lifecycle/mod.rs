@@ -76,14 +76,6 @@ pub(crate) fn key_of_control_stream(name: &str) -> Option<StreamKey> {
     Some(key)
 }
 
-/// The prefix of a segment's gap stream (see [`scavenge`]).
-pub(crate) const GAP_STREAM_PREFIX: &str = "$$gap-";
-
-/// Whether `stream` is a segment's gap stream.
-pub(crate) fn is_gap_stream(stream: &str) -> bool {
-    stream.starts_with(GAP_STREAM_PREFIX)
-}
-
 /// Whether `stream` lies in the namespace annals keeps for itself.
 pub(crate) fn is_reserved(stream: &str) -> bool {
     stream.starts_with(RESERVED_PREFIX)

@@ -35,9 +35,9 @@ use parking_lot::RwLock;
 
 use crate::error::Error;
 use crate::format::{
-    FORMAT_VERSION, FRAME_HEADER_LEN, FrameHeader, Frames, RECORD_FLAG_GAP, RecordFields,
-    SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header, encode_record, encode_segment_header,
-    seal_record, set_record_flags,
+    FORMAT_VERSION, FRAME_HEADER_LEN, FrameHeader, Frames, RECORD_FLAG_GAP, RECORD_HEADER_LEN,
+    RecordFields, SEGMENT_HEADER_LEN, Salt, SegmentHeader, encode_frame_header, encode_record,
+    encode_segment_header, seal_record, set_gap_lengths, set_record_flags,
 };
 use crate::index::file::IndexHeader;
 use crate::index::persist::{write_catalog, write_index};
@@ -66,14 +66,32 @@ pub struct ScavengeReport {
     pub bytes_reclaimed: u64,
 }
 
-/// The event type of every gap record.
-const GAP_TYPE: &str = "$";
-
-/// The stream of the gap records of segment `number`: versions 0, 1, … in
-/// position order within the segment, so that the index treats them as
-/// any stream (dense versions) and the index file format needs no change.
-pub(crate) fn gap_stream(number: u64) -> String {
-    format!("{}{number:020}", super::GAP_STREAM_PREFIX)
+/// The gap record of `position` in the segment salted `salt`: a record
+/// header with every length zero, flagged as a gap, with a unique id of
+/// its own ([`gap_id`]) and version and time zero. No smaller than any
+/// event, so a rewritten segment never grows.
+fn gap_record(salt: Salt, position: u64) -> [u8; RECORD_HEADER_LEN] {
+    let mut out = Vec::with_capacity(RECORD_HEADER_LEN);
+    // A stream and type of one byte each, to pass the encoder's checks,
+    // then cut back to the header with the lengths zeroed below.
+    encode_record(
+        &mut out,
+        &RecordFields {
+            stream: "-",
+            event_type: "-",
+            metadata: &[],
+            data: &[],
+            id: gap_id(position),
+            recorded_at_us: 0,
+        },
+    );
+    out.truncate(RECORD_HEADER_LEN);
+    let mut record = [0u8; RECORD_HEADER_LEN];
+    record.copy_from_slice(&out);
+    set_gap_lengths(&mut record);
+    set_record_flags(&mut record, RECORD_FLAG_GAP);
+    seal_record(&mut record, salt, position, 0);
+    record
 }
 
 /// The id of the gap record at `position`: unique, and not a UUID any
@@ -310,8 +328,6 @@ fn plan_segment(index: &RwLock<Index>, number: u32) -> Result<Option<Rewrite>, E
     };
     let mut out: Vec<u8> = Vec::with_capacity(old_end);
     out.extend_from_slice(&[0u8; SEGMENT_HEADER_LEN]);
-    let gaps_stream = gap_stream(segment.number());
-    let mut gap_version = 0u64;
     let mut last_frame_at = SEGMENT_HEADER_LEN;
     let mut events = 0u64;
     for (first_pos, start, count) in &frame_bounds {
@@ -324,21 +340,8 @@ fn plan_segment(index: &RwLock<Index>, number: u32) -> Result<Option<Rewrite>, E
             events += 1;
             if *remove {
                 let record_at = out.len();
-                encode_record(
-                    &mut out,
-                    &RecordFields {
-                        stream: &gaps_stream,
-                        event_type: GAP_TYPE,
-                        metadata: &[],
-                        data: &[],
-                        id: gap_id(*position),
-                        recorded_at_us: 0,
-                    },
-                );
-                let record = out.get_mut(record_at..).unwrap_or_default();
-                set_record_flags(record, RECORD_FLAG_GAP);
-                seal_record(record, salt, *position, gap_version);
-                gap_version += 1;
+                out.extend_from_slice(&gap_record(salt, *position));
+                debug_assert_eq!(out.len() - record_at, RECORD_HEADER_LEN);
             } else {
                 let bytes = untrusted
                     .get(*at..at + padded)
@@ -461,13 +464,23 @@ fn swap_in(
 
 #[cfg(test)]
 mod tests {
-    use super::super::is_gap_stream;
     use super::*;
+    use crate::format::decode_record_bytes;
 
     #[test]
     fn gap_ids_are_unique_and_no_generator_makes_them() {
         assert_ne!(gap_id(1), gap_id(2));
         assert_eq!(gap_id(7)[6] >> 4, 0);
-        assert!(is_gap_stream(&gap_stream(3)));
+    }
+
+    #[test]
+    fn a_gap_record_is_a_bare_header_that_decodes_as_a_gap() {
+        let salt = Salt::new(1, 2);
+        let r = gap_record(salt, 42);
+        let view = decode_record_bytes(&r, salt).unwrap();
+        assert!(view.gap && !view.control);
+        assert_eq!((view.position, view.padded_len), (42, RECORD_HEADER_LEN));
+        assert!(view.stream.is_empty() && view.event_type.is_empty());
+        assert!(decode_record_bytes(&r, Salt::new(1, 3)).is_err());
     }
 }

@@ -4,7 +4,8 @@
 //! threads, reopens it, reads everything back, verifies it and reports the
 //! figures. The other commands are what an operator needs to look inside a
 //! store without writing code: `append`, `read`, `tail`, `stats`, `streams`, `verify`
-//! and `dump`; and to let data go: `delete`, `truncate`, `limits`.
+//! and `dump`; and to let data go: `delete`, `truncate`, `limits`,
+//! `scavenge`.
 //!
 //! Every command uses only the crate's public API. Only `append`, `demo`
 //! and the lifecycle commands take the writer lock; the others open the store read-only (or
@@ -28,6 +29,7 @@ mod indexes;
 mod limits;
 mod open;
 mod read;
+mod scavenge;
 mod segments;
 mod stats;
 mod streams;
@@ -60,9 +62,10 @@ Examples:
   annals delete ./data cart-42 [--hard] [--expected 7]
   annals truncate ./data sensor-1 --before 1000
   annals limits ./data sessions --max-age 7d --max-count 100
+  annals scavenge ./data                       # erase what no read returns
 
-Only append, delete, truncate, limits and demo take the store's writer
-lock. read, tail, stats, streams and verify open it read-only and dump
+Only append, delete, truncate, limits, scavenge and demo take the store's
+writer lock. read, tail, stats, streams and verify open it read-only and dump
 reads one file, so they work while another process writes, and none of
 them modifies anything.
 
@@ -112,6 +115,8 @@ enum Command {
     Truncate(truncate::Args),
     /// Set or remove a stream's count and age limits.
     Limits(limits::Args),
+    /// Remove for good the events no read returns any more.
+    Scavenge(scavenge::Args),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +136,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => delete::run(args),
         Command::Truncate(args) => truncate::run(args),
         Command::Limits(args) => limits::run(args),
+        Command::Scavenge(args) => scavenge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

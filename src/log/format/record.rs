@@ -34,8 +34,9 @@ const _: () = assert!(FLAGS_AT + 4 == RECORD_HEADER_LEN);
 pub const RECORD_FLAG_CONTROL: u32 = 1;
 /// Record flag bit 1 (format version 2): a gap record, which a scavenge
 /// writes in place of a removed event so that positions stay dense in the
-/// frame. It holds nothing of the event (see FORMAT.md, "Scavenge"), and no
-/// read returns it.
+/// frame: the 64-byte header alone (every length zero, so no stream and no
+/// type), holding nothing of the event but its position (see FORMAT.md,
+/// "Scavenge"). No read returns it, and no stream has it.
 pub const RECORD_FLAG_GAP: u32 = 2;
 /// Every flag bit this build knows.
 const KNOWN_FLAGS: u32 = RECORD_FLAG_CONTROL | RECORD_FLAG_GAP;
@@ -146,6 +147,16 @@ pub fn set_recorded_at(record: &mut [u8], recorded_at_us: u64) {
     put(record, RECORDED_AT_AT, &recorded_at_us.to_le_bytes());
 }
 
+/// Zeroes the four lengths of a record header and sets its length to the
+/// header's: the shape of a gap record, before [`seal_record`].
+pub fn set_gap_lengths(record: &mut [u8]) {
+    put(record, LEN_AT, &(RECORD_HEADER_LEN as u32).to_le_bytes());
+    put(record, STREAM_LEN_AT, &0u16.to_le_bytes());
+    put(record, TYPE_LEN_AT, &0u16.to_le_bytes());
+    put(record, METADATA_LEN_AT, &0u32.to_le_bytes());
+    put(record, DATA_LEN_AT, &0u32.to_le_bytes());
+}
+
 /// Sets the flags of an encoded record at the start of `record`, before
 /// [`seal_record`] checksums it.
 pub fn set_record_flags(record: &mut [u8], flags: u32) {
@@ -222,12 +233,22 @@ pub fn decode_record(untrusted: &[u8], salt: Salt) -> Result<RecordView<'_>, Dec
         version: raw.version,
         recorded_at_us: raw.recorded_at_us,
         id: raw.id,
-        stream: text(raw.stream, RECORD_HEADER_LEN, "stream id")?,
-        event_type: text(
-            raw.event_type,
-            RECORD_HEADER_LEN + raw.stream.len(),
-            "event type",
-        )?,
+        // A gap record has no stream and no type: it is nothing but a
+        // position.
+        stream: if raw.gap {
+            ""
+        } else {
+            text(raw.stream, RECORD_HEADER_LEN, "stream id")?
+        },
+        event_type: if raw.gap {
+            ""
+        } else {
+            text(
+                raw.event_type,
+                RECORD_HEADER_LEN + raw.stream.len(),
+                "event type",
+            )?
+        },
         metadata: raw.metadata,
         data: raw.data,
         padded_len: raw.padded_len,
@@ -280,8 +301,22 @@ pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView
             format!("unknown record flags {flags:#x}"),
         ));
     }
+    if flags & RECORD_FLAG_GAP != 0 && len != RECORD_HEADER_LEN {
+        return Err(DecodeError::new(
+            LEN_AT,
+            "a gap record holds nothing but its header",
+        ));
+    }
     let stream_len = usize::from(read_u16(record, STREAM_LEN_AT)?);
     let type_len = usize::from(read_u16(record, TYPE_LEN_AT)?);
+    // Only a gap record has no stream: so an empty stream id means a gap
+    // to everything that reads records.
+    if flags & RECORD_FLAG_GAP == 0 && (stream_len == 0 || type_len == 0) {
+        return Err(DecodeError::new(
+            STREAM_LEN_AT,
+            "an event record with an empty stream id or event type",
+        ));
+    }
     let metadata_len = read_u32(record, METADATA_LEN_AT)? as usize;
     let data_len = read_u32(record, DATA_LEN_AT)? as usize;
     if padded_record_len(stream_len, type_len, metadata_len, data_len).map(|(l, _)| l) != Some(len)
