@@ -112,6 +112,7 @@ pub(crate) fn run(
     index: &RwLock<Index>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ScavengeReport, Error> {
+    let _one_at_a_time = writer.scavenge_lock();
     let active = writer.seal_for_scavenge(index)?;
     lock_in_limits(writer, index)?;
     let mut report = ScavengeReport::default();
@@ -181,9 +182,10 @@ pub(crate) fn reclaimable(index: &RwLock<Index>) -> Result<ScavengeReport, Error
                         && vis
                             .as_mut()
                             .is_some_and(|v| !v.shows_raw(&name, r.version, r.recorded_at_us)));
+                // A scavenge leaves a gap record in its place.
                 if hidden {
                     report.events_removed += u64::from(!r.control);
-                    report.bytes_reclaimed += r.padded_len as u64;
+                    report.bytes_reclaimed += (r.padded_len - RECORD_HEADER_LEN) as u64;
                 }
             }
         }

@@ -57,6 +57,9 @@ pub(crate) struct Writer {
     /// Set for good after a failed write or sync. Checked before queueing
     /// so that a poisoned store answers at once.
     poisoned: AtomicBool,
+    /// Held through a scavenge: two at once would write the same
+    /// temporary files.
+    scavenging: Mutex<()>,
 }
 
 /// What only the commit leader touches.
@@ -178,6 +181,7 @@ impl Writer {
             group: GroupCommit::default(),
             engine: Mutex::new(engine),
             poisoned: AtomicBool::new(false),
+            scavenging: Mutex::new(()),
         })
     }
 
@@ -365,6 +369,12 @@ impl Writer {
         let batch = Batch::control(&control_stream(stream), op.event_type(), &new.encode());
         let mut outcomes = self.commit_group(&mut engine, index, vec![batch], &|_| Ok(()));
         outcomes.pop().unwrap_or(Err(Error::Poisoned)).map(|_| ())
+    }
+
+    /// The lock a scavenge holds throughout, so that only one runs at a
+    /// time.
+    pub(crate) fn scavenge_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.scavenging.lock()
     }
 
     /// Seals the active segment when it holds events, so that a scavenge

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::exit::{Failure, out};
-use crate::fmt::{bytes, count};
+use crate::fmt::{bytes, plural};
 use crate::open;
 
 /// Rewrite the sealed segments without the events no read returns any more
@@ -66,11 +66,11 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
     out(writeln!(
         stdout,
-        "scavenged in {:.1} s: {} of {} sealed segments rewritten, {} events removed, {} reclaimed",
+        "scavenged in {:.1} s: {} of {} rewritten, {} removed, {} reclaimed",
         elapsed.as_secs_f64(),
         report.segments_rewritten,
-        report.segments_scanned,
-        count(report.events_removed),
+        plural(report.segments_scanned, "sealed segment"),
+        plural(report.events_removed, "event"),
         bytes(report.bytes_reclaimed)
     ))
 }

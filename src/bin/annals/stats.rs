@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::exit::{Failure, out};
-use crate::fmt::{Table, bytes, count};
+use crate::fmt::{Table, bytes, count, plural};
 use crate::open;
 
 /// Show a store's segments, events, streams, bytes, index sizes, what a
@@ -114,10 +114,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         row(
             "reclaimable",
             format!(
-                "{} ({} bytes) in {} removed events; run annals scavenge",
+                "{} ({} bytes) in {}; `annals scavenge` removes them",
                 bytes(reclaimable.bytes_reclaimed),
                 count(reclaimable.bytes_reclaimed),
-                count(reclaimable.events_removed)
+                plural(reclaimable.events_removed, "removed event")
             ),
         );
         out(table.write(&mut stdout))?;
