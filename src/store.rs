@@ -761,6 +761,8 @@ impl Store {
     /// deleted, tombstoned and truncated streams, those past a stream's
     /// limits (which become a truncation, so that lifting the limits later
     /// does not bring back what is gone), and superseded control records.
+    /// A truncated stream keeps its last event on disk (still hidden), so
+    /// that its versions are never given out again.
     /// Their data, metadata, event type and stream id are then in no file
     /// of the store.
     ///

@@ -6,7 +6,8 @@
 //! checks that every acknowledged call holds: a deleted stream reads as
 //! missing, a tombstoned one refuses, a truncated one starts at its bound,
 //! and no read of `$all` shows a removed event. An unacknowledged call may
-//! or may not be there, but whole.
+//! or may not be there, but whole. The child scavenges now and then, so
+//! kills land inside scavenges too (mid-rewrite, mid-rename, mid-index).
 //!
 //! `ANNALS_LIFECYCLE_CRASH_CYCLES=500` runs longer; `ANNALS_SEED` replays.
 
@@ -197,5 +198,9 @@ fn child(dir: &Path) {
             }
         };
         println!("{op} {stream}");
+        if rng.below(8) == 0 {
+            store.scavenge().unwrap();
+            println!("scavenged");
+        }
     }
 }

@@ -376,13 +376,22 @@ impl Index {
     /// a truncation), everything of a tombstoned stream, all but the last
     /// record of a control stream. Never more than a read already hides,
     /// and never less than before: those bounds only grow.
+    ///
+    /// A truncation never removes the stream's last event, hidden or not:
+    /// the log must go on saying how far the stream's versions went, or a
+    /// reopen would forget it and hand out a removed version again. (A
+    /// soft delete's bound is itself that version; a tombstoned stream
+    /// takes no versions any more.)
     pub(crate) fn scavenge_cut(&self, stream: &str) -> u64 {
+        let next = self.raw_next_version(stream);
         if key_of_control_stream(stream).is_some() {
-            return self.raw_next_version(stream).saturating_sub(1);
+            return next.saturating_sub(1);
         }
         match self.lifecycle(stream) {
             Some(s) if s.tombstoned => u64::MAX,
-            Some(s) => s.deleted_before.max(s.truncate_before),
+            Some(s) => s
+                .deleted_before
+                .max(s.truncate_before.min(next.saturating_sub(1))),
             None => 0,
         }
     }

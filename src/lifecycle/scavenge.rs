@@ -167,18 +167,22 @@ pub(crate) fn reclaimable(index: &RwLock<Index>) -> Result<ScavengeReport, Error
             .expecting(first_position);
         let index = index.read();
         let mut vis = super::Visibility::of(&index);
-        let mut cuts: HashMap<Vec<u8>, u64> = HashMap::new();
+        let mut cuts: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
         while let Some(frame) = frames.next_frame() {
             for (_, r) in frame.records {
                 if r.gap {
                     continue;
                 }
                 let name = String::from_utf8_lossy(r.stream);
-                let cut = *cuts
-                    .entry(r.stream.to_vec())
-                    .or_insert_with(|| index.scavenge_cut(&name));
+                let (cut, last) = *cuts.entry(r.stream.to_vec()).or_insert_with(|| {
+                    let last = index.raw_next_version(&name).saturating_sub(1);
+                    (index.scavenge_cut(&name), last)
+                });
+                // What limits hide goes too (they become a truncation),
+                // but for the stream's last event, which a scavenge keeps.
                 let hidden = r.version < cut
                     || (!r.control
+                        && r.version < last
                         && vis
                             .as_mut()
                             .is_some_and(|v| !v.shows_raw(&name, r.version, r.recorded_at_us)));
