@@ -226,12 +226,6 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
     index.active_table(header.open)?.checked.get()?.clone()
 }
 
-/// The bytes of the index of the frames `header` covers, built from
-/// `segment` (a scavenge's rewrite, indexed as a read's rebuild is).
-pub(crate) fn index_bytes_from_segment(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
-    rebuild(segment, header)
-}
-
 /// Where [`Index::find_ids`] found an id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IdHit {

@@ -39,9 +39,9 @@ use crate::format::{
     RecordFields, SEGMENT_HEADER_LEN, Salt, SegmentHeader, encode_frame_header, encode_record,
     encode_segment_header, seal_record, set_gap_lengths, set_record_flags,
 };
-use crate::index::file::IndexHeader;
+use crate::index::file::{IndexHeader, StreamPart, encode_index};
 use crate::index::persist::{write_catalog, write_index};
-use crate::index::{Index, Table, index_bytes_from_segment};
+use crate::index::{Index, Table};
 use crate::io::FileIo;
 use crate::log::segment::{Segment, file_name};
 use crate::log::writer::Writer;
@@ -396,6 +396,58 @@ fn plan_segment(index: &RwLock<Index>, number: u32) -> Result<Option<Rewrite>, E
     }))
 }
 
+/// The index of a rewritten segment's bytes, built by walking them as any
+/// reader would (every checksum checked again, so that what goes in place
+/// is checked right before it does): each record's offset and id, each
+/// stream's first version and positions (its versions dense within the
+/// segment), gap records in no stream. `None` when the bytes do not check
+/// out, which would be a bug.
+fn index_of(bytes: &[u8], salt: Salt, header: &IndexHeader) -> Option<Bytes> {
+    let body = bytes.get(SEGMENT_HEADER_LEN..)?;
+    let mut frames = Frames::new(body, salt)
+        .based_at(SEGMENT_HEADER_LEN)
+        .expecting(header.first_position);
+    let events = header.event_count as usize;
+    let mut offsets: Vec<u32> = Vec::with_capacity(events);
+    let mut ids: Vec<([u8; 16], u32)> = Vec::with_capacity(events);
+    let mut order: Vec<&[u8]> = Vec::new();
+    let mut streams: HashMap<&[u8], (u64, Vec<u32>)> = HashMap::new();
+    while let Some(frame) = frames.next_frame() {
+        for (at, r) in frame.records {
+            let relative = u32::try_from(offsets.len()).ok()?;
+            offsets.push(u32::try_from(*at).ok()?);
+            ids.push((r.id, relative));
+            if r.gap {
+                continue;
+            }
+            let stream = r.stream;
+            let (first, positions) = streams.entry(stream).or_insert_with(|| {
+                order.push(stream);
+                (r.version, Vec::new())
+            });
+            if *first + positions.len() as u64 != r.version {
+                return None;
+            }
+            positions.push(relative);
+        }
+    }
+    if !frames.finish().is_clean() || offsets.len() != events {
+        return None;
+    }
+    let parts: Vec<StreamPart<'_>> = order
+        .iter()
+        .filter_map(|name| {
+            let (first_version, positions) = streams.get(name)?;
+            Some(StreamPart {
+                name,
+                first_version: *first_version,
+                positions,
+            })
+        })
+        .collect();
+    encode_index(header, &offsets, &parts, &ids).map(Bytes::from)
+}
+
 /// The store id in a segment's (checked) header.
 fn segment_store_id(untrusted: &Bytes) -> Result<u64, Error> {
     crate::format::decode_segment_header(untrusted.get(..SEGMENT_HEADER_LEN).unwrap_or_default())
@@ -448,7 +500,7 @@ fn swap_in(
     let segment = Segment::open(path.clone(), u64::from(number), &mut first)?;
     segment.publish(plan.bytes.len());
     let segment = Arc::new(segment);
-    let table_bytes = index_bytes_from_segment(&segment, &plan.header).ok_or_else(|| {
+    let table_bytes = index_of(&plan.bytes, segment.salt(), &plan.header).ok_or_else(|| {
         Error::corruption(&path, 0, "the scavenged segment does not index as written")
     })?;
     // The old index file names the removed streams: it goes, replaced by
