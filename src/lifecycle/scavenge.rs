@@ -116,18 +116,45 @@ pub(crate) fn run(
     let active = writer.seal_for_scavenge(index)?;
     lock_in_limits(writer, index)?;
     let mut report = ScavengeReport::default();
+    // The next segment is read and decided on another thread while this
+    // one's new bytes are written and synced, so that the disk and the
+    // checksums overlap. Segments are independent, and the bounds a plan
+    // reads only grow.
+    let mut planned = if active > 0 {
+        plan_segment(index, 0)?
+    } else {
+        None
+    };
     for number in 0..active {
         progress(u64::from(number), u64::from(active));
         report.segments_scanned += 1;
-        let Some(plan) = plan_segment(index, number)? else {
-            continue;
-        };
-        let removed = plan.removed;
-        let reclaimed = plan.old_end.saturating_sub(plan.bytes.len());
-        swap_in(dir, &**io, index, number, plan)?;
-        report.segments_rewritten += 1;
-        report.events_removed += removed;
-        report.bytes_reclaimed += reclaimed as u64;
+        let plan = planned.take();
+        let next = number + 1;
+        let (swapped, next_plan) = std::thread::scope(|scope| {
+            let ahead = (next < active).then(|| scope.spawn(move || plan_segment(index, next)));
+            let swapped = match plan {
+                Some(plan) => {
+                    let removed = plan.removed;
+                    let reclaimed = plan.old_end.saturating_sub(plan.bytes.len());
+                    swap_in(dir, &**io, index, number, plan).map(|()| Some((removed, reclaimed)))
+                }
+                None => Ok(None),
+            };
+            let next_plan = match ahead.map(|h| h.join()) {
+                None => Ok(None),
+                Some(Ok(planned)) => planned,
+                Some(Err(_)) => Err(crate::read::internal(
+                    "a scavenge's planning thread panicked".into(),
+                )),
+            };
+            (swapped, next_plan)
+        });
+        if let Some((removed, reclaimed)) = swapped? {
+            report.segments_rewritten += 1;
+            report.events_removed += removed;
+            report.bytes_reclaimed += reclaimed as u64;
+        }
+        planned = next_plan?;
     }
     progress(u64::from(active), u64::from(active));
     let catalog = index.read().sealed_catalog_bytes();
