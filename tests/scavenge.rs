@@ -293,3 +293,76 @@ fn readers_and_appends_run_through_a_scavenge() {
     assert_eq!(store.read_stream("new", 0, 1000).unwrap().len(), 200);
     assert_eq!(store.read_stream("keep", 0, 1000).unwrap().len(), 150);
 }
+
+/// An age limit becomes a truncation at the first event still young
+/// enough (events recorded two days ago, through the replication import,
+/// under a one-day limit), so lifting the limit after the scavenge brings
+/// none of them back.
+#[test]
+fn an_age_limit_is_scavenged_as_a_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), opts()).unwrap();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let old: Vec<RecordedEvent> = (0..50u64)
+        .map(|v| RecordedEvent {
+            stream_id: Arc::from("aged"),
+            version: v,
+            position: v,
+            event_type: Arc::from("T"),
+            data: annals::Bytes::from(vec![7u8; 1000]),
+            metadata: annals::Bytes::new(),
+            id: annals::Uuid::now_v7(),
+            recorded_at: now_us - 2 * 86_400_000_000,
+        })
+        .collect();
+    annals::replication::import(&store, &old).unwrap();
+    filler(&store, "aged", 3);
+    store
+        .set_stream_limits(
+            "aged",
+            StreamLimits::default().max_age(std::time::Duration::from_secs(86_400)),
+        )
+        .unwrap();
+    assert_eq!(store.reclaimable().unwrap().events_removed, 50);
+    let report = store.scavenge().unwrap();
+    assert_eq!(report.events_removed, 50, "{report:?}");
+    store
+        .set_stream_limits("aged", StreamLimits::default())
+        .unwrap();
+    let v: Vec<u64> = store
+        .read_stream("aged", 0, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(v, [50, 51, 52]);
+}
+
+/// A read-only store in another place keeps reading through a scavenge
+/// (its mappings are of the old files, which stay whole while mapped),
+/// hides what the writer deleted once it refreshes, and a reopen of it
+/// reads the rewritten files.
+#[test]
+fn a_read_only_follower_reads_through_a_scavenge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), opts()).unwrap();
+    filler(&store, "keep", 80);
+    filler(&store, "gone", 80);
+    let follower = Store::open_read_only(dir.path()).unwrap();
+    let kept = follower.read_stream("keep", 0, 1000).unwrap();
+    store.delete_stream("gone", ExpectedVersion::Any).unwrap();
+    store.scavenge().unwrap();
+    follower.refresh().unwrap();
+    assert_eq!(follower.read_stream("keep", 0, 1000).unwrap(), kept);
+    assert!(matches!(
+        follower.read_stream("gone", 0, 10),
+        Err(Error::StreamNotFound { .. })
+    ));
+    drop(follower);
+    let follower = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(follower.read_stream("keep", 0, 1000).unwrap(), kept);
+    assert_eq!(follower.read_all(0, 10_000).unwrap().len(), 80);
+}
