@@ -254,6 +254,21 @@ pub enum Error {
         /// What is there instead, for people; names the stray entry.
         reason: String,
     },
+    /// [`Store::backup`](crate::Store::backup) was given a destination that
+    /// is no place for a backup: a file, the store itself or a directory
+    /// inside it or holding it, or a directory holding anything but an
+    /// earlier backup (annals ignores only `lost+found`, `LOCK` and names
+    /// starting with `.`). A caller mistake: nothing was created or
+    /// changed; back up into a new or empty directory, or an earlier
+    /// backup of the same store.
+    #[error("cannot back up into {}: it {reason}", path.display())]
+    BackupDestination {
+        /// The destination given.
+        path: PathBuf,
+        /// What is wrong with it, for people.
+        reason: String,
+    },
+
     /// A replication import ([`crate::replication::import`]) whose events
     /// do not follow on from the store: the first position is not the
     /// store's next one, positions skip or repeat, or a stream's version

@@ -182,10 +182,91 @@
 //! clause is answered from per-segment summaries (type to first and last
 //! position), built by reading each segment once, after which only the
 //! stretch between a type's occurrences after the position is read.
-//! PERFORMANCE.md has the figures. Idempotent appends by event id apply
-//! to a multi append as a whole: it is a retry (every part's original
-//! result, nothing written) only when every part is one, and any other
-//! reuse of a stored id refuses the whole call.
+//! PERFORMANCE.md has the figures.
+//!
+//! ## Idempotent appends
+//!
+//! A client that times out or crashes after calling [`Store::append`] does
+//! not know whether its events were written, and retries. Event ids are
+//! unique across the store, checked against a persisted index at any store
+//! size and across reopens, so a retry never writes twice. For a batch
+//! appended to stream `s` with expected version `e`, under the writer's
+//! lock and before the expected-version check:
+//!
+//! 1. If every id of the batch is already in `s`, as consecutive events
+//!    in the batch's order, starting at version `n + 1` for
+//!    [`Exact(n)`](ExpectedVersion::Exact), at version 0 for
+//!    [`NoStream`](ExpectedVersion::NoStream), anywhere for
+//!    [`Any`](ExpectedVersion::Any) and
+//!    [`StreamExists`](ExpectedVersion::StreamExists), the append succeeds,
+//!    writes nothing, and returns the **original** [`AppendResult`] (its
+//!    versions and positions) with [`AppendResult::deduplicated`] set.
+//! 2. Otherwise, if any id of the batch is already stored anywhere
+//!    (another stream, another place in `s`, only part of the batch), or
+//!    appears twice in the batch, the append fails with
+//!    [`Error::DuplicateEventId`] and writes nothing. It names the first
+//!    offending id in batch order, with the stream and position holding
+//!    it; for an id repeated within the batch, the batch's own stream and
+//!    `position: None`.
+//! 3. Otherwise the expected-version check runs as always, so a true
+//!    conflict is still [`Error::WrongExpectedVersion`].
+//!
+//! Ids that annals generates (UUID v7, when [`EventData::with_id`] is not
+//! called) take part like any other; to make a retry recognisable, give
+//! each event its id once, before the first attempt, and send the same
+//! ids again. Of two threads appending the same ids at once, exactly one
+//! writes; the other gets the deduplicated result or the error, never a
+//! second copy. A multi-stream call ([`Store::append_multi`],
+//! [`Store::append_if`], [`Store::append_multi_if`]) is checked part by
+//! part, before its condition: it is a retry only when every part is (then
+//! every part's original result comes back, even where the condition
+//! would now fail on the call's own events), and any other reuse is
+//! `DuplicateEventId` for the whole call.
+//!
+//! [`Store::find_event`] returns the event with an id, and `annals read
+//! DIR --id UUID` prints it. A fresh id, the common case, costs one filter
+//! test per sealed segment, in memory; FORMAT.md describes the id filter
+//! and table each segment index holds, and PERFORMANCE.md what the check
+//! costs.
+//!
+//! ```
+//! use annals::{Error, EventData, ExpectedVersion, Store, Uuid};
+//!
+//! # fn main() -> Result<(), Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path())?;
+//! store.append("order-7", ExpectedVersion::NoStream, &[EventData::new("Opened", b"{}".to_vec())])?;
+//! // The client gives its events ids before the first attempt...
+//! let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+//! let batch = [
+//!     EventData::new("ItemAdded", b"{}".to_vec()).with_id(a),
+//!     EventData::new("ItemAdded", b"{}".to_vec()).with_id(b),
+//! ];
+//! let first = store.append("order-7", ExpectedVersion::Exact(0), &batch)?;
+//! // ...and sends the same batch again after a timeout: rule 1.
+//! let retry = store.append("order-7", ExpectedVersion::Exact(0), &batch)?;
+//! assert!(retry.deduplicated && !first.deduplicated);
+//! assert_eq!((retry.versions, retry.positions), (first.versions, first.positions));
+//! assert_eq!(store.global_position(), 3);
+//!
+//! // Rule 2: an id reused elsewhere, or twice in one batch.
+//! let reused = store.append("order-8", ExpectedVersion::Any, &[EventData::new("ItemAdded", b"{}".to_vec()).with_id(b)]);
+//! assert!(matches!(reused, Err(Error::DuplicateEventId { id, position: Some(2), .. }) if id == b));
+//! let c = Uuid::now_v7();
+//! let twice = [EventData::new("X", b"{}".to_vec()).with_id(c), EventData::new("X", b"{}".to_vec()).with_id(c)];
+//! let repeated = store.append("order-8", ExpectedVersion::Any, &twice);
+//! assert!(matches!(repeated, Err(Error::DuplicateEventId { position: None, .. })));
+//!
+//! // Rule 3: fresh ids, a stale expected version.
+//! let stale = store.append("order-7", ExpectedVersion::Exact(0), &[EventData::new("ItemAdded", b"{}".to_vec())]);
+//! assert!(matches!(stale, Err(Error::WrongExpectedVersion { actual: Some(2), .. })));
+//!
+//! let found = store.find_event(a)?.expect("stored");
+//! assert_eq!((&*found.stream_id, found.version, found.position), ("order-7", 1, 1));
+//! assert_eq!(store.global_position(), 3);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ## Features
 //!
@@ -218,6 +299,12 @@
 //! damage with [`Error::Corruption`], naming the file and offset and
 //! modifying nothing.
 //!
+//! [`Store::backup`] copies a live store into a directory that is itself a
+//! store: every acknowledged event up to a moment during the call, whole
+//! batches only, while appends go on; a second backup into the same place
+//! copies only what changed, and a backup cut short never opens as a store
+//! (see the [`backup`] module).
+//!
 //! ## Open and memory cost
 //!
 //! Each sealed segment has an index file beside it, written when the
@@ -228,7 +315,8 @@
 //! segment and write the index again (listed in
 //! [`RecoveryReport::unusable_indexes`]), never a failed open. Sealed
 //! segments' indexes are mapped, not loaded: the memory that grows with
-//! events is the active segment's index (12 bytes per event); each stream
+//! events is the active segment's index (about 50 bytes per event: its
+//! offset, its place in its stream, its id and the id's slot); each stream
 //! costs about 100 bytes plus its name. Damage inside a sealed segment
 //! taken from its index is found by the read that reaches it
 //! ([`Error::Corruption`]) or by `annals verify`, not by `open`.
@@ -339,6 +427,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod backup;
 mod error;
 mod event;
 mod index;
@@ -367,6 +456,7 @@ pub use log::io;
 #[doc(hidden)]
 pub use index::file as index_format;
 
+pub use backup::BackupReport;
 pub use bytes::Bytes;
 pub use error::{Error, Limit};
 pub use event::{

@@ -892,6 +892,49 @@ impl Store {
         Ok(())
     }
 
+    /// Backs the store up into the directory `dest`, while appends go on:
+    /// a copy holding every event acknowledged up to a moment during the
+    /// call (whole batches only), that opens and verifies as a store.
+    ///
+    /// `dest` must be missing (it is created), empty, or an earlier backup;
+    /// an earlier backup of this store is brought up to date copying only
+    /// what changed (see [`BackupReport`](crate::BackupReport)). A
+    /// destination that is a file, this store or inside it, or a directory
+    /// holding anything else is refused with [`Error::BackupDestination`],
+    /// changing nothing; one that another process has open for writing, or
+    /// backs up into, with [`Error::Locked`]. A crash or failure part way
+    /// leaves the earlier backup, or a directory that does not open as a
+    /// store (it holds the marker `BACKUP-INCOMPLETE`) until a later backup
+    /// into it completes. Sealed segments are copied, never hard-linked.
+    /// The design and its reasons are in the [`backup`](crate::backup)
+    /// module.
+    ///
+    /// On a store opened with [`Store::open_read_only`], the store is
+    /// [refreshed](Store::refresh) first and the backup holds what it sees.
+    ///
+    /// ```
+    /// # use annals::{EventData, ExpectedVersion, Store};
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let backups = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// store.append("order-42", ExpectedVersion::Any, &[EventData::new("Placed", b"{}".to_vec())])?;
+    /// let dest = backups.path().join("nightly");
+    /// let first = store.backup(&dest)?;
+    /// assert_eq!(first.events, 1);
+    /// // Nothing changed since: nothing is copied again.
+    /// let again = store.backup(&dest)?;
+    /// assert_eq!((again.bytes_copied, again.segments_unchanged), (0, 1));
+    /// let copy = Store::open_read_only(&dest)?;
+    /// assert_eq!(copy.read_all(0, 10)?, store.read_all(0, 10)?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn backup(&self, dest: impl AsRef<Path>) -> Result<crate::BackupReport, Error> {
+        self.refresh()?;
+        crate::backup::backup(&self.dir, &self.index, &self.options, dest.as_ref())
+    }
+
     /// Commits a replication import's batches (see
     /// [`crate::replication::import`]) through the writer, and wakes the
     /// live subscriptions.
@@ -974,7 +1017,7 @@ fn bytes_on_disk(dir: &Path) -> u64 {
 /// missing directories above it, and makes every directory it created
 /// durable: each new directory is synced, and so is the parent of the
 /// topmost new one, whose entry for it would otherwise be lost in a crash.
-fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
+pub(crate) fn create_dir(dir: &Path, options: &Options) -> Result<(), Error> {
     // The data directory itself may be a symlink (to another disk, say);
     // the files inside it may not.
     match std::fs::metadata(dir) {
@@ -1045,7 +1088,7 @@ fn not_a_directory(dir: &Path) -> Error {
 }
 
 /// Takes the exclusive lock on the directory, at once or not at all.
-fn lock(dir: &Path) -> Result<File, Error> {
+pub(crate) fn lock(dir: &Path) -> Result<File, Error> {
     let path = dir.join(LOCK_FILE);
     // Opening a symlink would create or lock a file outside the data
     // directory: refuse it, as any other stranger in the directory.

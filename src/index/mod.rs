@@ -13,15 +13,20 @@
 //! Memory is bounded by streams, not by events. Each sealed segment is
 //! indexed by a [`Table`]: the bytes of its index file, mapped (or, until
 //! the file is written, held). Only the active segment is indexed event by
-//! event in memory: 4 bytes per event for its record offset and 8 per event
-//! in its stream's list of positions. What stays per stream is its name, its
+//! event in memory: 4 bytes per event for its record offset, 8 per event
+//! in its stream's list of positions, and 16 for its id with 16 to 32 more
+//! for the table that finds it (see `active_ids`), about 50 in all; a
+//! 64 MiB segment of small events holds about 200,000, some 10 MB. What
+//! stays per stream is its name, its
 //! next version and the first segment holding it (about 100 bytes plus the
 //! name, with the hash map's share); a stream read finds its events in
 //! sealed segments by probing their tables' hash slots, from that first
 //! segment on.
 
+mod active_ids;
 pub mod catalog;
 pub mod file;
+pub(crate) mod id_hash;
 pub(crate) mod persist;
 
 use std::collections::HashMap;
@@ -33,7 +38,8 @@ use bytes::Bytes;
 use crate::error::Error;
 use crate::format::{FRAME_FIRST_POSITION_AT, Frames, SEGMENT_HEADER_LEN};
 use crate::lifecycle::{StreamKey, StreamState, key, key_of_control_stream};
-use crate::log::segment::Segment;
+use crate::log::segment::{Mapped, Segment};
+use active_ids::ActiveIds;
 use catalog::{Catalog, CatalogStream};
 use file::{IndexHeader, IndexView, StreamPart};
 
@@ -73,9 +79,9 @@ pub(crate) struct Refused {
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
     bytes: Bytes,
-    /// Whether the bytes are those of the file on disk (mapped), rather
+    /// The file's map, when the bytes are those of the file on disk rather
     /// than built in memory and not yet written.
-    persisted: bool,
+    mapped: Option<Mapped>,
     segment: u32,
     first_position: u64,
     end_position: u64,
@@ -88,7 +94,16 @@ impl Table {
     /// A table over `bytes`, whose header must check out; the body is
     /// checked on first use unless `body_checked` says it was (bytes this
     /// crate just encoded). `None` if the header does not check out.
-    pub(crate) fn new(bytes: Bytes, persisted: bool, body_checked: bool) -> Option<Table> {
+    pub(crate) fn new(bytes: Bytes, body_checked: bool) -> Option<Table> {
+        Table::with_map(bytes, None, body_checked)
+    }
+
+    /// A table over an index file's map; see [`Table::new`].
+    pub(crate) fn from_map(mapped: Mapped, body_checked: bool) -> Option<Table> {
+        Table::with_map(mapped.bytes().clone(), Some(mapped), body_checked)
+    }
+
+    fn with_map(bytes: Bytes, mapped: Option<Mapped>, body_checked: bool) -> Option<Table> {
         let h = *file::decode_index_unchecked(&bytes)?.header();
         let checked = OnceLock::new();
         if body_checked {
@@ -99,7 +114,7 @@ impl Table {
             first_position: h.first_position,
             end_position: h.first_position + u64::from(h.event_count),
             bytes,
-            persisted,
+            mapped,
             checked: Arc::new(checked),
         })
     }
@@ -122,34 +137,45 @@ impl Table {
     /// Use [`view_or_rebuild`](Table::view_or_rebuild) where the segment
     /// is at hand.
     pub(crate) fn view(&self) -> Option<IndexView<'_>> {
-        let bytes = self.checked.get_or_init(|| {
-            file::check_index_body(&self.bytes)
-                .ok()
-                .map(|()| self.bytes.clone())
-        });
-        file::decode_index_unchecked(bytes.as_ref()?)
+        let bytes = self
+            .checked
+            .get_or_init(|| self.check_body().ok().map(|()| self.bytes.clone()));
+        file::view_checked_before(bytes.as_ref()?)
     }
 
     /// The view over the checked body, rebuilt from `segment` (with a
     /// warning) if the body fails its check.
     pub(crate) fn view_or_rebuild(&self, segment: Option<&Segment>) -> Option<IndexView<'_>> {
-        let bytes = self
-            .checked
-            .get_or_init(|| match file::check_index_body(&self.bytes) {
-                Ok(()) => Some(self.bytes.clone()),
-                Err(reason) => {
-                    let header = self.header()?;
-                    let rebuilt = segment.and_then(|s| rebuild(s, &header));
-                    tracing::warn!(
-                        segment = self.segment,
-                        %reason,
-                        rebuilt = rebuilt.is_some(),
-                        "segment index damaged; rebuilt in memory from its segment"
-                    );
-                    rebuilt
-                }
-            });
-        file::decode_index_unchecked(bytes.as_ref()?)
+        let bytes = self.checked.get_or_init(|| match self.check_body() {
+            Ok(()) => Some(self.bytes.clone()),
+            Err(reason) => {
+                let header = self.header()?;
+                let rebuilt = segment.and_then(|s| rebuild(s, &header));
+                tracing::warn!(
+                    segment = self.segment,
+                    %reason,
+                    rebuilt = rebuilt.is_some(),
+                    "segment index damaged; rebuilt in memory from its segment"
+                );
+                rebuilt
+            }
+        });
+        file::view_checked_before(bytes.as_ref()?)
+    }
+
+    /// The body's checksum, read through the map and the pages given back
+    /// after (a lookup touches only the pages it needs, not the whole file).
+    fn check_body(&self) -> Result<(), String> {
+        let checked = file::check_index_body(&self.bytes);
+        self.release();
+        checked
+    }
+
+    /// Gives back the resident pages of the file's map, if it has one.
+    fn release(&self) {
+        if let Some(m) = &self.mapped {
+            m.release();
+        }
     }
 
     pub(crate) fn bytes(&self) -> &Bytes {
@@ -157,14 +183,14 @@ impl Table {
     }
 
     pub(crate) fn is_persisted(&self) -> bool {
-        self.persisted
+        self.mapped.is_some()
     }
 
     /// The bytes to write in place of this table's file, when they differ
     /// from it: a table never written, or one whose body failed its check
     /// on first use and was rebuilt from its segment.
     fn repair_bytes(&self) -> Option<Bytes> {
-        if !self.persisted {
+        if self.mapped.is_none() {
             return Some(self.bytes.clone());
         }
         match self.checked.get() {
@@ -226,6 +252,10 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
     index.active_table(header.open)?.checked.get()?.clone()
 }
 
+/// The most ids whose filter hashes [`Index::holds_any_id`] keeps on the
+/// stack: a batch of 100 (the common large batch) and then some.
+const HASHED_ON_STACK: usize = 128;
+
 /// Where [`Index::find_ids`] found an id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IdHit {
@@ -262,12 +292,11 @@ struct Active {
     /// Where its last frame starts and where its frames end.
     last_frame_at: u32,
     data_end: u32,
-    /// The id of each event, in position order.
-    ids: Vec<[u8; 16]>,
-    /// The position of each id (the first, should an id repeat in a store
-    /// written before ids were unique): what the sealed segments' id
-    /// tables do for them, for the segment being written.
-    id_positions: HashMap<[u8; 16], u64>,
+    /// The id of each event, in position order, and where each id is
+    /// (the first, should an id repeat in a store written before ids were
+    /// unique): what the sealed segments' id tables do for them, for the
+    /// segment being written.
+    ids: ActiveIds,
 }
 
 /// Positions, streams and segments of one store.
@@ -596,7 +625,6 @@ impl Index {
         s.next_version += 1;
         self.active.offsets.push(offset);
         self.active.ids.push(event_id);
-        self.active.id_positions.entry(event_id).or_insert(position);
         self.last = Some(id);
         Ok(id)
     }
@@ -604,10 +632,8 @@ impl Index {
     /// Records a gap record at the next position: where a scavenge removed
     /// an event. It belongs to no stream.
     fn push_gap(&mut self, offset: u32, id: [u8; 16]) {
-        let position = self.len();
         self.active.offsets.push(offset);
         self.active.ids.push(id);
-        self.active.id_positions.entry(id).or_insert(position);
         self.last = None;
     }
 
@@ -636,17 +662,7 @@ impl Index {
                 s.next_version -= 1;
             }
         }
-        let first_undone = self.active.first_position + events as u64;
-        for id in self.active.ids.drain(events.min(self.active.ids.len())..) {
-            if self
-                .active
-                .id_positions
-                .get(&id)
-                .is_some_and(|p| *p >= first_undone)
-            {
-                self.active.id_positions.remove(&id);
-            }
-        }
+        self.active.ids.truncate(events);
         self.active.offsets.truncate(events);
         self.active.streams.truncate(active);
         for stream in self.streams.drain(streams..) {
@@ -698,7 +714,7 @@ impl Index {
                 })
             })
             .collect();
-        let ids: Vec<([u8; 16], u32)> = a.ids.iter().copied().zip(0u32..).collect();
+        let ids: Vec<([u8; 16], u32)> = a.ids.ids().iter().copied().zip(0u32..).collect();
         let header = IndexHeader {
             open,
             store_id: self.store_id,
@@ -713,7 +729,7 @@ impl Index {
         // Counts fit: a segment is at most 1 GiB, and every event and
         // stream name in it takes bytes of it.
         let bytes = file::encode_index(&header, &a.offsets, &parts, &ids)?;
-        Table::new(Bytes::from(bytes), false, true)
+        Table::new(Bytes::from(bytes), true)
     }
 
     /// Seals the active segment: its events held in memory move into a
@@ -1075,7 +1091,7 @@ impl Index {
             .iter()
             .take_while(|t| t.segment == segment)
             .collect();
-        if !run.iter().any(|t| t.persisted) {
+        if !run.iter().any(|t| t.is_persisted()) {
             return false;
         }
         let (Some(first), Some(last)) = (
@@ -1099,7 +1115,7 @@ impl Index {
         let rebuilt = self
             .segment(segment)
             .and_then(|s| rebuild(s, &header))
-            .and_then(|bytes| Table::new(bytes, false, true));
+            .and_then(|bytes| Table::new(bytes, true));
         let Some(table) = rebuilt else {
             return false;
         };
@@ -1121,35 +1137,89 @@ impl Index {
     /// it: then no answer could be trusted.
     pub(crate) fn find_ids(&self, ids: &[[u8; 16]]) -> Result<Vec<Option<IdHit>>, String> {
         let mut found: Vec<Option<IdHit>> = vec![None; ids.len()];
+        let hashes: Vec<(u64, u64)> = if self.sealed.is_empty() {
+            Vec::new()
+        } else {
+            ids.iter().map(file::id_hashes).collect()
+        };
         for table in &self.sealed {
-            let view = table
-                .view_or_rebuild(self.segment(table.segment))
-                .ok_or_else(|| {
-                    format!(
-                        "the index of segment {} is damaged, and so is the segment",
-                        table.segment
-                    )
-                })?;
-            for (id, slot) in ids.iter().zip(found.iter_mut()) {
+            let view = self.sealed_view(table)?;
+            for ((id, h), slot) in ids.iter().zip(&hashes).zip(found.iter_mut()) {
                 if slot.is_none() {
-                    *slot = view.id_position(id).map(|position| IdHit {
+                    *slot = view.id_position_hashed(id, *h).map(|position| IdHit {
                         position,
                         table: Some(table.segment),
                     });
                 }
             }
         }
-        if !self.active.id_positions.is_empty() {
+        if !self.active.ids.is_empty() {
             for (id, slot) in ids.iter().zip(found.iter_mut()) {
                 if slot.is_none() {
-                    *slot = self.active.id_positions.get(id).map(|p| IdHit {
-                        position: *p,
+                    *slot = self.active.ids.index_of(id).map(|i| IdHit {
+                        position: self.active.first_position + i as u64,
                         table: None,
                     });
                 }
             }
         }
         Ok(found)
+    }
+
+    /// Whether any id of `ids` is stored: the writer's test of a batch
+    /// before it looks further, which for fresh ids (the common case) ends
+    /// here. Each id is hashed once, then tested against each sealed
+    /// segment's filter, a hit confirmed in that segment's id table; then
+    /// the active segment's ids. Nothing is allocated for a batch of up to
+    /// [`HASHED_ON_STACK`] ids. Fails as [`find_ids`](Index::find_ids) does.
+    pub(crate) fn holds_any_id(&self, ids: &[[u8; 16]]) -> Result<bool, String> {
+        if !self.sealed.is_empty() {
+            let mut on_stack = [(0u64, 0u64); HASHED_ON_STACK];
+            let on_heap: Vec<(u64, u64)>;
+            let hashes: &[(u64, u64)] = match on_stack.get_mut(..ids.len()) {
+                Some(h) => {
+                    for (slot, id) in h.iter_mut().zip(ids) {
+                        *slot = file::id_hashes(id);
+                    }
+                    h
+                }
+                None => {
+                    on_heap = ids.iter().map(file::id_hashes).collect();
+                    &on_heap
+                }
+            };
+            for table in &self.sealed {
+                let view = self.sealed_view(table)?;
+                let stored = ids
+                    .iter()
+                    .zip(hashes)
+                    .any(|(id, h)| view.id_position_hashed(id, *h).is_some());
+                if stored {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(ids.iter().any(|id| self.active.ids.index_of(id).is_some()))
+    }
+
+    /// Brings the active segment's id slots for `ids` into cache, all
+    /// at once, ahead of their insertion by [`push_frame`](Index::push_frame).
+    pub(crate) fn touch_active_ids(&self, ids: &[[u8; 16]]) {
+        self.active.ids.touch(ids);
+    }
+
+    /// The checked view of a sealed segment's table, rebuilt from the
+    /// segment if need be; fails, naming the segment, when neither can be
+    /// trusted.
+    fn sealed_view<'a>(&'a self, table: &'a Table) -> Result<IndexView<'a>, String> {
+        table
+            .view_or_rebuild(self.segment(table.segment))
+            .ok_or_else(|| {
+                format!(
+                    "the index of segment {} is damaged, and so is the segment",
+                    table.segment
+                )
+            })
     }
 
     /// The segment and record offset of the event at `position`.
@@ -1276,10 +1346,7 @@ impl Index {
     /// Bytes of memory the active segment's per-event index takes.
     pub(crate) fn active_bytes(&self) -> usize {
         self.active.offsets.capacity() * 4
-            + self.active.ids.capacity() * 16
-            // A hash map entry: key, value and a control byte, at the
-            // map's load factor.
-            + self.active.id_positions.capacity() * 25
+            + self.active.ids.heap_bytes()
             + self
                 .active
                 .streams
@@ -1409,5 +1476,61 @@ mod tests {
         // Not twice, and not out of order.
         assert!(again.push_loaded(index.sealed()[0].clone(), true).is_err());
         assert_eq!(again.len(), 3);
+    }
+    /// The writer's no-allocation test of a batch agrees with the lookup
+    /// it stands in for: true exactly when some id would be found, in a
+    /// sealed segment or the active one, for batches hashed on the stack
+    /// and for larger ones.
+    #[test]
+    fn holds_any_id_agrees_with_find_ids() {
+        let mut index = Index::new(3);
+        let sealed: Vec<Entry<'static>> = (0..300u32)
+            .map(|i| entry(b"a", b"T", u64::from(i), 64 + 64 * i))
+            .collect();
+        index.push_frame(0, 64..64 + 64 * 300, 0, sealed).unwrap();
+        index
+            .push_frame(1, 64..200, 300, [entry(b"a", b"T", 300, 96)])
+            .unwrap();
+        assert_eq!(index.sealed().len(), 1);
+        let fresh = |n: u32| -> Vec<[u8; 16]> {
+            (0..n)
+                .map(|i| {
+                    [
+                        i as u8,
+                        1,
+                        2,
+                        3,
+                        4,
+                        5,
+                        6,
+                        7,
+                        8,
+                        9,
+                        10,
+                        11,
+                        12,
+                        13,
+                        14,
+                        (i >> 8) as u8,
+                    ]
+                })
+                .collect()
+        };
+        let cases: Vec<Vec<[u8; 16]>> = vec![
+            vec![],
+            fresh(1),
+            fresh(HASHED_ON_STACK as u32 + 50),
+            vec![uid(64 + 64 * 299)],
+            vec![uid(96)],
+            [fresh(10), vec![uid(64 + 64 * 7)], fresh(3)].concat(),
+            [fresh(HASHED_ON_STACK as u32 + 1), vec![uid(96)]].concat(),
+            [fresh(HASHED_ON_STACK as u32 + 1), vec![uid(64)]].concat(),
+        ];
+        for ids in &cases {
+            let found = index.find_ids(ids).unwrap().iter().any(Option::is_some);
+            assert_eq!(index.holds_any_id(ids), Ok(found), "{} ids", ids.len());
+        }
+        assert_eq!(index.holds_any_id(&[uid(96)]), Ok(true));
+        assert_eq!(index.holds_any_id(&fresh(2)), Ok(false));
     }
 }

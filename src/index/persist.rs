@@ -123,7 +123,8 @@ pub(crate) fn load_table(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Unusable::Missing),
         Err(e) => return Err(Unusable::Bad(format!("cannot open it: {e}"))),
     };
-    let bytes = map_immutable(&file).map_err(|e| Unusable::Bad(format!("cannot map it: {e}")))?;
+    let mapped = map_immutable(&file).map_err(|e| Unusable::Bad(format!("cannot map it: {e}")))?;
+    let bytes = mapped.bytes().clone();
     // The body is checked on first use (see `Table`): an open reads only
     // the header.
     let h = decode_index_header(&bytes).map_err(Unusable::Bad)?;
@@ -176,5 +177,5 @@ pub(crate) fn load_table(
     {
         return bad(format!("the segment holds more frames after offset {end}"));
     }
-    Table::new(bytes, true, false).ok_or_else(|| Unusable::Bad("index header unreadable".into()))
+    Table::from_map(mapped, false).ok_or_else(|| Unusable::Bad("index header unreadable".into()))
 }

@@ -43,7 +43,7 @@ use crate::index::file::{IndexHeader, StreamPart, encode_index};
 use crate::index::persist::{write_catalog, write_index};
 use crate::index::{Index, Table};
 use crate::io::FileIo;
-use crate::log::segment::{Segment, file_name};
+use crate::log::segment::{Segment, file_name, map_immutable};
 use crate::log::writer::Writer;
 
 use super::Op;
@@ -534,9 +534,24 @@ fn swap_in(
     // the new one (a failure leaves the old one, which no longer checks
     // out against the segment and is rebuilt at the next open; so the
     // caller hears of it).
-    write_index(io, dir, u64::from(number), &table_bytes)
+    let index_path = write_index(io, dir, u64::from(number), &table_bytes)
         .map_err(|e| Error::io("write scavenged segment's index", &path, e))?;
-    let table = Table::new(table_bytes, true, true)
+    // The table is the file's map, as for every index the writer writes,
+    // so that a close or a seal takes it as on disk; its pages are given
+    // back once compared.
+    let mapped = std::fs::File::open(&index_path)
+        .and_then(|f| map_immutable(&f))
+        .map_err(|e| Error::io("map scavenged segment's index", &index_path, e))?;
+    let same = *mapped.bytes() == table_bytes;
+    mapped.release();
+    if !same {
+        return Err(Error::corruption(
+            &index_path,
+            0,
+            "the index file differs from what was written",
+        ));
+    }
+    let table = Table::from_map(mapped, true)
         .ok_or_else(|| crate::read::internal("scavenged index unreadable".into()))?;
     let mut index = index.write();
     if !index.replace_segment(segment) || !index.replace_tables(number, table) {

@@ -405,25 +405,62 @@ fn data_len(file: &File, len: usize) -> usize {
     }
 }
 
-/// Maps a segment index file read-only, whole, as [`Bytes`].
+/// Maps a segment index file read-only, whole.
 ///
 /// Index files are written whole under a temporary name, synced, and only
 /// then renamed into place; annals never writes to one in place or
 /// shortens it, and replaces one only by renaming a new file over it, which
 /// leaves a mapped old file's bytes as they were. (Another process that
 /// shortens the file kills this one with SIGBUS, as for a segment.)
-pub(crate) fn map_immutable(file: &File) -> std::io::Result<Bytes> {
+pub(crate) fn map_immutable(file: &File) -> std::io::Result<Mapped> {
     if file.metadata()?.len() == 0 {
         // An empty map is an error on some systems; an empty file is just
         // a bad index.
-        return Ok(Bytes::new());
+        return Ok(Mapped(Bytes::new()));
     }
     // SAFETY: the file's bytes never change while mapped (see above: index
     // files are immutable once renamed into place, and replaced only by
     // rename), and the map is never written through, so sharing it as an
     // immutable slice is sound.
     let map = unsafe { Mmap::map(file) }?;
-    Ok(Bytes::from_owner(map))
+    Ok(Mapped(Bytes::from_owner(map)))
+}
+
+/// An immutable file's whole read-only map, from [`map_immutable`]: the
+/// only bytes whose resident pages [`Mapped::release`] may give back.
+#[derive(Clone, Debug)]
+pub(crate) struct Mapped(Bytes);
+
+impl Mapped {
+    /// The file's bytes.
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Gives back the pages of the map that this process has touched, so
+    /// that a pass over a whole index file (its checksum) does not stay in
+    /// the process's resident memory: the pages stay in the page cache,
+    /// and a later read of them maps them again. Best effort: an error
+    /// only leaves the pages resident.
+    pub(crate) fn release(&self) {
+        if self.0.is_empty() {
+            return;
+        }
+        // SAFETY: the bytes are the whole of a shared, read-only file map
+        // (`Mmap::map` in `map_immutable`, the only constructor), which
+        // starts page-aligned and lives as long as `self.0`. MADV_DONTNEED
+        // on a shared file map only drops this process's page-table entries:
+        // the next access faults the same bytes back in from the page cache
+        // (the file never changes while mapped, see `map_immutable`), so no
+        // reader of any slice of it ever sees other bytes.
+        let _ = unsafe {
+            libc::madvise(
+                self.0.as_ptr() as *mut libc::c_void,
+                self.0.len(),
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
 }
 
 /// An owner for [`Bytes`]: a segment's bytes below the watermark as it was

@@ -677,6 +677,12 @@ impl Writer {
                         entry
                     })
             });
+            // The frame's ids go into the active segment's id table one
+            // by one, each into a random slot; touching all their slots
+            // first lets those cache misses overlap.
+            for m in members.iter() {
+                index.touch_active_ids(&m.batch.ids);
+            }
             let pushed = index.push_frame(
                 segment,
                 frame_start..frame_end,
@@ -976,7 +982,7 @@ impl IndexWrite {
             let bytes = sealed_index_bytes(&tables)
                 .ok_or_else(|| io::Error::other("the segment's tables do not follow on"))?;
             let path = write_index(&*io, &dir, number, &bytes)?;
-            let crc = Table::new(bytes.clone(), false, true).and_then(|t| t.header_crc());
+            let crc = Table::new(bytes.clone(), true).and_then(|t| t.header_crc());
             let written = match (catalog.clone(), crc) {
                 (Some(mut c), Some(crc)) => set_index_crc(&mut c, crc)
                     .ok_or_else(|| io::Error::other("the catalog does not encode"))
@@ -1023,16 +1029,21 @@ impl IndexWrite {
         let number = self.number;
         let mapped = self.finish().and_then(|(path, written)| {
             let file = std::fs::File::open(&path)?;
-            let bytes = map_immutable(&file)?;
-            if bytes == written {
-                Ok(bytes)
+            let mapped = map_immutable(&file)?;
+            // The comparison reads the whole file through the map: give
+            // its pages back, or every seal would leave a segment index
+            // resident in the writer.
+            let same = *mapped.bytes() == written;
+            mapped.release();
+            if same {
+                Ok(mapped)
             } else {
                 Err(io::Error::other(
                     "the index file differs from what was written",
                 ))
             }
         });
-        match mapped.map(|bytes| Table::new(bytes, true, true)) {
+        match mapped.map(|m| Table::from_map(m, true)) {
             Ok(Some(table)) => {
                 index.write().replace_tables(number as u32, table);
             }

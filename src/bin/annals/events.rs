@@ -1,9 +1,13 @@
 //! Showing recorded events: as an aligned table, one line each, or one JSON
-//! object per line. Shared by `read` and `tail`.
+//! object per line, and that JSON line read back as an event to append.
+//! Shared by `read`, `tail`, `export` and `import`.
 
 use std::io::{self, Write};
 
-use annals::RecordedEvent;
+use annals::{EventData, RecordedEvent};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::Value;
 
 use crate::fmt::{Table, payload_excerpt, utc};
 
@@ -57,4 +61,60 @@ pub fn line(out: &mut impl Write, e: &RecordedEvent) -> io::Result<()> {
 pub fn json_line(out: &mut impl Write, e: &RecordedEvent) -> io::Result<()> {
     serde_json::to_writer(&mut *out, e)?;
     writeln!(out)
+}
+
+/// The event a [`json_line`] describes, to append again: its stream, and
+/// its type, id, data and metadata (decoded as its `*_encoding` fields
+/// say). Its position, version and recorded-at time are the store's to
+/// give, and are not read. The error says, for people, what is wrong.
+pub fn from_json_line(untrusted: &[u8]) -> Result<(String, EventData), String> {
+    let value: Value =
+        serde_json::from_slice(untrusted).map_err(|e| format!("not a JSON object: {e}"))?;
+    let text = |field: &str| -> Result<&str, String> {
+        value
+            .get(field)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("no string field \"{field}\""))
+    };
+    let payload = |field: &str| -> Result<Vec<u8>, String> {
+        let body = text(field)?;
+        match text(&format!("{field}_encoding"))? {
+            "utf8" => Ok(body.as_bytes().to_vec()),
+            "base64" => BASE64
+                .decode(body)
+                .map_err(|e| format!("field \"{field}\" is not base64: {e}")),
+            other => Err(format!(
+                "field \"{field}_encoding\" is {other:?}, not \"utf8\" or \"base64\""
+            )),
+        }
+    };
+    let id = text("id")?;
+    let id = uuid::Uuid::parse_str(id).map_err(|e| format!("field \"id\" is not a UUID: {e}"))?;
+    let event = EventData::new(text("type")?, payload("data")?)
+        .with_metadata(payload("metadata")?)
+        .with_id(id);
+    Ok((text("stream")?.to_owned(), event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_read_back_as_the_events_they_show() {
+        let id = uuid::Uuid::now_v7();
+        let line = format!(
+            r#"{{"position":9,"stream":"order-1","version":3,"type":"Paid","id":"{id}","recorded_at":"x","recorded_at_us":1,"data_encoding":"utf8","data":"{{\"a\":1}}","metadata_encoding":"base64","metadata":"/wA="}}"#
+        );
+        let (stream, back) = from_json_line(line.as_bytes()).unwrap();
+        assert_eq!(stream, "order-1");
+        assert_eq!(back.event_type(), "Paid");
+        assert_eq!(back.data(), br#"{"a":1}"#);
+        assert_eq!(back.metadata(), [0xff, 0]);
+        assert_eq!(back.id(), Some(id));
+        assert!(from_json_line(b"{}").unwrap_err().contains("\"id\""));
+        assert!(from_json_line(b"nope").unwrap_err().contains("JSON"));
+        let bad = line.replace("base64", "hex");
+        assert!(from_json_line(bad.as_bytes()).unwrap_err().contains("hex"));
+    }
 }

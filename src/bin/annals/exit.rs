@@ -12,7 +12,8 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  any other failure (an I/O error, a poisoned store)
-  2  bad arguments (also an invalid stream id, event type or event size)
+  2  bad arguments (also an invalid stream id, event type or event size, or a
+     backup destination that is a file, the store, or holds something else)
   3  not found: no such directory, no annals store in it, no such stream (or one
      deleted for good) or segment
   4  locked: another process has the store open for writing
@@ -23,7 +24,10 @@ Exit codes:
      did not make (it ignores only lost+found and names starting with '.')
   8  bad index (verify): every event checks out, but a segment index file does
      not; it is derived data: remove the file and the next writable open
-     rebuilds it";
+     rebuilds it
+  9  bad input (import): a line is not an event in the shape of export, or
+     is longer than 8 MiB; the message gives its number, and nothing of its
+     batch was written";
 
 /// Why a command failed, as a process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +54,9 @@ pub enum Code {
     /// not. Index files are derived data that reads rebuild from
     /// their segment, so this is not "corrupt": nothing stored is lost.
     BadIndex = 8,
+    /// `import`: a line of the input is not an event (or is too long).
+    /// The message names the line; nothing of its batch was written.
+    BadInput = 9,
 }
 
 /// `examples` followed by the exit codes, for a command's `--help`.
@@ -105,7 +112,8 @@ impl From<annals::Error> for Failure {
             | E::LimitExceeded { .. }
             | E::InvalidOptions { .. }
             | E::InvalidLimits { .. }
-            | E::CheckpointAhead { .. } => Code::Usage,
+            | E::CheckpointAhead { .. }
+            | E::BackupDestination { .. } => Code::Usage,
             E::Corruption { .. } => Code::Corrupt,
             E::Locked { .. } => Code::Locked,
             E::NotAStore { .. } => Code::NotAStore,

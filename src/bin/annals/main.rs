@@ -3,12 +3,12 @@
 //! `annals demo` is the main job: it fills a fresh store from several
 //! threads, reopens it, reads everything back, verifies it and reports the
 //! figures. The other commands are what an operator needs to look inside a
-//! store without writing code: `append`, `read`, `tail`, `stats`, `streams`, `verify`
-//! and `dump`; and to let data go: `delete`, `truncate`, `limits`,
-//! `scavenge`.
+//! store without writing code: `append`, `read`, `tail`, `stats`, `streams`, `backup`,
+//! `export`, `import`, `verify` and `dump`; and to let data go: `delete`,
+//! `truncate`, `limits`, `scavenge`.
 //!
-//! Every command uses only the crate's public API. Only `append`, `demo`
-//! and the lifecycle commands take the writer lock; the others open the store read-only (or
+//! Every command uses only the crate's public API. Only `append`,
+//! `import`, `demo` and the lifecycle commands take the writer lock; the others open the store read-only (or
 //! read segment files directly), so they work while another process writes,
 //! and never modify anything. One module per command; exit codes live in
 //! [`exit`].
@@ -17,6 +17,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod append;
+mod backup;
 mod delete;
 mod demo;
 mod demo_data;
@@ -24,7 +25,9 @@ mod demo_read;
 mod dump;
 mod events;
 mod exit;
+mod export;
 mod fmt;
+mod import;
 mod indexes;
 mod limits;
 mod open;
@@ -57,6 +60,9 @@ Examples:
   annals tail ./data --filter-prefix order- --wait
   annals stats ./data
   annals streams ./data --prefix order-
+  annals backup ./data /backups/data         # online; again copies only what changed
+  annals export ./data > events.jsonl         # JSON lines, as read --json
+  annals import ./copy events.jsonl --create  # keeps ids: a re-run writes nothing twice
   annals verify ./data
   annals dump ./data --segment 0
   annals delete ./data cart-42 [--hard] [--expected 7]
@@ -64,10 +70,10 @@ Examples:
   annals limits ./data sessions --max-age 7d --max-count 100
   annals scavenge ./data                       # erase what no read returns
 
-Only append, delete, truncate, limits, scavenge and demo take the store's
-writer lock. read, tail, stats, streams and verify open it read-only and dump
-reads one file, so they work while another process writes, and none of
-them modifies anything.
+Only append, import, delete, truncate, limits, scavenge and demo take the
+store's writer lock. read, tail, stats, streams, backup, export and verify
+open it read-only and dump reads one file, so they work while another
+process writes, and none of them modifies the store.
 
 Warnings from the store (a torn tail dropped by a writable open, say) go to
 standard error; RUST_LOG=info shows more, -q none.
@@ -105,6 +111,12 @@ enum Command {
     Stats(stats::Args),
     /// List the streams, in id order, with their versions and event counts.
     Streams(streams::Args),
+    /// Back up a live store into a directory, copying only what changed since the last backup there.
+    Backup(backup::Args),
+    /// Write the events as JSON lines (the shape of read --json) on standard output.
+    Export(export::Args),
+    /// Append the events of JSON lines (from export), keeping their ids.
+    Import(import::Args),
     /// Check every record of every segment, and the index files; modifies nothing.
     Verify(verify::Args),
     /// Print the frames and records of one segment file, or its index.
@@ -131,6 +143,9 @@ fn main() -> ExitCode {
         Command::Tail(args) => tail::run(args),
         Command::Stats(args) => stats::run(args),
         Command::Streams(args) => streams::run(args),
+        Command::Backup(args) => backup::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Import(args) => import::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Dump(args) => dump::run(args),
         Command::Delete(args) => delete::run(args),

@@ -438,8 +438,8 @@ fn persist_rebuilt(dir: &Path, io: &dyn FileIo, index: &mut Index) {
         // The file's bytes, mapped, take the place of the ones built in
         // memory: a store rebuilt whole keeps no event in memory.
         let mapped = written.and_then(|path| {
-            let bytes = map_immutable(&fs::File::open(path)?)?;
-            Table::new(bytes, true, false)
+            let mapped = map_immutable(&fs::File::open(path)?)?;
+            Table::from_map(mapped, false)
                 .ok_or_else(|| std::io::Error::other("unreadable after writing"))
         });
         if let Ok(table) = &mapped {
