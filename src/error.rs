@@ -15,6 +15,8 @@ use crate::event::ExpectedVersion;
 ///   [`InvalidOptions`](Error::InvalidOptions),
 ///   [`Json`](Error::Json),
 ///   [`StreamNotFound`](Error::StreamNotFound),
+///   [`StreamDeleted`](Error::StreamDeleted),
+///   [`InvalidLimits`](Error::InvalidLimits),
 ///   [`DuplicateStream`](Error::DuplicateStream)): nothing was written; fix the
 ///   call.
 /// - Conflicts ([`WrongExpectedVersion`](Error::WrongExpectedVersion),
@@ -70,6 +72,25 @@ pub enum Error {
     StreamNotFound {
         /// The stream asked for.
         stream: String,
+    },
+
+    /// A read of, or an append or lifecycle call to, a stream that was
+    /// tombstoned ([`Store::tombstone_stream`](crate::Store::tombstone_stream)):
+    /// it is gone for good, and its name cannot be used again. Nothing was
+    /// written.
+    #[error("stream '{stream}' was deleted for good (tombstoned)")]
+    StreamDeleted {
+        /// The stream (its first 64 characters).
+        stream: String,
+    },
+
+    /// A lifecycle call with an argument out of range (a zero
+    /// `max_count`, a `max_age` of zero or past what microseconds since
+    /// the epoch can hold). Nothing was written.
+    #[error("invalid stream limits: {reason}")]
+    InvalidLimits {
+        /// What is wrong, for people.
+        reason: String,
     },
 
     /// A stream id that is empty, too long or contains a control character.

@@ -433,6 +433,7 @@ mod event;
 mod index;
 #[cfg(feature = "serde")]
 mod json;
+mod lifecycle;
 mod log;
 mod metrics;
 mod options;
@@ -461,6 +462,8 @@ pub use error::{Error, Limit};
 pub use event::{
     AppendCondition, AppendResult, EventData, ExpectedVersion, RecordedEvent, StreamAppend,
 };
+pub use lifecycle::StreamLimits;
+pub use lifecycle::scavenge::ScavengeReport;
 pub use log::recovery::{RecoveryReport, TornTailReport};
 pub use metrics::{Metrics, Percentiles};
 pub use options::{DEFAULT_FOLLOW_INTERVAL_MS, Options, TornTail};

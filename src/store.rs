@@ -14,6 +14,8 @@ use crate::event::{
 };
 use crate::index::Index;
 use crate::io::{DIR_MODE, FILE_MODE};
+use crate::lifecycle::scavenge::ScavengeReport;
+use crate::lifecycle::{Op, StreamLimits};
 use crate::log::batch::{Batch, check_stream_id};
 use crate::log::recovery::{LOCK_FILE, Mode, RecoveryReport, check_listing, recover};
 use crate::log::writer::Writer;
@@ -139,10 +141,12 @@ impl Store {
         let options = options.segment_size(recovered.segment_size);
         let metrics = Arc::<Recorder>::default();
         let writer = Writer::resume(dir.clone(), &recovered, &options, Arc::clone(&metrics))?;
+        let index = Arc::new(RwLock::new(recovered.index));
+        crate::lifecycle::load(&index)?;
         Ok(Store {
             dir,
             options,
-            index: Arc::new(RwLock::new(recovered.index)),
+            index,
             commits: Arc::default(),
             writer: Some(writer),
             conditions: Mutex::default(),
@@ -191,11 +195,13 @@ impl Store {
             offset: recovered.write_offset,
         };
         let follower = Follower::new(dir.clone(), recovered.first_header(), tail);
+        let index = Arc::new(RwLock::new(recovered.index));
+        crate::lifecycle::load(&index)?;
         Ok(Store {
             dir,
             options: options.segment_size(recovered.segment_size),
             follower: Some(Arc::new(follower)),
-            index: Arc::new(RwLock::new(recovered.index)),
+            index,
             commits: Arc::default(),
             writer: None,
             conditions: Mutex::default(),
@@ -410,8 +416,11 @@ impl Store {
     /// Reads up to `max_count` events of `stream`, from version
     /// `from_version` on, in version order.
     ///
-    /// Fails with [`Error::StreamNotFound`] when the stream has no events;
-    /// returns an empty `Vec` when `from_version` is past its end.
+    /// Fails with [`Error::StreamNotFound`] when the stream has no events
+    /// (or none since it was soft-deleted), [`Error::StreamDeleted`] when
+    /// it was tombstoned; returns an empty `Vec` when `from_version` is
+    /// past its end. Versions removed by truncation or the stream's limits
+    /// are skipped.
     pub fn read_stream(
         &self,
         stream: &str,
@@ -423,7 +432,15 @@ impl Store {
 
     /// Reads up to `max_count` events of the global log, from position
     /// `from_position` on, in position order. Returns an empty `Vec` past the
-    /// end.
+    /// end, and only there.
+    ///
+    /// Positions are strictly increasing, and dense until events are
+    /// removed: gaps appear only where events were removed (a deleted,
+    /// tombstoned or truncated stream, a stream's limits) and where the
+    /// log holds a control record (one per lifecycle call, which is no
+    /// event). A page goes on past removed events until it holds
+    /// `max_count` or reaches the end, so page with the last position
+    /// read + 1.
     pub fn read_all(
         &self,
         from_position: u64,
@@ -641,6 +658,182 @@ impl Store {
         self.metrics.snapshot(segments, bytes_on_disk(&self.dir))
     }
 
+    /// Soft-deletes `stream`: it reads as missing at once
+    /// ([`Error::StreamNotFound`] from [`read_stream`](Store::read_stream),
+    /// `None` from [`stream_version`](Store::stream_version)), and its
+    /// events leave every read, `$all` included. An append with
+    /// [`ExpectedVersion::NoStream`] or `Any` starts it again, at the
+    /// version after its last one: versions are never reused. The deleted
+    /// events stay on disk until a [`scavenge`](Store::scavenge).
+    ///
+    /// `expected` is checked as an append checks it
+    /// ([`Error::WrongExpectedVersion`], nothing written). Deleting a
+    /// stream with no events writes nothing; a tombstoned one is
+    /// [`Error::StreamDeleted`]. Durable and atomic like an append: one
+    /// control record in the log (see FORMAT.md).
+    ///
+    /// ```
+    /// use annals::{EventData, Error, ExpectedVersion, Store};
+    ///
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// store.append("cart-1", ExpectedVersion::NoStream, &[EventData::new("Added", b"{}".to_vec())])?;
+    /// store.delete_stream("cart-1", ExpectedVersion::Exact(0))?;
+    /// assert!(matches!(store.read_stream("cart-1", 0, 10), Err(Error::StreamNotFound { .. })));
+    /// assert_eq!(store.stream_version("cart-1"), None);
+    /// let again = store.append("cart-1", ExpectedVersion::NoStream, &[EventData::new("Added", b"{}".to_vec())])?;
+    /// assert_eq!(again.versions, 1..2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn delete_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<(), Error> {
+        self.lifecycle(stream, Some(expected), Op::Delete)
+    }
+
+    /// Deletes `stream` for good: every later read of it, append to it and
+    /// lifecycle call on it fails with [`Error::StreamDeleted`], across
+    /// reopens and scavenges; [`stream_version`](Store::stream_version) is
+    /// `None`. Its events leave every read at once. `expected` is checked
+    /// as an append checks it. A stream with no events may be tombstoned,
+    /// which keeps its name from use.
+    ///
+    /// ```
+    /// use annals::{EventData, Error, ExpectedVersion, Store};
+    ///
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// store.append("user-7", ExpectedVersion::Any, &[EventData::new("Registered", b"{}".to_vec())])?;
+    /// store.tombstone_stream("user-7", ExpectedVersion::Any)?;
+    /// let append = store.append("user-7", ExpectedVersion::Any, &[EventData::new("Registered", b"{}".to_vec())]);
+    /// assert!(matches!(append, Err(Error::StreamDeleted { .. })));
+    /// assert!(store.read_all(0, 10)?.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tombstone_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<(), Error> {
+        self.lifecycle(stream, Some(expected), Op::Tombstone)
+    }
+
+    /// Removes the versions of `stream` below `before` from every read, at
+    /// once; the stream and its version are unchanged, and later events
+    /// are read as usual. A bound at or below the current one changes
+    /// nothing and writes nothing. A tombstoned stream is
+    /// [`Error::StreamDeleted`].
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Store};
+    ///
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// let events: Vec<_> = (0..4u8).map(|i| EventData::new("Tick", vec![i])).collect();
+    /// store.append("clock", ExpectedVersion::Any, &events)?;
+    /// store.truncate_stream_before("clock", 3)?;
+    /// assert_eq!(store.read_stream("clock", 0, 10)?.len(), 1);
+    /// assert_eq!(store.stream_version("clock"), Some(3));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn truncate_stream_before(&self, stream: &str, before: u64) -> Result<(), Error> {
+        self.lifecycle(stream, None, Op::TruncateBefore(before))
+    }
+
+    /// Sets the limits of `stream` (see [`StreamLimits`], which has an
+    /// example), replacing any set before; `StreamLimits::default()`
+    /// removes them. They apply to every read at once. A zero count or age
+    /// is [`Error::InvalidLimits`]; a tombstoned stream is
+    /// [`Error::StreamDeleted`].
+    pub fn set_stream_limits(&self, stream: &str, limits: StreamLimits) -> Result<(), Error> {
+        let (max_count, max_age_us) = limits.checked()?;
+        self.lifecycle(
+            stream,
+            None,
+            Op::Limits {
+                max_count,
+                max_age_us,
+            },
+        )
+    }
+
+    /// Removes for good what no read can return any more: the events of
+    /// deleted, tombstoned and truncated streams, those past a stream's
+    /// limits (which become a truncation, so that lifting the limits later
+    /// does not bring back what is gone), and superseded control records.
+    /// A truncated stream keeps its last event on disk (still hidden), so
+    /// that its versions are never given out again.
+    /// Their data, metadata, event type and stream id are then in no file
+    /// of the store.
+    ///
+    /// The active segment is sealed first, so nothing is left behind in
+    /// it. Each sealed segment holding a removed record is written anew
+    /// (synced, renamed over the old file, the directory synced), with a
+    /// small gap record in place of each removed one, so positions keep
+    /// their numbers; its index file is written again. Appends and reads go
+    /// on meanwhile: a reader in the middle of a page keeps reading the old
+    /// file, whose space is freed when it lets go. Crash-safe at every step
+    /// (FORMAT.md, "Scavenge"). Costs a read of every sealed segment.
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Store};
+    ///
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = Store::open(dir.path())?;
+    /// store.append("user-7", ExpectedVersion::Any, &[EventData::new("Registered", b"{\"email\":\"a@b\"}".to_vec())])?;
+    /// store.append("user-8", ExpectedVersion::Any, &[EventData::new("Registered", b"{}".to_vec())])?;
+    /// store.tombstone_stream("user-7", ExpectedVersion::Any)?;
+    /// let report = store.scavenge()?;
+    /// assert_eq!(report.events_removed, 1);
+    /// assert_eq!(store.read_all(0, 10)?.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scavenge(&self) -> Result<ScavengeReport, Error> {
+        self.scavenge_with_progress(&mut |_, _| {})
+    }
+
+    /// [`scavenge`](Store::scavenge), calling `progress(done, total)` with
+    /// the sealed segments done and to do as it goes.
+    pub fn scavenge_with_progress(
+        &self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ScavengeReport, Error> {
+        let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        let report = crate::lifecycle::scavenge::run(
+            &self.dir,
+            &self.options.io,
+            writer,
+            &self.index,
+            progress,
+        )?;
+        self.commits.notify();
+        Ok(report)
+    }
+
+    /// What a [`scavenge`](Store::scavenge) would remove now, counted with
+    /// no write: every record no read returns, in every segment (the
+    /// active one included, which a scavenge seals first). Reads every
+    /// segment; works on a read-only store.
+    pub fn reclaimable(&self) -> Result<ScavengeReport, Error> {
+        crate::lifecycle::scavenge::reclaimable(&self.index)
+    }
+
+    /// Checks `stream` and commits the lifecycle call `op` on it.
+    fn lifecycle(
+        &self,
+        stream: &str,
+        expected: Option<ExpectedVersion>,
+        op: Op,
+    ) -> Result<(), Error> {
+        let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        check_stream_id(&self.options, stream)?;
+        writer.control(&self.index, stream, expected, op)?;
+        self.commits.notify();
+        Ok(())
+    }
+
     /// The last version of `stream`, `None` when it has no events.
     pub fn stream_version(&self, stream: &str) -> Option<u64> {
         self.index.read().stream_version(stream)
@@ -671,8 +864,9 @@ impl Store {
         crate::read::streams::page(&self.index.read(), from, max)
     }
 
-    /// How many events the store holds, which is the position the next
-    /// event will get.
+    /// The position the next event will get: how many events (and control
+    /// records) the log has ever held. It never moves backwards, not even
+    /// when events are removed.
     pub fn global_position(&self) -> u64 {
         self.index.read().len()
     }
@@ -937,7 +1131,9 @@ pub struct Stats {
     pub segment_size: u64,
     /// Bytes of segment files holding committed data (headers included).
     pub bytes_used: u64,
-    /// The on-disk format version.
+    /// The on-disk format version of the newest segment (2 for segments
+    /// this build creates; a store written by an older build keeps its
+    /// version-1 segments, which this build reads as they are).
     pub format_version: u32,
     /// Bytes of the sealed segments' indexes (their files, mapped).
     pub index_file_bytes: u64,
@@ -966,7 +1162,10 @@ impl Store {
             segments: in_use.len() as u64,
             segment_size: self.options.segment_size,
             bytes_used: in_use.iter().sum(),
-            format_version: crate::format::FORMAT_VERSION,
+            format_version: index
+                .segments()
+                .last()
+                .map_or(crate::format::FORMAT_VERSION, |s| s.format_version()),
             index_file_bytes: index.sealed().iter().map(|t| t.bytes().len() as u64).sum(),
             active_index_bytes: index.active_bytes() as u64,
         }
@@ -978,6 +1177,7 @@ impl Store {
         let index = self.index.read();
         let mut all: Vec<_> = index
             .stream_lengths()
+            .filter(|(name, _)| !crate::lifecycle::is_reserved(name))
             .map(|(name, len)| (std::sync::Arc::clone(name), len))
             .collect();
         all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

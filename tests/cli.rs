@@ -353,7 +353,7 @@ fn stats_and_dump_describe_the_store() {
     let v: Value = serde_json::from_str(stats.stdout.trim()).unwrap();
     assert_eq!(v["events"], 4);
     assert_eq!(v["streams"], 2);
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], 2);
     assert!(v["segments"].as_u64().unwrap() >= 1);
     assert!(v["bytes_used"].as_u64().unwrap() > 4);
     // A small store's segment 0 is sparse: far less than its 128 MiB, and

@@ -424,7 +424,7 @@ fn bad_or_foreign_header() {
 
     // A format version this build does not read, with a valid checksum.
     let mut bytes = saved[&segs[0]].bytes.clone();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    bytes[8..12].copy_from_slice(&(annals::format::FORMAT_VERSION + 1).to_le_bytes());
     let crc = crc32fast::hash(&bytes[..60]);
     bytes[60..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&segs[0], bytes).unwrap();

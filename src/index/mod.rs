@@ -5,7 +5,10 @@
 //! the in-memory index here, and (in [`file`]) the bytes of the persisted
 //! index of each sealed segment, and (in [`persist`]) their files. It may
 //! import `crate::log::format`, `crate::log::segment` and `crate::log::io`,
-//! nothing above them.
+//! nothing above them but the lifecycle state's pure parts
+//! (`crate::lifecycle`'s keys and [`StreamState`]): the index keeps each
+//! stream's state beside its versions, so that appends and reads consult
+//! one place.
 //!
 //! Memory is bounded by streams, not by events. Each sealed segment is
 //! indexed by a [`Table`]: the bytes of its index file, mapped (or, until
@@ -32,7 +35,9 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use crate::error::Error;
 use crate::format::{FRAME_FIRST_POSITION_AT, Frames, SEGMENT_HEADER_LEN};
+use crate::lifecycle::{StreamKey, StreamState, key, key_of_control_stream};
 use crate::log::segment::{Mapped, Segment};
 use active_ids::ActiveIds;
 use catalog::{Catalog, CatalogStream};
@@ -50,6 +55,11 @@ pub(crate) struct Entry<'a> {
     pub offset: u32,
     /// The event's id.
     pub id: [u8; 16],
+    /// For a control record, its data (the stream state it sets, applied
+    /// when the frame is taken whole); `None` for an event, and wherever
+    /// the states are loaded otherwise (recovery: see
+    /// [`crate::lifecycle::load`]).
+    pub control: Option<&'a [u8]>,
 }
 
 /// Why a frame or a table was refused, and where in its file.
@@ -209,7 +219,7 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
     while let Some(frame) = frames.next_frame() {
         // A stream that began in an earlier segment goes on here from the
         // version it had reached: the segment alone says which.
-        for (_, r) in frame.records {
+        for (_, r) in frame.records.iter().filter(|(_, r)| !r.gap) {
             let Ok(stream) = name(r.stream, "stream id") else {
                 return None;
             };
@@ -224,6 +234,7 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
             version: r.version,
             offset: *at as u32,
             id: r.id,
+            control: None,
         });
         index
             .push_frame(
@@ -303,6 +314,9 @@ pub(crate) struct Index {
     /// The stream id of the last push: a batch's records share it, so most
     /// pushes skip the hash lookup.
     last: Option<u32>,
+    /// Every stream's lifecycle state (deleted, tombstoned, truncated,
+    /// limited), by the key of its id; see [`crate::lifecycle`].
+    lifecycle: HashMap<StreamKey, StreamState>,
 }
 
 impl Index {
@@ -345,10 +359,120 @@ impl Index {
         self.active.segment
     }
 
-    /// The last version of `stream`, `None` when it has no events.
+    /// The last version of `stream`, `None` when it has no events: none
+    /// ever, none since a soft delete, or tombstoned.
     pub(crate) fn stream_version(&self, stream: &str) -> Option<u64> {
-        let id = *self.stream_ids.get(stream)?;
-        self.streams.get(id as usize)?.next_version.checked_sub(1)
+        let last = self.raw_next_version(stream).checked_sub(1)?;
+        match self.lifecycle(stream) {
+            Some(s) if s.tombstoned || last < s.deleted_before => None,
+            _ => Some(last),
+        }
+    }
+
+    /// The next version of `stream` as the log holds it: how many versions
+    /// it has used, deleted or not (0 for a stream the index does not
+    /// know).
+    pub(crate) fn raw_next_version(&self, stream: &str) -> u64 {
+        self.stream_ids
+            .get(stream)
+            .and_then(|id| self.streams.get(*id as usize))
+            .map_or(0, |s| s.next_version)
+    }
+
+    /// Where an append to `stream` stands: the last version an expected
+    /// version is checked against (as [`stream_version`](Index::stream_version)),
+    /// and the version its next event gets, which goes on after deleted
+    /// ones (versions are never reused). A tombstoned stream refuses.
+    pub(crate) fn append_point(&self, stream: &str) -> Result<(Option<u64>, u64), Error> {
+        let raw = self.raw_next_version(stream);
+        match self.lifecycle(stream) {
+            Some(s) if s.tombstoned => Err(Error::StreamDeleted {
+                stream: crate::error::excerpt(stream),
+            }),
+            Some(s) => Ok((self.stream_version(stream), raw.max(s.deleted_before))),
+            None => Ok((raw.checked_sub(1), raw)),
+        }
+    }
+
+    /// Below which version a scavenge removes the events of `stream` for
+    /// good: the bounds that durable control records set (a soft delete,
+    /// a truncation), everything of a tombstoned stream, all but the last
+    /// record of a control stream. Never more than a read already hides,
+    /// and never less than before: those bounds only grow.
+    ///
+    /// A truncation never removes the stream's last event, hidden or not:
+    /// the log must go on saying how far the stream's versions went, or a
+    /// reopen would forget it and hand out a removed version again. (A
+    /// soft delete's bound is itself that version; a tombstoned stream
+    /// takes no versions any more.)
+    pub(crate) fn scavenge_cut(&self, stream: &str) -> u64 {
+        let next = self.raw_next_version(stream);
+        if key_of_control_stream(stream).is_some() {
+            return next.saturating_sub(1);
+        }
+        match self.lifecycle(stream) {
+            Some(s) if s.tombstoned => u64::MAX,
+            Some(s) => s
+                .deleted_before
+                .max(s.truncate_before.min(next.saturating_sub(1))),
+            None => 0,
+        }
+    }
+
+    /// Whether `stream` is gone as a name: tombstoned, or soft-deleted
+    /// with no event since. A catalog leaves such a stream out, so that
+    /// once a scavenge removed its events its id is in no file.
+    fn is_gone(&self, stream: &str) -> bool {
+        self.has_lifecycle()
+            && self.lifecycle(stream).is_some()
+            && self.stream_version(stream).is_none()
+    }
+
+    /// The first position of segment `number`: of its first table when it
+    /// is sealed, of the active segment's events when it is active.
+    pub(crate) fn first_position_of(&self, number: u32) -> Option<u64> {
+        if number == self.active.segment && !self.active.offsets.is_empty() {
+            return self
+                .sealed
+                .iter()
+                .find(|t| t.segment == number)
+                .map_or(Some(self.active.first_position), |t| Some(t.first_position));
+        }
+        self.sealed
+            .iter()
+            .find(|t| t.segment == number)
+            .map(|t| t.first_position)
+    }
+
+    /// Puts `segment` in place of the segment of its number: a scavenge's
+    /// rewrite. Readers that copied the old one out keep reading it (its
+    /// mapping keeps the old file alive).
+    pub(crate) fn replace_segment(&mut self, segment: Arc<Segment>) -> bool {
+        match self.segments.get_mut(segment.number() as usize) {
+            Some(slot) => {
+                *slot = segment;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether any stream has a lifecycle state.
+    pub(crate) fn has_lifecycle(&self) -> bool {
+        !self.lifecycle.is_empty()
+    }
+
+    /// The lifecycle state of `stream`, if it has one.
+    pub(crate) fn lifecycle(&self, stream: &str) -> Option<StreamState> {
+        if self.lifecycle.is_empty() {
+            return None;
+        }
+        self.lifecycle.get(&key(stream)).copied()
+    }
+
+    /// Sets the lifecycle state of the stream whose key is `key`.
+    pub(crate) fn set_lifecycle(&mut self, key: StreamKey, state: StreamState) {
+        self.lifecycle.insert(key, state);
     }
 
     /// The index's shared copy of the name `stream`, if it has events.
@@ -402,7 +526,32 @@ impl Index {
         let streams = self.streams.len();
         let active_streams = self.active.streams.len();
         let mut touched: Vec<u32> = Vec::new();
+        // Control records' states apply once the whole frame is taken, so
+        // that a refused frame leaves them as they were.
+        let mut states: Vec<(StreamKey, StreamState)> = Vec::new();
         for e in entries {
+            if let Some(data) = e.control {
+                let state = std::str::from_utf8(e.stream)
+                    .ok()
+                    .and_then(key_of_control_stream)
+                    .zip(StreamState::decode(data));
+                match state {
+                    Some(s) => states.push(s),
+                    None => {
+                        self.rollback(&touched, events, streams, active_streams);
+                        return Err(Refused {
+                            offset: u64::from(e.offset),
+                            reason: "a control record that names no control stream or holds no lifecycle state".into(),
+                        });
+                    }
+                }
+            }
+            // A gap record (the only record with no stream) takes its
+            // position and nothing else.
+            if e.stream.is_empty() && e.event_type.is_empty() {
+                self.push_gap(e.offset, e.id);
+                continue;
+            }
             match self.push(e.stream, e.event_type, e.version, e.offset, e.id) {
                 Ok(id) => touched.push(id),
                 Err(reason) => {
@@ -416,6 +565,7 @@ impl Index {
         }
         self.active.last_frame_at = at;
         self.active.data_end = end;
+        self.lifecycle.extend(states);
         Ok(())
     }
 
@@ -443,9 +593,12 @@ impl Index {
             }
             _ => self.stream_ids.get(name(stream, "stream id")?).copied(),
         };
+        // A stream's first event in the log may come after version 0: a
+        // scavenge removed the versions before it (see FORMAT.md,
+        // "Scavenge"). From there on its versions are dense.
         let next_version = known
             .and_then(|id| self.streams.get(id as usize))
-            .map_or(0, |s| s.next_version);
+            .map_or(version, |s| s.next_version);
         if version != next_version {
             return Err(format!(
                 "stream '{}' has version {version} where {next_version} was expected",
@@ -464,7 +617,8 @@ impl Index {
             s.active_first_version = version;
             self.active.streams.push(id);
         }
-        if s.next_version == 0 {
+        if known.is_none() {
+            s.next_version = version;
             s.first_position = position;
         }
         s.active.push(position);
@@ -473,6 +627,14 @@ impl Index {
         self.active.ids.push(event_id);
         self.last = Some(id);
         Ok(id)
+    }
+
+    /// Records a gap record at the next position: where a scavenge removed
+    /// an event. It belongs to no stream.
+    fn push_gap(&mut self, offset: u32, id: [u8; 16]) {
+        self.active.offsets.push(offset);
+        self.active.ids.push(id);
+        self.last = None;
     }
 
     fn add_stream(&mut self, name: &str) -> Result<u32, String> {
@@ -689,11 +851,12 @@ impl Index {
         for e in view.entries() {
             let bytes = view.name(&e).ok_or("stream name out of range")?;
             let stream = name(bytes, "stream id")?;
+            // As in `push`, a stream may first appear after version 0.
             let next = self
                 .stream_ids
                 .get(stream)
                 .and_then(|id| self.streams.get(*id as usize))
-                .map_or(0, |s| s.next_version);
+                .map_or(e.first_version, |s| s.next_version);
             if e.first_version != next || e.count == 0 {
                 return Err(format!(
                     "stream '{}' goes on at version {} where {next} is next",
@@ -707,7 +870,9 @@ impl Index {
             total += u64::from(e.count);
             found.push((stream, e.versions().end, first));
         }
-        if total != u64::from(h.event_count) {
+        // Fewer when the segment holds gap records, which belong to no
+        // stream.
+        if total > u64::from(h.event_count) {
             return Err(format!(
                 "streams hold {total} events where the index covers {}",
                 h.event_count
@@ -762,11 +927,13 @@ impl Index {
         let end = self.len();
         // Every event belongs to one stream: the streams' lengths add up to
         // the log's, a cheap check that the catalog describes this log.
+        // (Up to the log's, once streams can be gone: a catalog leaves out
+        // a deleted stream, and a scavenge's gap streams.)
         let events = catalog
             .streams
             .iter()
             .try_fold(0u64, |sum, c| sum.checked_add(c.next_version));
-        if events != Some(end) {
+        if events.is_none_or(|n| n > end) {
             return Err(format!(
                 "its streams hold {} events where the log holds {end}",
                 events.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string())
@@ -819,6 +986,7 @@ impl Index {
             streams: self
                 .streams
                 .iter()
+                .filter(|s| !self.is_gone(&s.name))
                 .map(|s| CatalogStream {
                     name: s.name.as_bytes(),
                     next_version: s.next_version,
@@ -869,7 +1037,7 @@ impl Index {
                     (None, Some(b)) => b,
                     (None, None) => s.next_version,
                 };
-                (next_version > 0).then(|| CatalogStream {
+                (next_version > 0 && !self.is_gone(&s.name)).then(|| CatalogStream {
                     name: s.name.as_bytes(),
                     next_version,
                     first_position: s.first_position,
@@ -1213,6 +1381,7 @@ mod tests {
             version,
             offset,
             id: uid(offset),
+            control: None,
         }
     }
 

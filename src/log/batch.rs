@@ -8,8 +8,8 @@ use std::ops::Range;
 use crate::error::{Error, Limit, excerpt};
 use crate::event::{AppendCondition, EventData, ExpectedVersion, StreamAppend, now_us};
 use crate::format::{
-    FRAME_HEADER_LEN, RecordFields, SEGMENT_HEADER_LEN, encode_record, padded_record_len,
-    set_recorded_at,
+    FRAME_HEADER_LEN, RECORD_FLAG_CONTROL, RECORD_HEADER_LEN, RecordFields, SEGMENT_HEADER_LEN,
+    encode_record, padded_record_len, set_record_flags, set_recorded_at,
 };
 use crate::options::Options;
 
@@ -34,6 +34,10 @@ pub(crate) struct Batch {
     /// [`Batch::records`]): what the writer checks for duplicates before
     /// anything else.
     pub ids: Vec<[u8; 16]>,
+    /// For a control batch (one control record, see [`Batch::control`]),
+    /// the state its record holds, which the index applies when it takes
+    /// the frame.
+    pub control: Option<Vec<u8>>,
 }
 
 /// One stream's share of a [`Batch`].
@@ -118,7 +122,20 @@ impl Batch {
             records: Vec::with_capacity(events),
             condition: None,
             ids: Vec::with_capacity(events),
+            control: None,
         }
+    }
+
+    /// One control record (see [`crate::lifecycle`]): `data` to the control
+    /// stream `stream`, flagged as control. Built by the writer under its
+    /// lock, with names of its own making, so nothing is checked here.
+    pub(crate) fn control(stream: &str, event_type: &str, data: &[u8]) -> Batch {
+        let event = EventData::new(event_type, data.to_vec());
+        let mut batch = Batch::with_capacity(RECORD_HEADER_LEN + 128, 1, 1);
+        batch.push_part(stream, ExpectedVersion::Any, &[event], now_us());
+        set_record_flags(&mut batch.encoded, RECORD_FLAG_CONTROL);
+        batch.control = Some(data.to_vec());
+        batch
     }
 
     /// Encodes one checked part after the others.
@@ -277,7 +294,17 @@ pub(crate) fn check_stream_id(options: &Options, stream: &str) -> Result<(), Err
             stream: excerpt(stream),
             reason,
         }
-    })
+    })?;
+    if crate::lifecycle::is_reserved(stream) {
+        return Err(Error::InvalidStreamId {
+            stream: excerpt(stream),
+            reason: format!(
+                "ids starting with '{}' are reserved for annals' control streams",
+                crate::lifecycle::RESERVED_PREFIX
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The most record bytes one batch may hold: what fits in an empty segment

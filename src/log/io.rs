@@ -48,6 +48,14 @@ pub trait FileIo: Send + Sync + fmt::Debug {
     /// Renames `from` to `to`, replacing nothing (`to` must not exist).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 
+    /// Renames `from` over `to`, replacing `to` atomically if it exists
+    /// (`rename(2)`): a scavenge's rewritten segment takes the old file's
+    /// place, so that a crash leaves the one or the other, never neither.
+    /// The default calls `std` directly.
+    fn rename_over(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
     /// Removes the file at `path`.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
 

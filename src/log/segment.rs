@@ -35,8 +35,8 @@ use memmap2::{Mmap, MmapOptions, MmapRaw};
 
 use crate::error::Error;
 use crate::format::{
-    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, Salt, SegmentHeader, check_segment_header,
-    encode_segment_header,
+    FORMAT_VERSION, FRAME_HEADER_LEN, MIN_FORMAT_VERSION, SEGMENT_HEADER_LEN, Salt, SegmentHeader,
+    check_segment_header, encode_segment_header, segment_format_version,
 };
 use crate::io::FileIo;
 
@@ -112,6 +112,10 @@ pub(crate) struct Segment {
     /// Bytes from the start of the file past which it is a hole (reads as
     /// zeros), as the file system said at open, or as far as creation wrote.
     data_len: usize,
+    /// The format version its header gives: the writer puts a control
+    /// record only in a segment of version 2 or later, which a build that
+    /// cannot read control records refuses.
+    format_version: u32,
 }
 
 impl Segment {
@@ -222,6 +226,7 @@ impl Segment {
         let header = check_segment_header(&untrusted, number, file_len, first.as_ref())
             .map_err(|e| Error::corruption(segment.path(), e.offset as u64, e.reason))?;
         first.get_or_insert(header);
+        segment.format_version = segment_format_version(&untrusted).unwrap_or(MIN_FORMAT_VERSION);
         segment.salt = Salt::new(header.store_id, number);
         segment.data_len = data_len(&file, segment.len());
         Ok(segment)
@@ -238,7 +243,13 @@ impl Segment {
             map,
             committed: AtomicUsize::new(0),
             data_len: 0,
+            format_version: FORMAT_VERSION,
         })
+    }
+
+    /// The format version its header gives.
+    pub(crate) fn format_version(&self) -> u32 {
+        self.format_version
     }
 
     pub(crate) fn number(&self) -> u64 {

@@ -31,15 +31,16 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Limit};
-use crate::event::{AppendCondition, AppendResult};
+use crate::event::{AppendCondition, AppendResult, ExpectedVersion};
 use crate::format::{
-    FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader, encode_frame_header,
-    seal_record,
+    FORMAT_VERSION, FRAME_HEADER_LEN, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader,
+    encode_frame_header, seal_record,
 };
 use crate::index::catalog::set_index_crc;
 use crate::index::persist::{index_file_name, sealed_index_bytes, write_catalog, write_index};
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
+use crate::lifecycle::{Op, control_stream};
 use crate::log::batch::Batch;
 use crate::log::group::{GroupCommit, Outcome};
 use crate::log::ids::{Now, Pending, Verdict, check_ids};
@@ -56,6 +57,9 @@ pub(crate) struct Writer {
     /// Set for good after a failed write or sync. Checked before queueing
     /// so that a poisoned store answers at once.
     poisoned: AtomicBool,
+    /// Held through a scavenge: two at once would write the same
+    /// temporary files.
+    scavenging: Mutex<()>,
 }
 
 /// What only the commit leader touches.
@@ -177,6 +181,7 @@ impl Writer {
             group: GroupCommit::default(),
             engine: Mutex::new(engine),
             poisoned: AtomicBool::new(false),
+            scavenging: Mutex::new(()),
         })
     }
 
@@ -297,6 +302,98 @@ impl Writer {
             .into_iter()
             .map(|o| o.and_then(|mut r| r.pop().ok_or(Error::Poisoned)))
             .collect()
+    }
+
+    /// Commits one lifecycle call on `stream` as a control record (see
+    /// [`crate::lifecycle`]), checked against `expected` when the call
+    /// takes one. It holds the engine lock throughout, so every commit
+    /// before it is in the index and none can land between its check and
+    /// its write. A call that changes nothing (deleting a stream with no
+    /// events, truncating below the current bound, setting the same
+    /// limits) writes nothing.
+    ///
+    /// A control record goes only into a segment of format version 2 or
+    /// later, which a build that does not know control records refuses:
+    /// the first one in a store written by such a build seals its version-1
+    /// segment first.
+    pub(crate) fn control(
+        &self,
+        index: &RwLock<Index>,
+        stream: &str,
+        expected: Option<ExpectedVersion>,
+        op: Op,
+    ) -> Result<(), Error> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let mut engine = self.engine.lock();
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let (state, actual, next) = {
+            let index = index.read();
+            let (actual, next) = index.append_point(stream)?;
+            (index.lifecycle(stream).unwrap_or_default(), actual, next)
+        };
+        if let Some(expected) = expected
+            && !expected.admits(actual)
+        {
+            return Err(Error::WrongExpectedVersion {
+                stream: stream.to_owned(),
+                expected,
+                actual,
+            });
+        }
+        if matches!(op, Op::Delete) && actual.is_none() {
+            return Ok(());
+        }
+        let new = state.apply(op, next);
+        if new == state {
+            return Ok(());
+        }
+        if engine.active.format_version() < FORMAT_VERSION {
+            if index.read().active_segment_has_events() {
+                self.rotate(&mut engine, index)?;
+            }
+            if engine.active.format_version() < FORMAT_VERSION {
+                return Err(Error::io(
+                    "write a control record",
+                    engine.active.path(),
+                    io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "the next segment was prepared by an older build (format version 1), which cannot hold control records; append an event first",
+                    ),
+                ));
+            }
+        }
+        let batch = Batch::control(&control_stream(stream), op.event_type(), &new.encode());
+        let mut outcomes = self.commit_group(&mut engine, index, vec![batch], &|_| Ok(()));
+        outcomes.pop().unwrap_or(Err(Error::Poisoned)).map(|_| ())
+    }
+
+    /// The lock a scavenge holds throughout, so that only one runs at a
+    /// time.
+    pub(crate) fn scavenge_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.scavenging.lock()
+    }
+
+    /// Seals the active segment when it holds events, so that a scavenge
+    /// can rewrite it, and waits for the sealed segment's index file to be
+    /// written (a scavenge rewrites that file too, and must not race the
+    /// writer's own). Returns the number of the segment now active, the
+    /// first one a scavenge leaves alone.
+    pub(crate) fn seal_for_scavenge(&self, index: &RwLock<Index>) -> Result<u32, Error> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let mut engine = self.engine.lock();
+        if index.read().active_segment_has_events() {
+            self.rotate(&mut engine, index)?;
+        }
+        if let Some(w) = engine.indexing.take() {
+            w.finish_into(index);
+        }
+        Ok(engine.active.number() as u32)
     }
 
     /// Syncs the active segment, to be sure nothing is outstanding.
@@ -460,9 +557,17 @@ impl Writer {
             let mut first_versions = Vec::with_capacity(batch.parts.len());
             let mut refused = None;
             for part in &batch.parts {
-                let actual = match versions.get(&part.stream) {
-                    Some(v) => *v,
-                    None => index.read().stream_version(&part.stream),
+                // A stream's next version goes on after deleted versions;
+                // a tombstoned stream refuses the batch.
+                let (actual, next) = match versions.get(&part.stream) {
+                    Some(v) => (*v, v.map_or(0, |v| v + 1)),
+                    None => match index.read().append_point(&part.stream) {
+                        Ok(point) => point,
+                        Err(e) => {
+                            refused = Some(e);
+                            break;
+                        }
+                    },
                 };
                 if !part.expected.admits(actual) {
                     refused = Some(Error::WrongExpectedVersion {
@@ -472,7 +577,7 @@ impl Writer {
                     });
                     break;
                 }
-                first_versions.push(actual.map_or(0, |v| v + 1));
+                first_versions.push(next);
             }
             if let Some(e) = refused {
                 results.push((ticket, Err(e)));
@@ -566,6 +671,7 @@ impl Writer {
                             version,
                             offset: at as u32,
                             id: id.unwrap_or_default(),
+                            control: m.batch.control.as_deref(),
                         };
                         at += len;
                         entry

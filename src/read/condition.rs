@@ -229,8 +229,8 @@ impl Conditions {
         }
         while summary.end < span.end {
             let take = (span.end - summary.end).min(CHUNK_EVENTS as u64) as usize;
-            let events = pages::all(index, summary.end, take)?;
-            if events.is_empty() {
+            let (events, scanned) = pages::all_until(index, summary.end, span.end, take)?;
+            if scanned <= summary.end {
                 break;
             }
             for e in events {
@@ -244,6 +244,7 @@ impl Conditions {
                 }
                 summary.end = e.position + 1;
             }
+            summary.end = summary.end.max(scanned);
         }
         Ok(summary)
     }
@@ -307,7 +308,12 @@ fn first_version_from(
     if position(last)? < from {
         return Ok(None);
     }
-    let (mut lo, mut hi) = (0u64, last);
+    // Versions a read no longer returns may be gone from the log (a
+    // scavenge): the search starts at the first one a read returns.
+    let first = index
+        .lifecycle(stream)
+        .map_or(0, |s| s.first_readable(last + 1).min(last));
+    let (mut lo, mut hi) = (first, last);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         if position(mid)? < from {
@@ -324,16 +330,16 @@ fn scan(index: &RwLock<Index>, filter: &Filter, range: Range<u64>) -> Result<Opt
     let mut at = range.start;
     while at < range.end {
         let take = (range.end - at).min(CHUNK_EVENTS as u64) as usize;
-        let events = pages::all(index, at, take)?;
-        if events.is_empty() {
+        let (events, scanned) = pages::all_until(index, at, range.end, take)?;
+        if scanned <= at {
             break;
         }
         for e in events {
             if filter.matches_event(&e) {
                 return Ok(Some(e.position));
             }
-            at = e.position + 1;
         }
+        at = scanned;
     }
     Ok(None)
 }

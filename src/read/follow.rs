@@ -225,6 +225,15 @@ fn take_frame(seg: &Segment, offset: usize, index: &RwLock<Index>) -> Result<Opt
         version: r.version,
         offset: *at as u32,
         id: r.id,
+        // A control record's state, so that a follower sees deletions as
+        // the writer commits them.
+        control: r
+            .control
+            .then(|| {
+                let start = at.checked_sub(offset)?;
+                copy.get(start + r.data.start..start + r.data.end)
+            })
+            .flatten(),
     });
     // Readers copy a location out of the index and read it after the
     // lock is gone, so the watermark must be past the frame before any of

@@ -33,7 +33,9 @@ pub(crate) fn events_by_id(
                 return Ok(ids.iter().map(|_| None).collect());
             }
             let positions = hits.iter().flatten().map(|h| h.position);
-            let planned = plan(&index, positions, None)?;
+            // Removed events and control records too: an id stays taken
+            // until a scavenge removes its record.
+            let planned = plan(&index, positions, None)?.keeping_control();
             (hits, planned)
         };
         let events = match execute(planned) {
@@ -111,5 +113,10 @@ pub(crate) fn find_event(
     id: uuid::Uuid,
 ) -> Result<Option<RecordedEvent>, Error> {
     let mut found = events_by_id(index, &[id.into_bytes()])?;
-    Ok(found.pop().flatten())
+    let mut event = found.pop().flatten().into_iter().collect();
+    // A removed event, or a control record, is found by no read.
+    crate::lifecycle::retain_visible(index, &mut event);
+    Ok(event
+        .pop()
+        .filter(|e| !crate::lifecycle::is_reserved(&e.stream_id)))
 }

@@ -55,6 +55,18 @@ pub(crate) struct Plan {
     /// For a stream read: the stream's name and the version of its first
     /// event read, which every record read is checked against.
     stream: Option<(Arc<str>, u64)>,
+    /// Whether control records are returned too (as events of their
+    /// control streams); reads skip them, since they are not events.
+    keep_control: bool,
+}
+
+impl Plan {
+    /// The same plan, returning control records too: for the id lookups of
+    /// the duplicate check and for loading lifecycle states.
+    pub(crate) fn keeping_control(mut self) -> Plan {
+        self.keep_control = true;
+        self
+    }
 }
 
 /// Copies what reading the events at `positions` needs from `index`. Cheap:
@@ -204,6 +216,9 @@ pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Failed> {
                 record.position
             )));
         }
+        if (record.control || record.gap) && !plan.keep_control && plan.stream.is_none() {
+            continue;
+        }
         let stream_id = match &plan.stream {
             Some((name, first_version)) => {
                 let version = first_version + i as u64;
@@ -234,6 +249,33 @@ pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Failed> {
         });
     }
     Ok(events)
+}
+
+/// The record of version `version` of the control stream `name`, read
+/// like an event (checksum first): what [`crate::lifecycle::load`] takes a
+/// stream's state from. One that is not flagged as a control record is
+/// damage.
+pub(crate) fn control_record(
+    index: &parking_lot::RwLock<Index>,
+    name: &Arc<str>,
+    version: u64,
+) -> Result<RecordedEvent, Error> {
+    let events = read_planned(index, |index| {
+        let positions = index
+            .stream_positions(name, version, 1)
+            .ok_or_else(|| internal(format!("control stream '{name}' vanished")))?
+            .map_err(internal)?;
+        Ok(plan(
+            index,
+            positions.into_iter(),
+            Some((Arc::clone(name), version)),
+        )?
+        .keeping_control())
+    })?;
+    events
+        .into_iter()
+        .next()
+        .ok_or_else(|| internal(format!("control stream '{name}' has no version {version}")))
 }
 
 /// An index that contradicts itself: a bug, reported rather than panicked on.

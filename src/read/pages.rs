@@ -3,6 +3,7 @@
 //! with no lock held, through [`read_planned`]. The store's
 //! reads and the subscriptions both read through here.
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use parking_lot::RwLock;
@@ -12,6 +13,7 @@ use super::{internal, plan, read_planned};
 use crate::error::Error;
 use crate::event::RecordedEvent;
 use crate::index::Index;
+use crate::lifecycle::{is_reserved, retain_visible};
 
 /// How many events a filtered read examines at most per call, unless it
 /// asks for more matches than that; bounds the work of a call whose filter
@@ -22,68 +24,166 @@ pub const FILTER_SCAN_EVENTS: usize = 10_000;
 const FILTER_CHUNK_EVENTS: u64 = 512;
 
 /// Up to `max_count` events of `stream` from version `from_version` on;
-/// [`Error::StreamNotFound`] when it has no events.
+/// [`Error::StreamNotFound`] when it has no events (none ever, or none
+/// since a soft delete), [`Error::StreamDeleted`] when it was tombstoned.
+/// Events removed by the stream's lifecycle state are skipped: the read
+/// starts at the first version a read may return, and goes on past expired
+/// events until it has `max_count` or reaches the end.
 pub(crate) fn stream(
     index: &RwLock<Index>,
     stream: &str,
     from_version: u64,
     max_count: usize,
 ) -> Result<Vec<RecordedEvent>, Error> {
-    read_planned(index, |index| {
-        let not_found = || Error::StreamNotFound {
-            stream: stream.to_owned(),
-        };
-        let positions = index
-            .stream_positions(stream, from_version, max_count)
-            .ok_or_else(not_found)?
-            .map_err(internal)?;
-        let name = index.shared_name(stream).ok_or_else(not_found)?;
-        let first_version = index
-            .stream_version(stream)
-            .map_or(0, |last| from_version.min(last + 1));
-        plan(index, positions.into_iter(), Some((name, first_version)))
-    })
+    stream_range(index, stream, from_version, u64::MAX, max_count)
+}
+
+/// As [`stream`], only versions below `to_version`.
+fn stream_range(
+    index: &RwLock<Index>,
+    stream: &str,
+    from_version: u64,
+    to_version: u64,
+    max_count: usize,
+) -> Result<Vec<RecordedEvent>, Error> {
+    let mut out: Vec<RecordedEvent> = Vec::new();
+    let mut from = from_version;
+    // At least once, so that a read of no events still learns whether the
+    // stream exists.
+    loop {
+        let want = max_count - out.len();
+        // Where the chunk planned under the lock ends, and where the
+        // stream ends: the loop goes on only while events were hidden.
+        let reached = Cell::new((from, from));
+        let mut events = read_planned(index, |index| {
+            let not_found = || Error::StreamNotFound {
+                stream: stream.to_owned(),
+            };
+            if is_reserved(stream) {
+                return Err(not_found());
+            }
+            let next = index.raw_next_version(stream);
+            let first_readable = match index.lifecycle(stream) {
+                Some(s) if s.tombstoned => {
+                    return Err(Error::StreamDeleted {
+                        stream: crate::error::excerpt(stream),
+                    });
+                }
+                Some(s) => s.first_readable(next),
+                None => 0,
+            };
+            if index.stream_version(stream).is_none() {
+                return Err(not_found());
+            }
+            let from = from.max(first_readable).min(next);
+            let to = to_version.min(next);
+            let count = (to.saturating_sub(from)).min(want as u64) as usize;
+            let positions = index
+                .stream_positions(stream, from, count)
+                .ok_or_else(not_found)?
+                .map_err(internal)?;
+            let name = index.shared_name(stream).ok_or_else(not_found)?;
+            reached.set((from + positions.len() as u64, to));
+            plan(index, positions.into_iter(), Some((name, from)))
+        })?;
+        let examined = events.len();
+        retain_visible(index, &mut events);
+        out.append(&mut events);
+        let (at, end) = reached.get();
+        if examined == 0 || at >= end || out.len() >= max_count {
+            break;
+        }
+        from = at;
+    }
+    Ok(out)
 }
 
 /// Up to `max_count` events of `stream`, newest first, from version
-/// `from_version` (or its last version, when that is past the end) down.
+/// `from_version` (or its last version, when that is past the end) down,
+/// to the first version a read may return. Events hidden by an age limit
+/// are the oldest, so a page stops at the first run of them.
 pub(crate) fn stream_backward(
     index: &RwLock<Index>,
     name: &str,
     from_version: u64,
     max_count: usize,
 ) -> Result<Vec<RecordedEvent>, Error> {
-    let last = index
-        .read()
-        .stream_version(name)
-        .ok_or_else(|| Error::StreamNotFound {
-            stream: name.to_owned(),
-        })?;
+    let (last, first_readable) = {
+        let index = index.read();
+        let state = index.lifecycle(name);
+        if state.is_some_and(|s| s.tombstoned) {
+            return Err(Error::StreamDeleted {
+                stream: crate::error::excerpt(name),
+            });
+        }
+        let last = index
+            .stream_version(name)
+            .filter(|_| !is_reserved(name))
+            .ok_or_else(|| Error::StreamNotFound {
+                stream: name.to_owned(),
+            })?;
+        let first = state.map_or(0, |s| s.first_readable(last + 1));
+        (last, first)
+    };
     let Some(versions) = backward_range(from_version, last, max_count) else {
         return Ok(Vec::new());
     };
-    let count = (versions.end - versions.start) as usize;
-    let mut events = stream(index, name, versions.start, count)?;
+    let start = versions.start.max(first_readable);
+    if start >= versions.end {
+        return Ok(Vec::new());
+    }
+    let count = (versions.end - start) as usize;
+    let mut events = stream_range(index, name, start, versions.end, count)?;
     events.reverse();
     Ok(events)
 }
 
-/// Up to `max_count` events of `$all` from `from_position` on.
+/// Up to `max_count` events of `$all` from `from_position` on, skipping
+/// removed events and control records (so positions may jump) until it
+/// has `max_count` or reaches the end.
 pub(crate) fn all(
     index: &RwLock<Index>,
     from_position: u64,
     max_count: usize,
 ) -> Result<Vec<RecordedEvent>, Error> {
-    read_planned(index, |index| {
-        let end = index.len();
-        let from = from_position.min(end);
-        let to = from.saturating_add(max_count as u64).min(end);
-        plan(index, from..to, None)
-    })
+    all_until(index, from_position, u64::MAX, max_count).map(|(events, _)| events)
+}
+
+/// Up to `max_count` events of `$all` at positions from `from_position` up
+/// to `until` (or the end of the log), and the position after the last
+/// one examined: where the next page starts, past any removed events.
+pub(crate) fn all_until(
+    index: &RwLock<Index>,
+    from_position: u64,
+    until: u64,
+    max_count: usize,
+) -> Result<(Vec<RecordedEvent>, u64), Error> {
+    let mut out: Vec<RecordedEvent> = Vec::new();
+    let mut at = from_position;
+    while out.len() < max_count {
+        let want = (max_count - out.len()) as u64;
+        let reached = Cell::new((at, at));
+        let mut events = read_planned(index, |index| {
+            let end = index.len().min(until);
+            let from = at.min(end);
+            let to = from.saturating_add(want).min(end);
+            reached.set((to, end));
+            plan(index, from..to, None)
+        })?;
+        retain_visible(index, &mut events);
+        out.append(&mut events);
+        let (to, end) = reached.get();
+        at = at.max(to);
+        if to >= end {
+            break;
+        }
+    }
+    Ok((out, at))
 }
 
 /// Up to `max_count` events of `$all`, newest first, from `from_position`
-/// (or the last event, when that is past the end) down.
+/// (or the last event, when that is past the end) down, skipping removed
+/// events and control records.
 pub(crate) fn all_backward(
     index: &RwLock<Index>,
     from_position: u64,
@@ -92,12 +192,23 @@ pub(crate) fn all_backward(
     let Some(last) = index.read().len().checked_sub(1) else {
         return Ok(Vec::new());
     };
-    let Some(positions) = backward_range(from_position, last, max_count) else {
-        return Ok(Vec::new());
-    };
-    let mut events = read_planned(index, |index| plan(index, positions.clone(), None))?;
-    events.reverse();
-    Ok(events)
+    let mut out: Vec<RecordedEvent> = Vec::new();
+    let mut top = from_position.min(last);
+    loop {
+        let want = max_count - out.len();
+        let Some(positions) = backward_range(top, last, want) else {
+            break;
+        };
+        let bottom = positions.start;
+        let mut events = read_planned(index, |index| plan(index, positions.clone(), None))?;
+        retain_visible(index, &mut events);
+        out.extend(events.into_iter().rev());
+        if out.len() >= max_count || bottom == 0 {
+            break;
+        }
+        top = bottom - 1;
+    }
+    Ok(out)
 }
 
 /// The ascending range of at most `max_count` numbers that ends at
@@ -134,7 +245,9 @@ pub(crate) fn filtered(
     };
     while page.next_position < stop {
         let take = (stop - page.next_position).min(FILTER_CHUNK_EVENTS) as usize;
-        let chunk = all(index, page.next_position, take)?;
+        let (chunk, scanned) = all_until(index, page.next_position, stop, take)?;
+        // Removed events are examined but match nothing.
+        let examined_to = scanned;
         for event in chunk {
             page.next_position = event.position + 1;
             if filter.matches_event(&event) {
@@ -144,6 +257,7 @@ pub(crate) fn filtered(
                 }
             }
         }
+        page.next_position = page.next_position.max(examined_to);
     }
     Ok(page)
 }

@@ -38,6 +38,13 @@ pub(crate) fn page(index: &Index, from: Option<&str>, max: usize) -> Vec<StreamI
         if count == 0 || from.is_some_and(|f| &**name <= f) {
             continue;
         }
+        // Control streams are annals' own, and a deleted stream reads as
+        // missing.
+        if crate::lifecycle::is_reserved(name)
+            || (index.has_lifecycle() && index.stream_version(name).is_none())
+        {
+            continue;
+        }
         if heap.len() < max {
             heap.push((name, count));
         } else if heap.peek().is_some_and(|(top, _)| name < *top) {

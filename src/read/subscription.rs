@@ -259,10 +259,12 @@ impl Subscription {
         let index = &self.source.index;
         match &self.target {
             Target::All(None) => {
-                let events = pages::all(index, self.next, max_count)?;
-                if let Some(last) = events.last() {
-                    self.next = last.position + 1;
-                }
+                // Past removed events too, so that a subscription whose
+                // last events before the subscribe-time end were removed
+                // still reaches it.
+                let until = self.catching_up.unwrap_or(u64::MAX);
+                let (events, next) = pages::all_until(index, self.next, until, max_count)?;
+                self.next = self.next.max(next);
                 self.page.set_events(events);
             }
             Target::All(Some(filter)) => {

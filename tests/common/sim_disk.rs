@@ -506,6 +506,25 @@ impl FileIo for SimDisk {
         Ok(())
     }
 
+    fn rename_over(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        let what = format!("rename {} over {}", from.display(), to.display());
+        self.begin(&mut s, OpKind::Rename, what)?;
+        RealIo.rename_over(from, to)?;
+        let (dir, from_name) = split(from);
+        let (to_dir, to_name) = split(to);
+        if dir != to_dir {
+            s.surprises.push("rename across directories".to_owned());
+        }
+        // The directory entry `to` now names `from`'s file; the file it
+        // named before is gone with the entry.
+        let d = s.dirs.entry(dir).or_default();
+        let op = DirOp::Rename(from_name, to_name);
+        apply(&mut d.live, &op);
+        d.pending.push(op);
+        Ok(())
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
         self.begin(&mut s, OpKind::Remove, format!("remove {}", path.display()))?;

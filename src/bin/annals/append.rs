@@ -45,7 +45,7 @@ pub struct Args {
 }
 
 /// Parses the `--expected` forms.
-fn parse_expected(s: &str) -> Result<ExpectedVersion, String> {
+pub fn parse_expected(s: &str) -> Result<ExpectedVersion, String> {
     match s {
         "any" => Ok(ExpectedVersion::Any),
         "no-stream" => Ok(ExpectedVersion::NoStream),

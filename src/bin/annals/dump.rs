@@ -144,10 +144,20 @@ fn show(
                 header.first_position
             )?;
             for (at, r) in records.iter() {
+                if r.gap {
+                    writeln!(
+                        out,
+                        "  offset {at}: gap record of {} bytes: position {}, an event removed by a scavenge",
+                        r.padded_len, r.position
+                    )?;
+                    continue;
+                }
+                // A control record changes another stream's lifecycle.
+                let kind = if r.control { ", a control record" } else { "" };
                 writeln!(
                     out,
                     "  offset {at}: record of {} bytes: position {}, {}@{}, type {}, \
-                     data {} bytes, metadata {} bytes, recorded {}",
+                     data {} bytes, metadata {} bytes, recorded {}{kind}",
                     r.padded_len,
                     r.position,
                     r.stream,

@@ -14,7 +14,8 @@ Exit codes:
   1  any other failure (an I/O error, a poisoned store)
   2  bad arguments (also an invalid stream id, event type or event size, or a
      backup destination that is a file, the store, or holds something else)
-  3  not found: no such directory, no annals store in it, no such stream or segment
+  3  not found: no such directory, no annals store in it, no such stream (or one
+     deleted for good) or segment
   4  locked: another process has the store open for writing
   5  corrupt: a file fails a check (the message names the file and byte offset),
      or the demo read back something other than what it wrote
@@ -105,11 +106,12 @@ impl From<annals::Error> for Failure {
         use annals::Error as E;
         let code = match &e {
             E::WrongExpectedVersion { .. } | E::DuplicateEventId { .. } => Code::Conflict,
-            E::StreamNotFound { .. } => Code::NotFound,
+            E::StreamNotFound { .. } | E::StreamDeleted { .. } => Code::NotFound,
             E::InvalidStreamId { .. }
             | E::InvalidEventType { .. }
             | E::LimitExceeded { .. }
             | E::InvalidOptions { .. }
+            | E::InvalidLimits { .. }
             | E::CheckpointAhead { .. }
             | E::BackupDestination { .. } => Code::Usage,
             E::Corruption { .. } => Code::Corrupt,

@@ -81,6 +81,10 @@ impl Implied {
         let mut streams: HashMap<&str, ImpliedStream> = HashMap::new();
         for (i, (stream, version)) in self.records.iter().take(events).enumerate() {
             let name = self.names.get(*stream).map_or("", String::as_str);
+            // A gap record (no stream) takes a position, in no stream.
+            if name.is_empty() {
+                continue;
+            }
             streams
                 .entry(name)
                 .or_insert_with(|| ImpliedStream {

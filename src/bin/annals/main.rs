@@ -4,10 +4,11 @@
 //! threads, reopens it, reads everything back, verifies it and reports the
 //! figures. The other commands are what an operator needs to look inside a
 //! store without writing code: `append`, `read`, `tail`, `stats`, `streams`, `backup`,
-//! `export`, `import`, `verify` and `dump`.
+//! `export`, `import`, `verify` and `dump`; and to let data go: `delete`,
+//! `truncate`, `limits`, `scavenge`.
 //!
-//! Every command uses only the crate's public API. Only `append` and
-//! `demo` take the writer lock; the others open the store read-only (or
+//! Every command uses only the crate's public API. Only `append`,
+//! `import`, `demo` and the lifecycle commands take the writer lock; the others open the store read-only (or
 //! read segment files directly), so they work while another process writes,
 //! and never modify anything. One module per command; exit codes live in
 //! [`exit`].
@@ -17,6 +18,7 @@
 
 mod append;
 mod backup;
+mod delete;
 mod demo;
 mod demo_data;
 mod demo_read;
@@ -27,12 +29,15 @@ mod export;
 mod fmt;
 mod import;
 mod indexes;
+mod limits;
 mod open;
 mod read;
+mod scavenge;
 mod segments;
 mod stats;
 mod streams;
 mod tail;
+mod truncate;
 mod verify;
 
 use std::io::IsTerminal;
@@ -60,11 +65,15 @@ Examples:
   annals import ./copy events.jsonl --create  # keeps ids: a re-run writes nothing twice
   annals verify ./data
   annals dump ./data --segment 0
+  annals delete ./data cart-42 [--hard] [--expected 7]
+  annals truncate ./data sensor-1 --before 1000
+  annals limits ./data sessions --max-age 7d --max-count 100
+  annals scavenge ./data                       # erase what no read returns
 
-Only append, import and demo take the store's writer lock. read, tail,
-stats, streams, backup, export and verify open it read-only and dump reads
-one file, so they work while another process writes, and none of them
-modifies the store.
+Only append, import, delete, truncate, limits, scavenge and demo take the
+store's writer lock. read, tail, stats, streams, backup, export and verify
+open it read-only and dump reads one file, so they work while another
+process writes, and none of them modifies the store.
 
 Warnings from the store (a torn tail dropped by a writable open, say) go to
 standard error; RUST_LOG=info shows more, -q none.
@@ -112,6 +121,14 @@ enum Command {
     Verify(verify::Args),
     /// Print the frames and records of one segment file, or its index.
     Dump(dump::Args),
+    /// Delete a stream (soft, or for good with --hard).
+    Delete(delete::Args),
+    /// Stop reading a stream's versions below a bound.
+    Truncate(truncate::Args),
+    /// Set or remove a stream's count and age limits.
+    Limits(limits::Args),
+    /// Remove for good the events no read returns any more.
+    Scavenge(scavenge::Args),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +148,10 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Dump(args) => dump::run(args),
+        Command::Delete(args) => delete::run(args),
+        Command::Truncate(args) => truncate::run(args),
+        Command::Limits(args) => limits::run(args),
+        Command::Scavenge(args) => scavenge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

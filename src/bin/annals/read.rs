@@ -109,10 +109,16 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         _ => match (&filter, args.backward) {
             (None, false) => {
                 let events = store.read_all(from, args.max)?;
+                // Positions past the last event may hold only removed
+                // events or control records: more follow only if a read
+                // from there finds one.
                 let next = events
                     .last()
                     .map(|l| l.position + 1)
-                    .filter(|n| *n < store.global_position());
+                    .filter(|n| *n < store.global_position())
+                    .map(|n| store.read_all(n, 1).map(|e| e.first().map(|_| n)))
+                    .transpose()?
+                    .flatten();
                 (events, next)
             }
             (None, true) => {

@@ -168,6 +168,8 @@ pub fn walk(
                     event_type,
                     metadata: raw.metadata.clone(),
                     data: raw.data.clone(),
+                    control: raw.control,
+                    gap: raw.gap,
                     padded_len: raw.padded_len,
                 },
             ));

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::exit::{Failure, out};
-use crate::fmt::{Table, bytes, count};
+use crate::fmt::{Table, bytes, count, plural};
 use crate::open;
 
-/// Show a store's segments, events, streams, bytes, index sizes, largest
-/// streams and format version. Opens the store read-only, so it works while another
-/// process writes.
+/// Show a store's segments, events, streams, bytes, index sizes, what a
+/// scavenge would reclaim, largest streams and format version. Opens the
+/// store read-only, so it works while another process writes.
 #[derive(Debug, clap::Args)]
 #[command(after_help = crate::exit::with_codes("\
 Examples:
@@ -20,7 +20,10 @@ Examples:
 
 \"index files\" is the bytes of the sealed segments' index files (mapped,
 not loaded); \"active index\" is the memory of the active segment's
-event-by-event index, the only index memory that grows with events."))]
+event-by-event index, the only index memory that grows with events.
+\"reclaimable\" is what `annals scavenge` would remove: the events no read
+returns any more (deleted, truncated, past a limit); counting it reads
+every record."))]
 pub struct Args {
     /// The store's data directory.
     pub dir: PathBuf,
@@ -42,6 +45,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     // `Store::metrics`.
     let on_disk = store.metrics().bytes_on_disk;
     let largest = store.largest_streams(args.top);
+    let reclaimable = store.reclaimable()?;
     let mut stdout = BufWriter::new(std::io::stdout().lock());
     if args.json {
         let largest: Vec<_> = largest
@@ -59,6 +63,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             "bytes_on_disk": on_disk,
             "index_file_bytes": stats.index_file_bytes,
             "active_index_bytes": stats.active_index_bytes,
+            "reclaimable_events": reclaimable.events_removed,
+            "reclaimable_bytes": reclaimable.bytes_reclaimed,
             "largest_streams": largest,
         });
         out(writeln!(stdout, "{value}"))?;
@@ -103,6 +109,15 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 "{} ({} bytes) in memory",
                 bytes(stats.active_index_bytes),
                 count(stats.active_index_bytes)
+            ),
+        );
+        row(
+            "reclaimable",
+            format!(
+                "{} ({} bytes) in {}; `annals scavenge` removes them",
+                bytes(reclaimable.bytes_reclaimed),
+                count(reclaimable.bytes_reclaimed),
+                plural(reclaimable.events_removed, "removed event")
             ),
         );
         out(table.write(&mut stdout))?;

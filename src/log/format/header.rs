@@ -8,8 +8,14 @@ use super::{DecodeError, array, put, read_u32, read_u64};
 
 /// The first eight bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"ANNALSEG";
-/// The format version this code writes and the only one it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes. Version 2 gave the record's
+/// reserved field a meaning (its flags: a control record; see FORMAT.md),
+/// so a build that reads only version 1 refuses a segment that may hold
+/// one rather than misreading it.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code reads: version 1 segments hold no
+/// control records, and read as they always did.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 /// Bytes of the segment header; the first frame starts right after it.
 pub const SEGMENT_HEADER_LEN: usize = 64;
 /// The smallest segment size a header may give: one page.
@@ -84,10 +90,12 @@ pub fn decode_segment_header(untrusted: &[u8]) -> Result<SegmentHeader, DecodeEr
         return Err(DecodeError::new(CRC_AT, "segment header checksum mismatch"));
     }
     let version = read_u32(untrusted, VERSION_AT)?;
-    if version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(DecodeError::new(
             VERSION_AT,
-            format!("unsupported format version {version} (this build reads {FORMAT_VERSION})"),
+            format!(
+                "unsupported format version {version} (this build reads {MIN_FORMAT_VERSION} to {FORMAT_VERSION})"
+            ),
         ));
     }
     let header_len = read_u32(untrusted, HEADER_LEN_AT)?;
@@ -111,6 +119,12 @@ pub fn decode_segment_header(untrusted: &[u8]) -> Result<SegmentHeader, DecodeEr
         segment_number: read_u64(untrusted, SEGMENT_NUMBER_AT)?,
         segment_size: read_u64(untrusted, SEGMENT_SIZE_AT)?,
     })
+}
+
+/// The format version a segment header gives, read without any check:
+/// for a header that [`decode_segment_header`] already accepted.
+pub fn segment_format_version(header: &[u8]) -> Option<u32> {
+    read_u32(header, VERSION_AT).ok()
 }
 
 /// Decodes the header of segment file `number`, `file_len` bytes long, and

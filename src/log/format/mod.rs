@@ -22,13 +22,14 @@ pub use frame::{
     decode_frame_header, encode_frame_header,
 };
 pub use header::{
-    FORMAT_VERSION, MAGIC, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEGMENT_HEADER_LEN,
-    SEGMENT_SIZE_MULTIPLE, SegmentHeader, check_segment_header, decode_segment_header,
-    encode_segment_header,
+    FORMAT_VERSION, MAGIC, MAX_SEGMENT_SIZE, MIN_FORMAT_VERSION, MIN_SEGMENT_SIZE,
+    SEGMENT_HEADER_LEN, SEGMENT_SIZE_MULTIPLE, SegmentHeader, check_segment_header,
+    decode_segment_header, encode_segment_header, segment_format_version,
 };
 pub use record::{
-    RECORD_HEADER_LEN, RawRecordView, RecordFields, RecordView, decode_record, decode_record_bytes,
-    encode_record, padded_record_len, seal_record, set_recorded_at,
+    RECORD_FLAG_CONTROL, RECORD_FLAG_GAP, RECORD_HEADER_LEN, RawRecordView, RecordFields,
+    RecordView, decode_record, decode_record_bytes, encode_record, padded_record_len, seal_record,
+    set_gap_lengths, set_record_flags, set_recorded_at,
 };
 pub use time::{recorded_at_time, recorded_at_utc};
 pub use walk::{End, Frame, Frames};

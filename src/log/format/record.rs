@@ -1,7 +1,7 @@
 //! One event record inside a commit frame.
 //!
 //! Format: { record len | crc32 | position | version | recorded at | id |
-//! stream len | type len | metadata len | data len | reserved | stream |
+//! stream len | type len | metadata len | data len | flags | stream |
 //! type | metadata | data | zero padding to 8 }
 //!
 //! The checksum covers every byte of the record except itself and the
@@ -24,9 +24,22 @@ const STREAM_LEN_AT: usize = ID_AT + 16;
 const TYPE_LEN_AT: usize = STREAM_LEN_AT + 2;
 const METADATA_LEN_AT: usize = TYPE_LEN_AT + 2;
 const DATA_LEN_AT: usize = METADATA_LEN_AT + 4;
-const RESERVED_AT: usize = DATA_LEN_AT + 4;
+const FLAGS_AT: usize = DATA_LEN_AT + 4;
 
-const _: () = assert!(RESERVED_AT + 4 == RECORD_HEADER_LEN);
+const _: () = assert!(FLAGS_AT + 4 == RECORD_HEADER_LEN);
+
+/// Record flag bit 0 (format version 2): a control record. It changes the
+/// state of another stream (delete, tombstone, truncate, limits) and is no
+/// event: no read returns it. The other flag bits must be zero.
+pub const RECORD_FLAG_CONTROL: u32 = 1;
+/// Record flag bit 1 (format version 2): a gap record, which a scavenge
+/// writes in place of a removed event so that positions stay dense in the
+/// frame: the 64-byte header alone (every length zero, so no stream and no
+/// type), holding nothing of the event but its position (see FORMAT.md,
+/// "Scavenge"). No read returns it, and no stream has it.
+pub const RECORD_FLAG_GAP: u32 = 2;
+/// Every flag bit this build knows.
+const KNOWN_FLAGS: u32 = RECORD_FLAG_CONTROL | RECORD_FLAG_GAP;
 const _: () = assert!(RECORD_HEADER_LEN.is_multiple_of(ALIGN));
 
 /// The caller-given fields of a record. Position and version are assigned
@@ -134,6 +147,22 @@ pub fn set_recorded_at(record: &mut [u8], recorded_at_us: u64) {
     put(record, RECORDED_AT_AT, &recorded_at_us.to_le_bytes());
 }
 
+/// Zeroes the four lengths of a record header and sets its length to the
+/// header's: the shape of a gap record, before [`seal_record`].
+pub fn set_gap_lengths(record: &mut [u8]) {
+    put(record, LEN_AT, &(RECORD_HEADER_LEN as u32).to_le_bytes());
+    put(record, STREAM_LEN_AT, &0u16.to_le_bytes());
+    put(record, TYPE_LEN_AT, &0u16.to_le_bytes());
+    put(record, METADATA_LEN_AT, &0u32.to_le_bytes());
+    put(record, DATA_LEN_AT, &0u32.to_le_bytes());
+}
+
+/// Sets the flags of an encoded record at the start of `record`, before
+/// [`seal_record`] checksums it.
+pub fn set_record_flags(record: &mut [u8], flags: u32) {
+    put(record, FLAGS_AT, &flags.to_le_bytes());
+}
+
 /// A checked record, borrowing the bytes it was decoded from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordView<'a> {
@@ -155,6 +184,12 @@ pub struct RecordView<'a> {
     pub data: Range<usize>,
     /// The record's length including padding: where the next one starts.
     pub padded_len: usize,
+    /// Whether it is a control record ([`RECORD_FLAG_CONTROL`]), which no
+    /// read returns as an event.
+    pub control: bool,
+    /// Whether it is a gap record ([`RECORD_FLAG_GAP`]), which no read
+    /// returns.
+    pub gap: bool,
 }
 
 /// A checked record whose stream id and event type are still bytes: what
@@ -180,6 +215,12 @@ pub struct RawRecordView<'a> {
     pub data: Range<usize>,
     /// The record's length including padding: where the next one starts.
     pub padded_len: usize,
+    /// Whether it is a control record ([`RECORD_FLAG_CONTROL`]), which no
+    /// read returns as an event.
+    pub control: bool,
+    /// Whether it is a gap record ([`RECORD_FLAG_GAP`]), which no read
+    /// returns.
+    pub gap: bool,
 }
 
 /// Decodes and checks the record at the start of `untrusted`, which may
@@ -192,15 +233,27 @@ pub fn decode_record(untrusted: &[u8], salt: Salt) -> Result<RecordView<'_>, Dec
         version: raw.version,
         recorded_at_us: raw.recorded_at_us,
         id: raw.id,
-        stream: text(raw.stream, RECORD_HEADER_LEN, "stream id")?,
-        event_type: text(
-            raw.event_type,
-            RECORD_HEADER_LEN + raw.stream.len(),
-            "event type",
-        )?,
+        // A gap record has no stream and no type: it is nothing but a
+        // position.
+        stream: if raw.gap {
+            ""
+        } else {
+            text(raw.stream, RECORD_HEADER_LEN, "stream id")?
+        },
+        event_type: if raw.gap {
+            ""
+        } else {
+            text(
+                raw.event_type,
+                RECORD_HEADER_LEN + raw.stream.len(),
+                "event type",
+            )?
+        },
         metadata: raw.metadata,
         data: raw.data,
         padded_len: raw.padded_len,
+        control: raw.control,
+        gap: raw.gap,
     })
 }
 
@@ -241,14 +294,29 @@ pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView
     {
         return Err(DecodeError::new(len, "record padding is not zero"));
     }
-    if read_u32(record, RESERVED_AT)? != 0 {
+    let flags = read_u32(record, FLAGS_AT)?;
+    if flags & !KNOWN_FLAGS != 0 || flags == KNOWN_FLAGS {
         return Err(DecodeError::new(
-            RESERVED_AT,
-            "reserved record bytes are not zero",
+            FLAGS_AT,
+            format!("unknown record flags {flags:#x}"),
+        ));
+    }
+    if flags & RECORD_FLAG_GAP != 0 && len != RECORD_HEADER_LEN {
+        return Err(DecodeError::new(
+            LEN_AT,
+            "a gap record holds nothing but its header",
         ));
     }
     let stream_len = usize::from(read_u16(record, STREAM_LEN_AT)?);
     let type_len = usize::from(read_u16(record, TYPE_LEN_AT)?);
+    // Only a gap record has no stream: so an empty stream id means a gap
+    // to everything that reads records.
+    if flags & RECORD_FLAG_GAP == 0 && (stream_len == 0 || type_len == 0) {
+        return Err(DecodeError::new(
+            STREAM_LEN_AT,
+            "an event record with an empty stream id or event type",
+        ));
+    }
     let metadata_len = read_u32(record, METADATA_LEN_AT)? as usize;
     let data_len = read_u32(record, DATA_LEN_AT)? as usize;
     if padded_record_len(stream_len, type_len, metadata_len, data_len).map(|(l, _)| l) != Some(len)
@@ -280,6 +348,8 @@ pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView
         metadata: metadata_at..data_at,
         data: data_at..len,
         padded_len,
+        control: flags & RECORD_FLAG_CONTROL != 0,
+        gap: flags & RECORD_FLAG_GAP != 0,
     })
 }
 

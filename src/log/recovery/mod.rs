@@ -314,6 +314,7 @@ fn recover_with(
                     version: r.version,
                     offset: r.offset,
                     id: r.id,
+                    control: None,
                 });
                 // The checksums passed, so these bytes are as written: a
                 // refusal here is not a torn write but a broken log.
