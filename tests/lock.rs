@@ -6,6 +6,19 @@ use std::process::Command;
 use annals::{Error, EventData, ExpectedVersion, Store};
 
 const CHILD_ENV: &str = "ANNALS_LOCK_TEST_DIR";
+
+/// Held by every test here. A child process forked by one test holds a copy
+/// of every descriptor of this process, the lock file's included, until it
+/// execs: a store another test closes in that window stays locked until
+/// then, and its reopen sees `Locked`. That is how `flock` works (a lock
+/// belongs to the open file, which a fork shares), not a bug of the lock, so
+/// the tests of this file, which spawn children and reopen at once, take
+/// turns. The crate docs say the same to users who spawn processes.
+static TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 /// Exit codes of the child: opened, found locked, anything else.
 const OPENED: i32 = 0;
 const LOCKED: i32 = 3;
@@ -42,6 +55,7 @@ fn open_in_child(dir: &std::path::Path) -> i32 {
 
 #[test]
 fn lock_is_exclusive_within_a_process() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
@@ -58,6 +72,7 @@ fn lock_is_exclusive_within_a_process() {
 
 #[test]
 fn lock_is_exclusive_across_processes() {
+    let _turn = turn();
     child_main();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -68,6 +83,7 @@ fn lock_is_exclusive_across_processes() {
 
 #[test]
 fn read_only_open_takes_no_lock() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store
@@ -87,6 +103,7 @@ fn read_only_open_takes_no_lock() {
 
 #[test]
 fn a_refused_open_of_a_foreign_directory_leaves_no_lock_file() {
+    let _turn = turn();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("thesis.tex"), b"\\documentclass{article}").unwrap();
     let err = Store::open(dir.path()).unwrap_err();
@@ -100,6 +117,7 @@ fn a_refused_open_of_a_foreign_directory_leaves_no_lock_file() {
 
 #[test]
 fn the_data_directory_may_be_a_symlink() {
+    let _turn = turn();
     let real = tempfile::tempdir().unwrap();
     let parent = tempfile::tempdir().unwrap();
     let link = parent.path().join("data");
