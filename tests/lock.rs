@@ -17,7 +17,9 @@ const CHILD_ENV: &str = "ANNALS_LOCK_TEST_DIR";
 static TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn turn() -> std::sync::MutexGuard<'static, ()> {
-    TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    TURNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 /// Exit codes of the child: opened, found locked, anything else.
 const OPENED: i32 = 0;

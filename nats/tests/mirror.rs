@@ -14,8 +14,21 @@ use std::time::Duration;
 use annals::{Store, SubscribeFrom, SubscriptionItem};
 use annals_nats::MirrorOptions;
 
+/// Held by both tests: one may fork a nats-server of its own while the
+/// other closes a replica and a mirror reopens it at once, and a forked
+/// child holds a copy of the replica's lock descriptor until it execs (see
+/// the annals crate docs on the lock).
+static TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    TURNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn a_mirror_equals_its_origin() {
+    let _turn = turn();
     let Some(server) = common::Server::any() else {
         return;
     };
@@ -98,6 +111,7 @@ fn a_mirror_equals_its_origin() {
 /// last position by bisection rather than by `position + 1`.
 #[test]
 fn a_mirror_finds_its_place_when_sequences_are_offset() {
+    let _turn = turn();
     let Some(server) = common::Server::any() else {
         return;
     };
