@@ -13,13 +13,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use annals::{Options, Store};
+use common::child::TestChild;
 use common::{BatchAt, Rng, Workload, env_count, mix, seed};
 
 /// Set in the child: the data directory it appends to.
@@ -109,45 +109,15 @@ fn run_child(
     rng: &mut Rng,
     early_kills: &mut u64,
 ) -> (Vec<String>, bool) {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            TEST_NAME,
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_SEED, seed.to_string())
-        .env(CHILD_CYCLE, cycle.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        let mut line = Vec::new();
-        // Only whole lines count: a line is written in one write of fewer
-        // than PIPE_BUF bytes, so a kill cannot split one, but be sure.
-        while stdout.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-            if line.ends_with(b"\n") {
-                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                if tx.send(text).is_err() {
-                    break;
-                }
-            }
-            line.clear();
-        }
-    });
-    let mut stderr = child.stderr.take().unwrap();
-    let errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
+    let child = TestChild::spawn(
+        TEST_NAME,
+        &[
+            (CHILD_DIR, dir.display().to_string()),
+            (CHILD_SEED, seed.to_string()),
+            (CHILD_CYCLE, cycle.to_string()),
+        ],
+    );
+    let rx = &child.lines;
 
     let mut lines = Vec::new();
     let mut acks = 0u64;
@@ -190,11 +160,9 @@ fn run_child(
         // the point of the test, not a wait for something to settle.
         std::thread::sleep(Duration::from_micros(rng.below(4_000)));
     }
-    kill(&mut child);
-    reader.join().unwrap();
-    lines.extend(rx.try_iter());
-    let status = child.wait().unwrap();
-    let stderr = errors.join().unwrap();
+    let ended = child.kill();
+    lines.extend(ended.lines);
+    let (status, stderr) = (ended.status, ended.stderr);
     if exited {
         // A child that ended by itself must have ended well.
         assert!(
@@ -208,12 +176,6 @@ fn run_child(
         );
     }
     (lines, exited)
-}
-
-/// SIGKILL: the child gets no chance to clean up.
-fn kill(child: &mut Child) {
-    // `Child::kill` sends SIGKILL on Unix; an error means it already exited.
-    let _ = child.kill();
 }
 
 /// Opens the store (read-only on odd cycles, so that the next child does
@@ -279,9 +241,10 @@ fn child(dir: &Path) {
         }
     };
     let threads = rng.between(1, 3) as usize;
+    let failed = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         for t in 0..threads {
-            let store = &store;
+            let (store, failed) = (&store, &failed);
             let mut rng = Rng::new(mix(rng.next_u64(), t as u64));
             scope.spawn(move || {
                 // Each thread owns the streams s with s % threads == t, so
@@ -306,12 +269,19 @@ fn child(dir: &Path) {
                             out.flush().unwrap();
                         }
                         Err(e) => {
-                            eprintln!("child error: append {stream}@{v} failed: {e}");
-                            std::process::exit(3);
+                            // Every thread's error is printed whole before
+                            // the child exits: the first failure is the one
+                            // that says why (the others are `Poisoned`).
+                            eprintln!("child error: append {stream}@{v} failed: {e:?}");
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return;
                         }
                     }
                 }
             });
         }
     });
+    if failed.load(std::sync::atomic::Ordering::Relaxed) {
+        std::process::exit(3);
+    }
 }

@@ -14,13 +14,13 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use annals::{EventData, ExpectedVersion, Options, Store, StreamAppend};
+use common::child::TestChild;
 use common::{Rng, env_count, mix, seed};
 
 const CHILD_DIR: &str = "ANNALS_CRASH_MULTI_DIR";
@@ -105,42 +105,15 @@ fn multi_stream_appends_are_all_or_nothing_after_sigkill() {
 
 /// Runs a child on `dir`, kills it at a random moment, returns its lines.
 fn run_child(dir: &Path, seed: u64, cycle: u64, rng: &mut Rng) -> Vec<String> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            TEST_NAME,
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_SEED, seed.to_string())
-        .env(CHILD_CYCLE, cycle.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        let mut line = Vec::new();
-        while stdout.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
-            if line.ends_with(b"\n") {
-                let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                if tx.send(text).is_err() {
-                    break;
-                }
-            }
-            line.clear();
-        }
-    });
-    let mut stderr = child.stderr.take().unwrap();
-    let errors = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
+    let child = TestChild::spawn(
+        TEST_NAME,
+        &[
+            (CHILD_DIR, dir.display().to_string()),
+            (CHILD_SEED, seed.to_string()),
+            (CHILD_CYCLE, cycle.to_string()),
+        ],
+    );
+    let rx = &child.lines;
     let mut lines = Vec::new();
     let target = rng.between(1, 40);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -160,11 +133,9 @@ fn run_child(dir: &Path, seed: u64, cycle: u64, rng: &mut Rng) -> Vec<String> {
     // A random moment after the last acknowledgement: mid-write, mid-sync,
     // mid-rotation. The pause is the point, not a wait for anything.
     std::thread::sleep(Duration::from_micros(rng.below(3_000)));
-    let _ = child.kill();
-    reader.join().unwrap();
-    lines.extend(rx.try_iter());
-    let _ = child.wait().unwrap();
-    let stderr = errors.join().unwrap();
+    let ended = child.kill();
+    lines.extend(ended.lines);
+    let stderr = ended.stderr;
     assert!(
         !stderr.contains("panicked") && !stderr.contains("child error"),
         "cycle {cycle}: the child failed before the kill:\n{stderr}"

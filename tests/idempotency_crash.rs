@@ -14,13 +14,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use annals::{EventData, ExpectedVersion, Options, Store, Uuid};
+use common::child::TestChild;
 use common::{Rng, env_count, mix, seed};
 
 const CHILD_DIR: &str = "ANNALS_IDEM_CHILD_DIR";
@@ -134,34 +134,15 @@ fn check(store: &Store, seed: u64, batches: u64, cycle: u64) {
 /// moment, and returns how far it got: the batches it said it sent (all
 /// before that number, the last possibly in flight) and acknowledged.
 fn run_child(dir: &Path, seed: u64, start: u64, rng: &mut Rng) -> (u64, u64) {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            TEST_NAME,
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_SEED, seed.to_string())
-        .env(CHILD_START, start.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        let mut line = String::new();
-        while stdout.read_line(&mut line).unwrap_or(0) > 0 {
-            if line.ends_with('\n') && tx.send(line.trim_end().to_owned()).is_err() {
-                break;
-            }
-            line.clear();
-        }
-    });
+    let child = TestChild::spawn(
+        TEST_NAME,
+        &[
+            (CHILD_DIR, dir.display().to_string()),
+            (CHILD_SEED, seed.to_string()),
+            (CHILD_START, start.to_string()),
+        ],
+    );
+    let rx = &child.lines;
     let (mut sent, mut acked) = (start, start);
     let note = |line: &str, sent: &mut u64, acked: &mut u64| {
         if let Some(b) = line.strip_prefix("sent ") {
@@ -182,12 +163,9 @@ fn run_child(dir: &Path, seed: u64, start: u64, rng: &mut Rng) -> (u64, u64) {
     // A random moment after the last acknowledgement seen: the pause is
     // the point of the test (mid-write, mid-sync, before the ack).
     std::thread::sleep(Duration::from_micros(rng.below(3_000)));
-    let _ = child.kill();
-    reader.join().unwrap();
-    for line in rx.try_iter() {
+    for line in child.kill().lines {
         note(&line, &mut sent, &mut acked);
     }
-    child.wait().unwrap();
     (sent, acked)
 }
 

@@ -14,13 +14,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use annals::{Error, EventData, ExpectedVersion, Options, Store};
+use common::child::TestChild;
 use common::{Rng, env_count, mix, seed};
 
 const CHILD_DIR: &str = "ANNALS_LIFECYCLE_CHILD_DIR";
@@ -117,32 +115,14 @@ fn check(dir: &Path, acked: &HashMap<String, char>) {
 /// Runs the child until it has printed `kill_after` lines (or ended), then
 /// kills it a few microseconds later; returns the whole lines it printed.
 fn run_child(dir: &Path, seed: u64, kill_after: u64, rng: &mut Rng) -> Vec<String> {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([
-            TEST_NAME,
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_SEED, seed.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        for line in stdout.lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let child = TestChild::spawn(
+        TEST_NAME,
+        &[
+            (CHILD_DIR, dir.display().to_string()),
+            (CHILD_SEED, seed.to_string()),
+        ],
+    );
+    let rx = &child.lines;
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while (lines.len() as u64) < kill_after && Instant::now() < deadline {
@@ -156,11 +136,8 @@ fn run_child(dir: &Path, seed: u64, kill_after: u64, rng: &mut Rng) -> Vec<Strin
     while Instant::now() < until {
         std::hint::spin_loop();
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = reader.join();
     // Lines sent before the kill that the loop above did not take.
-    lines.extend(rx.try_iter());
+    lines.extend(child.kill().lines);
     lines
 }
 

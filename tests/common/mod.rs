@@ -8,6 +8,7 @@
 // Each test crate uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod sim_disk;
 
 use std::sync::Arc;
