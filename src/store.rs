@@ -801,6 +801,15 @@ impl Store {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<ScavengeReport, Error> {
         let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        let span = tracing::info_span!(
+            "annals.scavenge",
+            segments_rewritten = tracing::field::Empty,
+            events_removed = tracing::field::Empty,
+            bytes_reclaimed = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let started = std::time::Instant::now();
         let report = crate::lifecycle::scavenge::run(
             &self.dir,
             &self.options.io,
@@ -808,6 +817,10 @@ impl Store {
             &self.index,
             progress,
         )?;
+        span.record("segments_rewritten", report.segments_rewritten);
+        span.record("events_removed", report.events_removed);
+        span.record("bytes_reclaimed", report.bytes_reclaimed);
+        span.record("duration_us", started.elapsed().as_micros() as u64);
         self.commits.notify();
         Ok(report)
     }

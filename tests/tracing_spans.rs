@@ -1,7 +1,7 @@
 //! Guards the `tracing` spans an operator sees (issue 15): `annals.open`,
 //! `annals.recover` (with what it found and how long it took),
 //! `annals.commit` (segment, offset, bytes, events, sync time) and
-//! `annals.rotate`, each with its fields filled in.
+//! `annals.rotate` and `annals.scavenge`, each with its fields filled in.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -65,6 +65,8 @@ fn open_recovery_commits_and_rotations_have_spans_with_their_fields() {
                 )
                 .unwrap();
         }
+        store.delete_stream("s", ExpectedVersion::Any).unwrap();
+        store.scavenge().unwrap();
     });
     let all = spans.0.lock().unwrap();
     let named = |name: &str| -> Vec<&HashMap<String, String>> {
@@ -81,12 +83,22 @@ fn open_recovery_commits_and_rotations_have_spans_with_their_fields() {
     assert_eq!(recover[0].get("events").map(String::as_str), Some("0"));
     assert!(recover[0].contains_key("duration_us"), "{:?}", recover[0]);
     let commits = named("annals.commit");
-    assert_eq!(commits.len(), 200);
+    // 200 appends and the delete, a control record appended like any other.
+    assert_eq!(commits.len(), 201);
     for c in &commits {
         for field in ["segment", "offset", "bytes", "events", "sync_us"] {
             assert!(c.contains_key(field), "{field} missing: {c:?}");
         }
         assert_eq!(c.get("events").map(String::as_str), Some("1"));
+    }
+    let scavenges = named("annals.scavenge");
+    assert_eq!(scavenges.len(), 1);
+    assert_eq!(
+        scavenges[0].get("events_removed").map(String::as_str),
+        Some("200")
+    );
+    for field in ["segments_rewritten", "bytes_reclaimed", "duration_us"] {
+        assert!(scavenges[0].contains_key(field), "{field} missing");
     }
     let rotations = named("annals.rotate");
     assert!(rotations.len() >= 2, "{}", rotations.len());
