@@ -105,10 +105,16 @@ impl IdFilter {
 
     /// Whether an id, by its [`id_hashes`], may have been added: false
     /// means it was not.
+    ///
+    /// Without branches (every bit is tested), so that the tests of a
+    /// batch's ids, each a cache miss, overlap.
     pub(crate) fn may_hold(&self, hashes: (u64, u64)) -> bool {
         let (block, bits) = self.place(hashes);
-        bits.iter()
-            .all(|(word, mask)| block.0[*word].load(Ordering::Relaxed) & mask != 0)
+        let mut all = true;
+        for (word, mask) in bits {
+            all &= block.0[word].load(Ordering::Relaxed) & mask != 0;
+        }
+        all
     }
 }
 
