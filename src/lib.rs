@@ -321,8 +321,8 @@
 //! offset, its place in its stream, its id and the id's slot) and, for
 //! the sealed events, 1 to 2 bytes per event for the filter of their ids
 //! that the duplicate check and [`Store::find_event`] test first (built in
-//! memory from the index files on a background thread after the first
-//! append that follows an open, extended at each seal, and rebuilt twice
+//! memory from the index files on a background thread that a writable
+//! open starts, extended at each seal, and rebuilt twice
 //! as large when the sealed events outgrow it; nothing of it is on disk:
 //! 10 to 20 MB for 10 million sealed events); each stream costs about 100
 //! bytes plus its name. Damage inside a sealed segment

@@ -139,10 +139,12 @@ impl Store {
         let options = options.segment_size(recovered.segment_size);
         let metrics = Arc::<Recorder>::default();
         let writer = Writer::resume(dir.clone(), &recovered, &options, Arc::clone(&metrics))?;
+        let index = Arc::new(RwLock::new(recovered.index));
+        writer.start_id_filter(&index);
         Ok(Store {
             dir,
             options,
-            index: Arc::new(RwLock::new(recovered.index)),
+            index,
             commits: Arc::default(),
             writer: Some(writer),
             conditions: Mutex::default(),

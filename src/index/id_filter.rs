@@ -11,8 +11,10 @@
 //! in it chosen by the second. A test is one cache miss.
 //!
 //! It is derived data and lives only in memory (nothing of it is on disk):
-//! built from the sealed segments' id tables on a background thread after
-//! an open's first append, and extended with each newly sealed segment's
+//! built from the sealed segments' id tables on a background thread that a
+//! writable open starts (without background work: after the first append,
+//! on the appending thread; a read-only store has none), and extended with
+//! each newly sealed segment's
 //! ids the same way, so that neither the open nor the writer's thread
 //! waits for it. Until it covers a segment, that segment's own filter
 //! answers for it. A filter is built for a capacity of twice the sealed

@@ -329,6 +329,17 @@ impl Writer {
     /// reads no event data. Nothing is written after. A store poisoned by
     /// a failure records nothing: the next open scans. Failing to write
     /// the index only costs the next open time, so it is a warning.
+    /// Starts building the store-wide id filter over the sealed segments
+    /// on a background thread, at open, so that neither the open nor the
+    /// first appends wait for it. Without background work it is built
+    /// after the first append instead, on the appending thread.
+    pub(crate) fn start_id_filter(&self, index: &RwLock<Index>) {
+        let mut engine = self.engine.lock();
+        if engine.prepare_ahead {
+            engine.tend_id_filter(index);
+        }
+    }
+
     pub(crate) fn close(&self, index: &RwLock<Index>) {
         let mut engine = self.engine.lock();
         if engine.closed {
@@ -718,7 +729,7 @@ impl Engine {
 
     /// Keeps the store-wide id filter covering the sealed segments: takes
     /// what a finished job built, then starts the next job if the index
-    /// wants one (after an open's first append, after a seal), on a
+    /// wants one (after an open, after a seal), on a
     /// background thread (or here, without background work). Called after
     /// a durable frame; costs a check of a flag and two positions when
     /// nothing is to be done.
@@ -1179,6 +1190,18 @@ mod tests {
             }
             {
                 let store = Store::open_with(dir.path(), options.clone()).unwrap();
+                if background {
+                    // Built from the open on, before any append.
+                    let (_, index) = store.parts_for_tests();
+                    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+                    while index.read().id_filter_covers_all().is_none() {
+                        assert!(Instant::now() < deadline, "no id filter after the open");
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        // The writer takes a finished job at its next
+                        // frame, or here.
+                        store.parts_for_tests().0.start_id_filter(index);
+                    }
+                }
                 next = filter_holds_every_id(&store, next);
                 store.close().unwrap();
             }
