@@ -610,6 +610,11 @@ impl Store {
     /// # }
     /// ```
     pub fn find_event(&self, id: uuid::Uuid) -> Result<Option<RecordedEvent>, Error> {
+        if let Some(writer) = &self.writer {
+            // The store-wide id filter built since the open, if no append
+            // has taken it yet.
+            writer.poll_id_filter(&self.index);
+        }
         let found = crate::read::ids::find_event(&self.index, id)?;
         self.metrics.read(usize::from(found.is_some()));
         Ok(found)
