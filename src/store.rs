@@ -143,6 +143,7 @@ impl Store {
         let writer = Writer::resume(dir.clone(), &recovered, &options, Arc::clone(&metrics))?;
         let index = Arc::new(RwLock::new(recovered.index));
         crate::lifecycle::load(&index)?;
+        writer.start_id_filter(&index);
         Ok(Store {
             dir,
             options,
@@ -625,6 +626,11 @@ impl Store {
     /// # }
     /// ```
     pub fn find_event(&self, id: uuid::Uuid) -> Result<Option<RecordedEvent>, Error> {
+        if let Some(writer) = &self.writer {
+            // The store-wide id filter built since the open, if no append
+            // has taken it yet.
+            writer.poll_id_filter(&self.index);
+        }
         let found = crate::read::ids::find_event(&self.index, id)?;
         self.metrics.read(usize::from(found.is_some()));
         Ok(found)

@@ -26,6 +26,7 @@
 mod active_ids;
 pub mod catalog;
 pub mod file;
+pub(crate) mod id_filter;
 pub(crate) mod id_hash;
 pub(crate) mod persist;
 
@@ -42,6 +43,7 @@ use crate::log::segment::{Mapped, Segment};
 use active_ids::ActiveIds;
 use catalog::{Catalog, CatalogStream};
 use file::{IndexHeader, IndexView, StreamPart};
+use id_filter::{FilterDone, FilterJob, IdFilter};
 
 /// One record of a frame, as [`Index::push_frame`] takes it.
 #[derive(Clone, Copy, Debug)]
@@ -200,6 +202,12 @@ impl Table {
     }
 
     /// The number of the segment it indexes.
+    /// The position after its last event.
+    #[cfg(test)]
+    pub(crate) fn end_position(&self) -> u64 {
+        self.end_position
+    }
+
     pub(crate) fn segment(&self) -> u32 {
         self.segment
     }
@@ -317,6 +325,17 @@ pub(crate) struct Index {
     /// Every stream's lifecycle state (deleted, tombstoned, truncated,
     /// limited), by the key of its id; see [`crate::lifecycle`].
     lifecycle: HashMap<StreamKey, StreamState>,
+    /// The filter over the sealed tables' ids (see [`id_filter`]), once
+    /// built: it holds the id of every event of the sealed tables that end
+    /// at or before `ids_end`.
+    ids: Option<Arc<IdFilter>>,
+    ids_end: u64,
+    /// Bumped whenever the filter is thrown away, so that a job made from
+    /// the tables before is not installed.
+    ids_epoch: u64,
+    /// Whether a job failed (a table and its segment both damaged) since
+    /// the last epoch: no more are made until the epoch changes.
+    ids_failed: bool,
 }
 
 impl Index {
@@ -1123,7 +1142,93 @@ impl Index {
             segment,
             "a read found a record its segment index does not describe; index rebuilt in memory from the segment"
         );
-        self.replace_tables(segment, table)
+        let replaced = self.replace_tables(segment, table);
+        if replaced {
+            // The store-wide filter took its ids from the distrusted
+            // table: build it again from the rebuilt one.
+            self.drop_id_filter();
+        }
+        replaced
+    }
+
+    /// Throws the store-wide id filter away; the segments' own filters
+    /// answer until a job builds it again.
+    pub(crate) fn drop_id_filter(&mut self) {
+        self.ids = None;
+        self.ids_end = 0;
+        self.ids_epoch += 1;
+        self.ids_failed = false;
+    }
+
+    /// The store-wide id filter, if there is one that covers every sealed
+    /// table: for tests.
+    #[cfg(test)]
+    pub(crate) fn id_filter_covers_all(&self) -> Option<&IdFilter> {
+        let end = self.sealed.last().map_or(0, |t| t.end_position);
+        self.ids.as_deref().filter(|_| self.ids_end >= end)
+    }
+
+    /// What a background thread should do to make the store-wide id
+    /// filter cover every sealed table: `None` when it does, or when no
+    /// table is sealed. The tables it names are clones (their bytes
+    /// shared), so the job runs without the index's lock.
+    pub(crate) fn id_filter_job(&self) -> Option<FilterJob> {
+        let end = self.sealed.last()?.end_position;
+        if self.ids_failed || (self.ids.is_some() && self.ids_end >= end) {
+            return None;
+        }
+        let events: u64 = self
+            .sealed
+            .iter()
+            .map(|t| t.end_position - t.first_position)
+            .sum();
+        let (filter, from) = match &self.ids {
+            Some(f) if events <= f.capacity() => (Some(Arc::clone(f)), self.ids_end),
+            _ => (None, 0),
+        };
+        let tables = self
+            .sealed
+            .iter()
+            .filter(|t| t.end_position > from)
+            .map(|t| (t.clone(), self.segments.get(t.segment as usize).cloned()))
+            .collect();
+        Some(FilterJob {
+            filter,
+            capacity: id_filter::capacity_for(events),
+            tables,
+            end,
+            epoch: self.ids_epoch,
+        })
+    }
+
+    /// Takes the filter a job built or extended, unless the filter was
+    /// thrown away since the job was made. Returns the filter it replaces,
+    /// for the caller to free after the lock.
+    pub(crate) fn install_id_filter(&mut self, done: FilterDone) -> Option<Arc<IdFilter>> {
+        if done.epoch != self.ids_epoch {
+            return None;
+        }
+        match done.filter {
+            Some(filter) if self.ids.is_none() || done.end >= self.ids_end => {
+                tracing::debug!(
+                    covers_positions = done.end,
+                    bytes = filter.bytes(),
+                    "store-wide id filter ready"
+                );
+                self.ids_end = done.end;
+                self.ids.replace(filter)
+            }
+            Some(_) => None,
+            None => {
+                self.ids_failed = true;
+                None
+            }
+        }
+    }
+
+    /// The store-wide id filter and the position it covers up to, if any.
+    fn id_filter(&self) -> Option<(&IdFilter, u64)> {
+        self.ids.as_deref().map(|f| (f, self.ids_end))
     }
 
     /// Where the events with ids `ids` are, one answer per id: its
@@ -1131,21 +1236,37 @@ impl Index {
     /// (whose table a caller distrusts if the record there is not the
     /// event). The earliest position when an id repeats (only a store
     /// written before ids were unique holds one twice). A fresh id costs
-    /// one filter test per sealed segment, in memory or a mapped page, and
-    /// one hash lookup for the active segment. Fails, naming the segment,
+    /// one test of the store-wide filter (see [`id_filter`]), then one
+    /// filter test per sealed segment that filter does not cover (all of
+    /// them until it is built), in memory or a mapped page, and one hash
+    /// lookup for the active segment; an id the store-wide filter lets
+    /// through is looked for in every segment. Fails, naming the segment,
     /// when a sealed table fails its check and its segment cannot rebuild
     /// it: then no answer could be trusted.
     pub(crate) fn find_ids(&self, ids: &[[u8; 16]]) -> Result<Vec<Option<IdHit>>, String> {
         let mut found: Vec<Option<IdHit>> = vec![None; ids.len()];
-        let hashes: Vec<(u64, u64)> = if self.sealed.is_empty() {
+        let global = self.id_filter();
+        // Each id's hashes, and whether the store-wide filter lets it
+        // through (true without one).
+        let hashes: Vec<((u64, u64), bool)> = if self.sealed.is_empty() {
             Vec::new()
         } else {
-            ids.iter().map(file::id_hashes).collect()
+            ids.iter()
+                .map(|id| {
+                    let h = file::id_hashes(id);
+                    (h, global.is_none_or(|(f, _)| f.may_hold(h)))
+                })
+                .collect()
         };
+        let any_maybe = hashes.iter().any(|(_, maybe)| *maybe);
         for table in &self.sealed {
+            let covered = global.is_some_and(|(_, end)| table.end_position <= end);
+            if covered && !any_maybe {
+                continue;
+            }
             let view = self.sealed_view(table)?;
-            for ((id, h), slot) in ids.iter().zip(&hashes).zip(found.iter_mut()) {
-                if slot.is_none() {
+            for ((id, (h, maybe)), slot) in ids.iter().zip(&hashes).zip(found.iter_mut()) {
+                if slot.is_none() && (*maybe || !covered) {
                     *slot = view.id_position_hashed(id, *h).map(|position| IdHit {
                         position,
                         table: Some(table.segment),
@@ -1168,32 +1289,44 @@ impl Index {
 
     /// Whether any id of `ids` is stored: the writer's test of a batch
     /// before it looks further, which for fresh ids (the common case) ends
-    /// here. Each id is hashed once, then tested against each sealed
-    /// segment's filter, a hit confirmed in that segment's id table; then
-    /// the active segment's ids. Nothing is allocated for a batch of up to
+    /// here. Each id is hashed once and tested against the store-wide
+    /// filter (see [`id_filter`]); the sealed segments it covers are looked
+    /// at only for the ids it lets through, the others (sealed since it was
+    /// last extended, or all of them before it is built) for every id:
+    /// their own filter, a hit confirmed in their id table. Then the
+    /// active segment's ids. Nothing is allocated for a batch of up to
     /// [`HASHED_ON_STACK`] ids. Fails as [`find_ids`](Index::find_ids) does.
     pub(crate) fn holds_any_id(&self, ids: &[[u8; 16]]) -> Result<bool, String> {
         if !self.sealed.is_empty() {
-            let mut on_stack = [(0u64, 0u64); HASHED_ON_STACK];
-            let on_heap: Vec<(u64, u64)>;
-            let hashes: &[(u64, u64)] = match on_stack.get_mut(..ids.len()) {
+            let global = self.id_filter();
+            let hash = |id: &[u8; 16]| {
+                let h = file::id_hashes(id);
+                (h, global.is_none_or(|(f, _)| f.may_hold(h)))
+            };
+            let mut on_stack = [((0u64, 0u64), false); HASHED_ON_STACK];
+            let on_heap: Vec<((u64, u64), bool)>;
+            let hashes: &[((u64, u64), bool)] = match on_stack.get_mut(..ids.len()) {
                 Some(h) => {
                     for (slot, id) in h.iter_mut().zip(ids) {
-                        *slot = file::id_hashes(id);
+                        *slot = hash(id);
                     }
                     h
                 }
                 None => {
-                    on_heap = ids.iter().map(file::id_hashes).collect();
+                    on_heap = ids.iter().map(hash).collect();
                     &on_heap
                 }
             };
+            let any_maybe = hashes.iter().any(|(_, maybe)| *maybe);
             for table in &self.sealed {
+                let covered = global.is_some_and(|(_, end)| table.end_position <= end);
+                if covered && !any_maybe {
+                    continue;
+                }
                 let view = self.sealed_view(table)?;
-                let stored = ids
-                    .iter()
-                    .zip(hashes)
-                    .any(|(id, h)| view.id_position_hashed(id, *h).is_some());
+                let stored = ids.iter().zip(hashes).any(|(id, (h, maybe))| {
+                    (*maybe || !covered) && view.id_position_hashed(id, *h).is_some()
+                });
                 if stored {
                     return Ok(true);
                 }
@@ -1532,5 +1665,30 @@ mod tests {
         }
         assert_eq!(index.holds_any_id(&[uid(96)]), Ok(true));
         assert_eq!(index.holds_any_id(&fresh(2)), Ok(false));
+
+        // The same answers once the store-wide filter covers the sealed
+        // segment.
+        let job = index.id_filter_job().unwrap();
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        assert!(index.install_id_filter(job.run(&cancel)).is_none());
+        assert!(index.id_filter_covers_all().is_some());
+        assert!(index.id_filter_job().is_none());
+        for ids in &cases {
+            let found = index.find_ids(ids).unwrap().iter().any(Option::is_some);
+            assert_eq!(index.holds_any_id(ids), Ok(found), "{} ids", ids.len());
+        }
+        assert_eq!(index.holds_any_id(&[uid(64 + 64 * 5)]), Ok(true));
+        assert_eq!(index.holds_any_id(&fresh(2)), Ok(false));
+        // A job made before the filter was thrown away is not installed.
+        let stale = FilterJob {
+            filter: None,
+            capacity: 10,
+            tables: Vec::new(),
+            end: 300,
+            epoch: index.ids_epoch,
+        };
+        index.drop_id_filter();
+        assert!(index.install_id_filter(stale.run(&cancel)).is_none());
+        assert!(index.id_filter_covers_all().is_none());
     }
 }

@@ -37,6 +37,7 @@ use crate::format::{
     encode_frame_header, seal_record,
 };
 use crate::index::catalog::set_index_crc;
+use crate::index::id_filter::FilterDone;
 use crate::index::persist::{index_file_name, sealed_index_bytes, write_catalog, write_index};
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
@@ -89,6 +90,9 @@ struct Engine {
     preparing: Option<Preparation>,
     /// The index file of the last sealed segment, if it is being written.
     indexing: Option<IndexWrite>,
+    /// The store-wide id filter being built or extended (see
+    /// `index::id_filter`), and its cancel flag.
+    id_filter: Option<(std::thread::JoinHandle<FilterDone>, Arc<AtomicBool>)>,
     /// An index file of the active segment (a clean close's), which must go
     /// before anything is written to the segment: while it exists, an open
     /// takes the log to end where it says.
@@ -108,6 +112,10 @@ impl Drop for Engine {
         }
         if let Some(w) = self.indexing.take() {
             let _ = w.finish();
+        }
+        if let Some((handle, cancel)) = self.id_filter.take() {
+            cancel.store(true, Ordering::Relaxed);
+            let _ = handle.join();
         }
     }
 }
@@ -166,6 +174,7 @@ impl Writer {
             prepare_ahead: options.prepare_ahead,
             preparing: None,
             indexing: None,
+            id_filter: None,
             stale_index: None,
             closed: false,
             metrics,
@@ -417,6 +426,28 @@ impl Writer {
     /// reads no event data. Nothing is written after. A store poisoned by
     /// a failure records nothing: the next open scans. Failing to write
     /// the index only costs the next open time, so it is a warning.
+    /// Starts building the store-wide id filter over the sealed segments
+    /// on a background thread, at open, so that neither the open nor the
+    /// first appends wait for it. Without background work it is built
+    /// after the first append instead, on the appending thread.
+    pub(crate) fn start_id_filter(&self, index: &RwLock<Index>) {
+        let mut engine = self.engine.lock();
+        if engine.prepare_ahead {
+            engine.tend_id_filter(index);
+        }
+    }
+
+    /// Takes a finished id filter job into the index, if the writer is
+    /// free (never waiting for it): for lookups on a store that nothing
+    /// is appended to, where no frame would take it.
+    pub(crate) fn poll_id_filter(&self, index: &RwLock<Index>) {
+        if let Some(mut engine) = self.engine.try_lock()
+            && engine.prepare_ahead
+        {
+            engine.tend_id_filter(index);
+        }
+    }
+
     pub(crate) fn close(&self, index: &RwLock<Index>) {
         let mut engine = self.engine.lock();
         if engine.closed {
@@ -703,6 +734,7 @@ impl Writer {
         if frame_end > frame_start {
             engine.write_offset = frame_end;
             engine.prepare_next(index);
+            engine.tend_id_filter(index);
         }
         for m in members.drain(..) {
             let mut position = m.first_position;
@@ -810,6 +842,48 @@ impl Engine {
     /// Creates segment `number` on this thread.
     fn create_segment(&self, number: u64) -> Result<(Arc<Segment>, File), Error> {
         Segment::create(&*self.io, &self.dir, &self.next_header(number))
+    }
+
+    /// Keeps the store-wide id filter covering the sealed segments: takes
+    /// what a finished job built, then starts the next job if the index
+    /// wants one (after an open, after a seal), on a
+    /// background thread (or here, without background work). Called after
+    /// a durable frame; costs a check of a flag and two positions when
+    /// nothing is to be done.
+    fn tend_id_filter(&mut self, index: &RwLock<Index>) {
+        if let Some((handle, _)) = &self.id_filter
+            && !handle.is_finished()
+        {
+            return;
+        }
+        if let Some((handle, _)) = self.id_filter.take() {
+            match handle.join() {
+                Ok(done) => {
+                    // A filter it replaces is freed after the lock.
+                    let old = index.write().install_id_filter(done);
+                    drop(old);
+                }
+                Err(_) => tracing::warn!("the id filter thread panicked"),
+            }
+        }
+        let Some(job) = index.read().id_filter_job() else {
+            return;
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        if self.prepare_ahead {
+            let flag = Arc::clone(&cancel);
+            let spawned = std::thread::Builder::new()
+                .name("annals-id-filter".to_owned())
+                .spawn(move || job.run(&flag));
+            match spawned {
+                Ok(handle) => self.id_filter = Some((handle, cancel)),
+                Err(e) => tracing::warn!(error = %e, "could not start the id filter thread"),
+            }
+        } else {
+            let done = job.run(&cancel);
+            let old = index.write().install_id_filter(done);
+            drop(old);
+        }
     }
 
     /// Starts preparing the segment after the active one, unless it exists
@@ -1142,5 +1216,126 @@ mod tests {
             "{:?}",
             outcomes[1]
         );
+    }
+
+    /// Appends until the store-wide id filter covers every sealed segment
+    /// (it is built and extended after durable frames), then checks that
+    /// every stored id passes it and is found, and that the writer's test
+    /// agrees. Ids `next..` are fresh; returns the next fresh one.
+    fn filter_holds_every_id(store: &Store, mut next: u128) -> u128 {
+        let (_, index) = store.parts_for_tests();
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while index.read().id_filter_covers_all().is_none() {
+            assert!(Instant::now() < deadline, "the id filter was never built");
+            next += 1;
+            let e = EventData::new("T", b"x".to_vec()).with_id(uuid::Uuid::from_u128(next));
+            store.append("tick", ExpectedVersion::Any, &[e]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let index = index.read();
+        assert!(!index.sealed().is_empty());
+        let filter = index.id_filter_covers_all().unwrap();
+        let sealed_end = index.sealed().last().unwrap().end_position();
+        let events = store.read_all(0, usize::MAX).unwrap();
+        let mut checked = 0;
+        for e in &events {
+            let id = *e.id.as_bytes();
+            if e.position < sealed_end {
+                assert!(
+                    filter.may_hold(crate::index::file::id_hashes(&id)),
+                    "id of position {} not in the filter",
+                    e.position
+                );
+                checked += 1;
+            }
+            assert_eq!(index.holds_any_id(&[id]), Ok(true));
+            let hit = index.find_ids(&[id]).unwrap()[0].unwrap();
+            assert_eq!(hit.position, e.position);
+        }
+        assert!(checked > 0);
+        let fresh: Vec<[u8; 16]> = (0..100)
+            .map(|i| *uuid::Uuid::from_u128(next + 1_000_000 + i).as_bytes())
+            .collect();
+        assert_eq!(index.holds_any_id(&fresh), Ok(false));
+        assert!(index.find_ids(&fresh).unwrap().iter().all(Option::is_none));
+        next
+    }
+
+    fn append_batches(store: &Store, next: &mut u128, batches: usize) {
+        for b in 0..batches {
+            let events: Vec<EventData> = (0..20)
+                .map(|_| {
+                    *next += 1;
+                    EventData::new("T", vec![b'x'; 100]).with_id(uuid::Uuid::from_u128(*next))
+                })
+                .collect();
+            store
+                .append(&format!("s-{}", b % 7), ExpectedVersion::Any, &events)
+                .unwrap();
+        }
+    }
+
+    /// The store-wide id filter is derived data and never answers "no" for
+    /// a stored id: after the first seals, after more, after a reopen, with
+    /// a damaged index file rebuilt from its segment, after a read
+    /// distrusts a table, and with every file operation on the appending
+    /// thread.
+    #[test]
+    fn the_store_wide_id_filter_holds_every_stored_id() {
+        for background in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = Options::default()
+                .segment_size(64 << 10)
+                .prepare_segments_ahead(background);
+            let mut next = 1u128 << 64;
+            {
+                let store = Store::open_with(dir.path(), options.clone()).unwrap();
+                append_batches(&store, &mut next, 60);
+                next = filter_holds_every_id(&store, next);
+                let (_, index) = store.parts_for_tests();
+                let first = index.read().sealed().len();
+                assert!(first >= 2, "{first} sealed tables");
+                // Past the filter's capacity (at least 1,024 events in
+                // tests), so that it is built again, larger.
+                let capacity = index.read().id_filter_covers_all().unwrap().capacity();
+                while index.read().sealed().last().unwrap().end_position() <= capacity {
+                    append_batches(&store, &mut next, 20);
+                }
+                next = filter_holds_every_id(&store, next);
+                assert!(index.read().id_filter_covers_all().unwrap().capacity() > capacity);
+                // A read that distrusts a table throws the filter away;
+                // it is built again from the rebuilt table.
+                assert!(index.write().distrust(1));
+                assert!(index.read().id_filter_covers_all().is_none());
+                next = filter_holds_every_id(&store, next);
+                store.close().unwrap();
+            }
+            {
+                let store = Store::open_with(dir.path(), options.clone()).unwrap();
+                if background {
+                    // Built from the open on, before any append.
+                    let (_, index) = store.parts_for_tests();
+                    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+                    while index.read().id_filter_covers_all().is_none() {
+                        assert!(Instant::now() < deadline, "no id filter after the open");
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        // The writer takes a finished job at its next
+                        // frame, or a lookup does.
+                        store.find_event(uuid::Uuid::from_u128(1)).unwrap();
+                    }
+                }
+                next = filter_holds_every_id(&store, next);
+                store.close().unwrap();
+            }
+            // A damaged index file (its body fails its checksum) is rebuilt
+            // from the segment, and the filter takes the ids from that.
+            let idx = dir.path().join(crate::index::persist::index_file_name(1));
+            let mut bytes = std::fs::read(&idx).unwrap();
+            let at = bytes.len() - 100;
+            bytes[at] ^= 0xff;
+            std::fs::write(&idx, &bytes).unwrap();
+            let store = Store::open_with(dir.path(), options).unwrap();
+            filter_holds_every_id(&store, next);
+        }
     }
 }
