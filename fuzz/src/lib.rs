@@ -22,8 +22,17 @@ pub struct Rec {
 
 /// Encodes `records` as one frame whose first record is at
 /// `first_position`, checksums and all. `None` if the frame would be too
-/// large for the format.
+/// large for the format, or if a record has an empty stream id or event
+/// type: no writer makes one, and the decoder refuses it (an event record
+/// needs both; only a scavenge's gap record, which has no lengths at all,
+/// goes without).
 pub fn build_frame(salt: Salt, first_position: u64, records: &[Rec]) -> Option<Vec<u8>> {
+    if records
+        .iter()
+        .any(|r| r.stream.is_empty() || r.event_type.is_empty())
+    {
+        return None;
+    }
     let mut buf = vec![0u8; FRAME_HEADER_LEN];
     for (i, r) in records.iter().enumerate() {
         annals::format::padded_record_len(
