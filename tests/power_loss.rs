@@ -152,39 +152,6 @@ fn check_recovered(
     held
 }
 
-/// The images a power cut after one operation can leave, for a sweep.
-fn images(disk: &SimDisk, dir: &Path, rng: &mut Rng) -> Vec<CrashImage> {
-    let dir_ops = disk.pending_dir_ops(dir);
-    let mut images = vec![
-        CrashImage::DURABLE,
-        CrashImage {
-            writes: Fate::AllWrites,
-            dir_ops,
-        },
-    ];
-    if let Some(len) = disk.last_pending_write_len() {
-        images.push(CrashImage {
-            writes: Fate::TornLast {
-                keep: rng.below(len as u64) as usize,
-            },
-            dir_ops: rng.below(dir_ops as u64 + 1) as usize,
-        });
-        images.push(CrashImage {
-            writes: Fate::GarbageLast {
-                len: rng.between(1, len as u64) as usize,
-                seed: rng.next_u64(),
-            },
-            dir_ops: rng.below(dir_ops as u64 + 1) as usize,
-        });
-    } else if dir_ops > 1 {
-        images.push(CrashImage {
-            writes: Fate::DurableOnly,
-            dir_ops: rng.between(1, dir_ops as u64 - 1) as usize,
-        });
-    }
-    images
-}
-
 #[test]
 fn power_cut_after_every_operation_keeps_a_prefix_with_every_acknowledged_append() {
     let seed = seed("power_loss");
@@ -225,7 +192,7 @@ fn power_cut_after_every_operation_keeps_a_prefix_with_every_acknowledged_append
             n >= appended,
             "crash after op {n} of {total} (appends done at {appended}): {acked} acknowledged"
         );
-        for image in images(&disk, live.path(), &mut rng) {
+        for image in common::crash_images(&disk, live.path(), &mut rng) {
             let target = tempfile::tempdir().unwrap();
             disk.materialize(live.path(), target.path(), &image);
             // Without unsynced writes exactly the acknowledged appends come
@@ -338,7 +305,7 @@ fn power_cut_while_segments_are_prepared_ahead() {
         disk.crash_after(n);
         let acked = run_with(live.path(), &disk, &w, &plan, options_ahead);
         assert!(disk.surprises().is_empty(), "{:?}", disk.surprises());
-        for image in images(&disk, live.path(), &mut rng) {
+        for image in common::crash_images(&disk, live.path(), &mut rng) {
             let target = tempfile::tempdir().unwrap();
             disk.materialize(live.path(), target.path(), &image);
             let hi = if image.writes == Fate::DurableOnly {

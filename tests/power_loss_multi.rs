@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use annals::{Error, EventData, ExpectedVersion, Store, StreamAppend};
-use common::sim_disk::{CrashImage, Fate, SimDisk};
+use common::sim_disk::{Fate, SimDisk};
 use common::{Rng, mix, seed};
 
 /// Small segments, so that the workload rotates several times.
@@ -160,28 +160,7 @@ fn power_cut_after_every_operation_keeps_whole_multi_stream_calls() {
         disk.crash_after(n);
         let acked = run(live.path(), &disk, &calls);
         assert!(disk.surprises().is_empty(), "{:?}", disk.surprises());
-        let mut images = vec![
-            CrashImage::DURABLE,
-            CrashImage {
-                writes: Fate::AllWrites,
-                dir_ops: disk.pending_dir_ops(live.path()),
-            },
-        ];
-        if let Some(len) = disk.last_pending_write_len() {
-            images.push(CrashImage {
-                writes: Fate::TornLast {
-                    keep: rng.below(len as u64) as usize,
-                },
-                dir_ops: disk.pending_dir_ops(live.path()),
-            });
-            images.push(CrashImage {
-                writes: Fate::GarbageLast {
-                    len: rng.between(1, len as u64) as usize,
-                    seed: rng.next_u64(),
-                },
-                dir_ops: disk.pending_dir_ops(live.path()),
-            });
-        }
+        let images = common::crash_images(&disk, live.path(), &mut rng);
         for image in images {
             let target = tempfile::tempdir().unwrap();
             disk.materialize(live.path(), target.path(), &image);

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use annals::{Error, EventData, ExpectedVersion, Options, Store};
-use common::sim_disk::{CrashImage, Fate, SimDisk};
+use common::sim_disk::SimDisk;
 use common::{Rng, mix, seed};
 
 const SEGMENT_SIZE: u64 = 8192;
@@ -122,29 +122,7 @@ fn power_cut_during_a_scavenge_loses_nothing_and_erases_on_the_next() {
         let disk = SimDisk::attach(run_dir.path());
         disk.crash_after(n);
         run(run_dir.path(), &disk);
-        let dir_ops = disk.pending_dir_ops(run_dir.path());
-        let mut images = vec![
-            CrashImage::DURABLE,
-            CrashImage {
-                writes: Fate::AllWrites,
-                dir_ops,
-            },
-        ];
-        if let Some(len) = disk.last_pending_write_len() {
-            images.push(CrashImage {
-                writes: Fate::TornLast {
-                    keep: rng.below(len as u64) as usize,
-                },
-                dir_ops: rng.below(dir_ops as u64 + 1) as usize,
-            });
-            images.push(CrashImage {
-                writes: Fate::GarbageLast {
-                    len: rng.between(1, len as u64) as usize,
-                    seed: rng.next_u64(),
-                },
-                dir_ops: rng.below(dir_ops as u64 + 1) as usize,
-            });
-        }
+        let images = common::crash_images(&disk, run_dir.path(), &mut rng);
         for (i, image) in images.iter().enumerate() {
             let target = tempfile::tempdir().unwrap();
             disk.materialize(run_dir.path(), target.path(), image);

@@ -14,7 +14,7 @@ pub mod sim_disk;
 use std::sync::Arc;
 
 use annals::Options;
-use sim_disk::SimDisk;
+use sim_disk::{CrashImage, Fate, SimDisk};
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -365,4 +365,40 @@ pub fn sweep_options(disk: &Arc<SimDisk>, segment_size: u64) -> Options {
         .segment_size(segment_size)
         .prepare_segments_ahead(false)
         .file_io(disk.clone())
+}
+
+/// The images a power cut after one operation can leave, for a sweep:
+/// only what was synced; every write and directory operation; and, when a
+/// write is pending, that write torn or replaced by garbage with a random
+/// number of the directory operations (else only some of those).
+pub fn crash_images(disk: &SimDisk, dir: &std::path::Path, rng: &mut Rng) -> Vec<CrashImage> {
+    let dir_ops = disk.pending_dir_ops(dir);
+    let mut images = vec![
+        CrashImage::DURABLE,
+        CrashImage {
+            writes: Fate::AllWrites,
+            dir_ops,
+        },
+    ];
+    if let Some(len) = disk.last_pending_write_len() {
+        images.push(CrashImage {
+            writes: Fate::TornLast {
+                keep: rng.below(len as u64) as usize,
+            },
+            dir_ops: rng.below(dir_ops as u64 + 1) as usize,
+        });
+        images.push(CrashImage {
+            writes: Fate::GarbageLast {
+                len: rng.between(1, len as u64) as usize,
+                seed: rng.next_u64(),
+            },
+            dir_ops: rng.below(dir_ops as u64 + 1) as usize,
+        });
+    } else if dir_ops > 1 {
+        images.push(CrashImage {
+            writes: Fate::DurableOnly,
+            dir_ops: rng.between(1, dir_ops as u64 - 1) as usize,
+        });
+    }
+    images
 }
