@@ -766,6 +766,26 @@ impl<'a> IndexView<'a> {
     }
 }
 
+/// The stream parts of an index being built: each stream in `order` (the
+/// order its first event came in), with its first version and its
+/// positions relative to the segment's first, from `streams`.
+pub fn stream_parts<'a>(
+    order: &[&'a [u8]],
+    streams: &'a std::collections::HashMap<&[u8], (u64, Vec<u32>)>,
+) -> Vec<StreamPart<'a>> {
+    order
+        .iter()
+        .filter_map(|name| {
+            let (first_version, positions) = streams.get(name)?;
+            Some(StreamPart {
+                name,
+                first_version: *first_version,
+                positions,
+            })
+        })
+        .collect()
+}
+
 /// Merges the indexes of consecutive parts of one segment into the index
 /// of the whole: the parts must follow on (positions and offsets), and the
 /// result covers from the first part's first position to the last part's
@@ -809,17 +829,7 @@ pub fn merge_index(parts: &[IndexView<'_>], open: bool) -> Option<Vec<u8>> {
         }
         next = h.first_position + u64::from(h.event_count);
     }
-    let parts: Vec<StreamPart<'_>> = order
-        .iter()
-        .filter_map(|name| {
-            let (first_version, positions) = streams.get(name)?;
-            Some(StreamPart {
-                name,
-                first_version: *first_version,
-                positions,
-            })
-        })
-        .collect();
+    let parts = stream_parts(&order, &streams);
     let header = IndexHeader {
         open,
         first_position: first.first_position,

@@ -39,7 +39,7 @@ use crate::format::{
     RecordFields, SEGMENT_HEADER_LEN, Salt, SegmentHeader, encode_frame_header, encode_record,
     encode_segment_header, seal_record, set_gap_lengths, set_record_flags,
 };
-use crate::index::file::{IndexHeader, StreamPart, encode_index};
+use crate::index::file::{IndexHeader, encode_index, stream_parts};
 use crate::index::persist::{write_catalog, write_index};
 use crate::index::{Index, Table};
 use crate::io::FileIo;
@@ -461,17 +461,7 @@ fn index_of(bytes: &[u8], salt: Salt, header: &IndexHeader) -> Option<Bytes> {
     if !frames.finish().is_clean() || offsets.len() != events {
         return None;
     }
-    let parts: Vec<StreamPart<'_>> = order
-        .iter()
-        .filter_map(|name| {
-            let (first_version, positions) = streams.get(name)?;
-            Some(StreamPart {
-                name,
-                first_version: *first_version,
-                positions,
-            })
-        })
-        .collect();
+    let parts = stream_parts(&order, &streams);
     encode_index(header, &offsets, &parts, &ids).map(Bytes::from)
 }
 
