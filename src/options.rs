@@ -38,6 +38,8 @@ pub struct Options {
     pub(crate) prepare_ahead: bool,
     pub(crate) on_torn_tail: TornTail,
     pub(crate) follow_interval: Duration,
+    pub(crate) retain_bytes: Option<u64>,
+    pub(crate) retain_age: Option<Duration>,
     pub(crate) io: Arc<dyn FileIo>,
 }
 
@@ -73,6 +75,8 @@ impl Default for Options {
             prepare_ahead: true,
             on_torn_tail: TornTail::Truncate,
             follow_interval: Duration::from_millis(DEFAULT_FOLLOW_INTERVAL_MS),
+            retain_bytes: None,
+            retain_age: None,
             io: Arc::new(RealIo),
         }
     }
@@ -89,6 +93,8 @@ impl fmt::Debug for Options {
             .field("prepare_ahead", &self.prepare_ahead)
             .field("on_torn_tail", &self.on_torn_tail)
             .field("follow_interval", &self.follow_interval)
+            .field("retain_bytes", &self.retain_bytes)
+            .field("retain_age", &self.retain_age)
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +190,73 @@ impl Options {
         self
     }
 
+    /// `$all` retention by size: keeps at most about this many bytes of
+    /// segment files, dropping whole oldest sealed segments.
+    ///
+    /// Default: no limit (nothing is ever dropped). Bounds: at least 1
+    /// byte. The segments in use (sealed and active, each
+    /// [`segment_size`](Options::segment_size) bytes on disk) are counted;
+    /// the oldest sealed ones go until the rest fit. The active segment is
+    /// never dropped, nor (until the next seal) the one sealed last, so a
+    /// store may hold up to two segments more than the limit admits.
+    ///
+    /// Retention runs when a segment is sealed, at every writable open, and
+    /// at the start of a [`scavenge`](crate::Store::scavenge): a quiet
+    /// store does not drop segments until one of those happens. What a
+    /// drop does, and what it keeps:
+    ///
+    /// - The dropped events are gone from every read at once: `read_all`
+    ///   and subscriptions start at the log's new first position (a
+    ///   subscription that had not yet reached it skips to it), a stream
+    ///   read starts at the stream's first version still held. Positions
+    ///   and versions keep their numbers; `global_position` never moves
+    ///   back; a stream whose events were all dropped still exists, with
+    ///   its version, and reads as empty.
+    /// - Each stream's next version and every lifecycle state (deletes,
+    ///   tombstones, truncations, limits) are kept in the log's base file,
+    ///   so versions are never reused and a tombstone still refuses.
+    /// - The dropped events' ids are forgotten: an exact retry of an append
+    ///   whose events were dropped writes them again.
+    /// - A read-only store (another process) keeps reading what it had
+    ///   mapped until it is reopened.
+    ///
+    /// ```
+    /// use annals::{EventData, ExpectedVersion, Options, Store};
+    ///
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let options = Options::default().segment_size(64 << 10).retain_bytes(256 << 10);
+    /// let store = Store::open_with(dir.path(), options)?;
+    /// for _ in 0..2_000 {
+    ///     store.append("sensor-1", ExpectedVersion::Any, &[EventData::new("Read", vec![0; 200])])?;
+    /// }
+    /// let oldest = store.read_all(0, 1)?;
+    /// assert!(oldest[0].position > 0); // the first segments were dropped
+    /// assert_eq!(store.global_position(), 2_000);
+    /// assert_eq!(store.stream_version("sensor-1"), Some(1_999));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn retain_bytes(mut self, max_bytes: u64) -> Self {
+        self.retain_bytes = Some(max_bytes);
+        self
+    }
+
+    /// `$all` retention by age: drops whole oldest sealed segments whose
+    /// newest event was recorded longer ago than `age`.
+    ///
+    /// Default: no limit. Bounds: at least one second. Applied as
+    /// [`retain_bytes`](Options::retain_bytes) says (when a segment is
+    /// sealed, at a writable open, and by a scavenge), with the same
+    /// effects; a segment goes only once *all* its events are older than
+    /// `age`, so events up to one segment older than the limit may stay.
+    #[must_use]
+    pub fn retain_age(mut self, age: Duration) -> Self {
+        self.retain_age = Some(age);
+        self
+    }
+
     /// Routes every file-changing operation through `io`, for fault and
     /// crash tests. Not a stable API.
     #[doc(hidden)]
@@ -191,6 +264,14 @@ impl Options {
     pub fn file_io(mut self, io: Arc<dyn FileIo>) -> Self {
         self.io = io;
         self
+    }
+
+    /// The `$all` retention these options set.
+    pub(crate) fn retention(&self) -> crate::lifecycle::retention::Retention {
+        crate::lifecycle::retention::Retention {
+            bytes: self.retain_bytes,
+            age: self.retain_age,
+        }
     }
 
     /// The configured segment size in bytes.
@@ -232,6 +313,18 @@ impl Options {
                     "{name} {value} must be from 1 to {MAX_NAME_LEN} bytes"
                 ));
             }
+        }
+        if self.retain_bytes == Some(0) {
+            return invalid("retain_bytes must be at least 1 byte".to_owned());
+        }
+        if self
+            .retain_age
+            .is_some_and(|age| age < Duration::from_secs(1))
+        {
+            return invalid(format!(
+                "retain_age {:?} must be at least 1 s",
+                self.retain_age.unwrap_or_default()
+            ));
         }
         if !(MIN_FOLLOW_INTERVAL..=MAX_FOLLOW_INTERVAL).contains(&self.follow_interval) {
             return invalid(format!(

@@ -143,6 +143,10 @@ impl Store {
         let writer = Writer::resume(dir.clone(), &recovered, &options, Arc::clone(&metrics))?;
         let index = Arc::new(RwLock::new(recovered.index));
         crate::lifecycle::load(&index)?;
+        // Retention set tighter than the store was written with, or a
+        // store reopened after its segments aged out: applied before the
+        // first append.
+        writer.retain_all(&index);
         writer.start_id_filter(&index);
         Ok(Store {
             dir,
@@ -1159,6 +1163,12 @@ pub struct Stats {
     /// Bytes of memory the active segment's event-by-event index takes;
     /// the only index memory that grows with events.
     pub active_index_bytes: u64,
+    /// The number of the log's first segment: 0, or later once `$all`
+    /// retention ([`Options::retain_bytes`]) dropped the oldest.
+    pub first_segment: u64,
+    /// The position the log starts at: 0, or the first position of the
+    /// first segment left after retention.
+    pub first_position: u64,
 }
 
 impl Store {
@@ -1187,6 +1197,8 @@ impl Store {
                 .map_or(crate::format::FORMAT_VERSION, |s| s.format_version()),
             index_file_bytes: index.sealed().iter().map(|t| t.bytes().len() as u64).sum(),
             active_index_bytes: index.active_bytes() as u64,
+            first_segment: u64::from(index.first_segment()),
+            first_position: index.start_position(),
         }
     }
 

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::index::persist::{CATALOG_FILE, INDEX_SUFFIX};
+use crate::index::persist::{BASE_FILE, CATALOG_FILE, INDEX_SUFFIX};
 use crate::log::recovery::LOCK_FILE;
 
 use super::manifest::Manifest;
@@ -102,13 +102,14 @@ pub(super) fn check_destination(origin: &Path, dest: &Path, store_id: u64) -> Re
 }
 
 /// Names a store or backup directory holds: segments, index files, the
-/// catalog, and their temporary names.
+/// catalog, the log's base, and their temporary names.
 pub(super) fn is_store_file(name: &str) -> bool {
     let name = name.strip_suffix(".tmp").unwrap_or(name);
     let digits = name
         .strip_suffix(".seg")
         .or_else(|| name.strip_suffix(INDEX_SUFFIX));
     name == CATALOG_FILE
+        || name == BASE_FILE
         || digits.is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
 }
 

@@ -85,9 +85,11 @@ use parking_lot::RwLock;
 use crate::error::Error;
 use crate::format::{Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_segment_header};
 use crate::index::Index;
+use crate::index::base::encode_base;
 use crate::index::file::INDEX_HEADER_LEN;
 use crate::index::persist::{
-    CATALOG_FILE, index_file_name, sealed_index_bytes, write_catalog, write_index,
+    BASE_FILE, CATALOG_FILE, index_file_name, sealed_index_bytes, write_base, write_catalog,
+    write_index,
 };
 use crate::io::{FILE_MODE, FileIo};
 use crate::log::segment::{self, Segment};
@@ -153,6 +155,9 @@ struct Snapshot {
     indexes: Vec<(u64, Bytes)>,
     /// The catalog of the last seal, when its index is among `indexes`.
     catalog: Option<Vec<u8>>,
+    /// The log's base, when retention dropped the store's first segments:
+    /// not derived data, so a copy without it could not be opened.
+    base: Option<Vec<u8>>,
 }
 
 impl Snapshot {
@@ -204,12 +209,29 @@ impl Snapshot {
         let catalog = index.sealed_catalog_bytes().filter(|_| {
             active == backup_active && indexes.last().is_some_and(|(n, _)| n + 1 == active)
         });
+        // The base as the index stands, with these very segments (the
+        // base file on disk may already name a later start, for a drop
+        // under way).
+        let first = index.first_segment();
+        let base = match (first > 0).then(|| index.first_position_of(first)) {
+            None => None,
+            Some(Some(p)) => Some(
+                encode_base(&index.base(p))
+                    .ok_or_else(|| crate::read::internal("the log base does not encode".into()))?,
+            ),
+            Some(None) => {
+                return Err(crate::read::internal(format!(
+                    "the log's first segment {first} has no table"
+                )));
+            }
+        };
         Ok(Snapshot {
             store_id: header.store_id,
             segment_size: header.segment_size,
             segments,
             indexes,
             catalog,
+            base,
         })
     }
 
@@ -377,8 +399,9 @@ pub(crate) fn backup(
     Ok(report)
 }
 
-/// Segment 0's header, which names the store and its segment size. Every
-/// open store has segment 0 (recovery creates or requires it).
+/// The first segment's header, which names the store and its segment
+/// size. Every open store has a first segment (recovery creates or
+/// requires it).
 fn first_header(index: &Index) -> Result<SegmentHeader, Error> {
     let first = index.segments().first().ok_or(Error::Poisoned)?;
     first
@@ -542,6 +565,13 @@ fn write_derived(io: &dyn FileIo, dest: &Path, snapshot: &Snapshot) -> Result<u6
             .map_err(|e| Error::io("write index file", &path, e))?;
         written += bytes.len() as u64;
     }
+    if let Some(base) = &snapshot.base {
+        let path = dest.join(BASE_FILE);
+        if !fs::read(&path).is_ok_and(|old| old == *base) {
+            write_base(io, dest, base).map_err(|e| Error::io("write the log base", &path, e))?;
+            written += base.len() as u64;
+        }
+    }
     if let Some(catalog) = &snapshot.catalog {
         let path = dest.join(CATALOG_FILE);
         if !fs::read(&path).is_ok_and(|old| old == *catalog) {
@@ -580,6 +610,7 @@ fn remove_strangers(io: &dyn FileIo, dest: &Path, snapshot: &Snapshot) -> Result
         .map(|t| segment::file_name(t.segment.number()))
         .chain(snapshot.indexes.iter().map(|(n, _)| index_file_name(*n)))
         .chain(snapshot.catalog.iter().map(|_| CATALOG_FILE.to_owned()))
+        .chain(snapshot.base.iter().map(|_| BASE_FILE.to_owned()))
         .collect();
     let entries = fs::read_dir(dest).map_err(|e| Error::io("list backup destination", dest, e))?;
     for entry in entries {

@@ -24,6 +24,7 @@
 //! segment on.
 
 mod active_ids;
+pub(crate) mod base;
 pub mod catalog;
 pub mod file;
 pub(crate) mod id_filter;
@@ -264,6 +265,21 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
 /// stack: a batch of 100 (the common large batch) and then some.
 const HASHED_ON_STACK: usize = 128;
 
+/// A plan to drop the oldest sealed segments ([`Index::plan_cut`]).
+#[derive(Debug)]
+pub(crate) struct Cut {
+    /// The log's first segment when planned.
+    from: u32,
+    /// The first segment kept.
+    pub end: u32,
+    /// The position the log starts at after the cut.
+    pub first_position: u64,
+    /// Each stream with dropped versions, and the first version it keeps.
+    firsts: Vec<(u32, u64)>,
+    /// The base to write before the segments' files are removed.
+    pub base: base::Base,
+}
+
 /// Where [`Index::find_ids`] found an id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IdHit {
@@ -279,8 +295,12 @@ struct Stream {
     name: Arc<str>,
     /// Its next version: how many events it has.
     next_version: u64,
-    /// The position of its first event.
+    /// The position of its first event (of its first one still held, or
+    /// the log's first position, once retention dropped versions of it).
     first_position: u64,
+    /// The first version the log still holds: `$all` retention dropped
+    /// the segments holding every version before it.
+    first_version: u64,
     /// The version of its first event in the active segment (meaningful
     /// when `active` is not empty).
     active_first_version: u64,
@@ -311,8 +331,14 @@ struct Active {
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     store_id: u64,
+    /// The number of the log's first segment: 0, or later once `$all`
+    /// retention dropped the oldest ones (see [`base`]).
+    first_segment: u32,
+    /// The segments from `first_segment` on: `segments[k]` is segment
+    /// `first_segment + k`.
     segments: Vec<Arc<Segment>>,
-    /// The tables of the sealed segments: `sealed[k]` indexes segment `k`.
+    /// The tables of the sealed segments, in segment order (a segment
+    /// may have several, until its index file replaces them).
     sealed: Vec<Table>,
     /// The first position of each sealed segment, for finding a position.
     sealed_firsts: Vec<u64>,
@@ -352,20 +378,60 @@ impl Index {
         self.active.first_position + self.active.offsets.len() as u64
     }
 
-    /// The segments, in number order.
+    /// An empty index of the store `store_id` whose log starts at segment
+    /// `first_segment` and position `first_position` (both 0 unless
+    /// retention dropped segments).
+    pub(crate) fn with_base(store_id: u64, first_segment: u32, first_position: u64) -> Index {
+        Index {
+            store_id,
+            first_segment,
+            active: Active {
+                segment: first_segment,
+                first_position,
+                ..Active::default()
+            },
+            ..Index::default()
+        }
+    }
+
+    /// The position of the log's first event: 0, or later once `$all`
+    /// retention dropped segments.
+    pub(crate) fn start_position(&self) -> u64 {
+        self.sealed
+            .first()
+            .map_or(self.active.first_position, |t| t.first_position)
+    }
+
+    /// The segments, in number order, from [`first_segment`](Index::first_segment) on.
     pub(crate) fn segments(&self) -> &[Arc<Segment>] {
         &self.segments
     }
 
+    /// The number of the log's first segment.
+    pub(crate) fn first_segment(&self) -> u32 {
+        self.first_segment
+    }
+
+    /// One past the number of the last segment open.
+    pub(crate) fn end_segment(&self) -> u64 {
+        u64::from(self.first_segment) + self.segments.len() as u64
+    }
+
     /// Adds the next segment.
     pub(crate) fn push_segment(&mut self, segment: Arc<Segment>) {
-        debug_assert_eq!(segment.number(), self.segments.len() as u64);
+        debug_assert_eq!(segment.number(), self.end_segment());
         self.segments.push(segment);
     }
 
     /// Segment `number`, if it is open.
     fn segment(&self, number: u32) -> Option<&Segment> {
-        self.segments.get(number as usize).map(|s| &**s)
+        self.segment_arc(number).map(|s| &**s)
+    }
+
+    /// Segment `number`, shared, if it is open.
+    pub(crate) fn segment_arc(&self, number: u32) -> Option<&Arc<Segment>> {
+        let k = number.checked_sub(self.first_segment)?;
+        self.segments.get(k as usize)
     }
 
     /// The tables of the sealed segments, in segment order.
@@ -467,7 +533,10 @@ impl Index {
     /// rewrite. Readers that copied the old one out keep reading it (its
     /// mapping keeps the old file alive).
     pub(crate) fn replace_segment(&mut self, segment: Arc<Segment>) -> bool {
-        match self.segments.get_mut(segment.number() as usize) {
+        let k = u32::try_from(segment.number())
+            .ok()
+            .and_then(|n| n.checked_sub(self.first_segment));
+        match k.and_then(|k| self.segments.get_mut(k as usize)) {
             Some(slot) => {
                 *slot = segment;
                 true
@@ -665,6 +734,7 @@ impl Index {
             name,
             next_version: 0,
             first_position: self.len(),
+            first_version: 0,
             active_first_version: 0,
             active: Vec::new(),
         });
@@ -1190,7 +1260,7 @@ impl Index {
             .sealed
             .iter()
             .filter(|t| t.end_position > from)
-            .map(|t| (t.clone(), self.segments.get(t.segment as usize).cloned()))
+            .map(|t| (t.clone(), self.segment_arc(t.segment).cloned()))
             .collect();
         Some(FilterJob {
             filter,
@@ -1381,7 +1451,7 @@ impl Index {
     ) -> Option<Result<Vec<u64>, String>> {
         let id = *self.stream_ids.get(stream)?;
         let s = self.streams.get(id as usize)?;
-        let from = from_version.min(s.next_version);
+        let from = from_version.max(s.first_version).min(s.next_version);
         let to = from.saturating_add(max_count as u64).min(s.next_version);
         Some(self.collect_positions(s, from..to))
     }
@@ -1434,6 +1504,170 @@ impl Index {
             ));
         }
         Ok(out)
+    }
+
+    /// The first version of `stream` the log still holds (0 unless `$all`
+    /// retention dropped some).
+    pub(crate) fn first_version(&self, stream: &str) -> u64 {
+        self.stream_ids
+            .get(stream)
+            .and_then(|id| self.streams.get(*id as usize))
+            .map_or(0, |s| s.first_version)
+    }
+
+    /// The sealed segments before segment `end` (never the active one),
+    /// with the position each one ends at, oldest first: what retention
+    /// may drop.
+    pub(crate) fn sealed_before(&self, end: u32) -> Vec<(Arc<Segment>, u64)> {
+        let end = end.min(self.active.segment);
+        self.segments
+            .iter()
+            .filter(|s| s.number() < u64::from(end))
+            .filter_map(|s| {
+                let number = u32::try_from(s.number()).ok()?;
+                let last = self.sealed.iter().rev().find(|t| t.segment == number)?;
+                Some((Arc::clone(s), last.end_position))
+            })
+            .collect()
+    }
+
+    /// Plans dropping the segments before segment `end`, which must all be
+    /// sealed, reading but changing nothing: what each stream with
+    /// versions in them keeps, and the base that says so, to be written
+    /// before [`apply_cut`](Index::apply_cut) and the files' removal. An
+    /// error names why they cannot be dropped (a table unreadable, its
+    /// segment too).
+    pub(crate) fn plan_cut(&self, end: u32) -> Result<Cut, String> {
+        if end <= self.first_segment || end > self.active.segment {
+            return Err(format!(
+                "segments {}..{end} are not sealed segments of the log",
+                self.first_segment
+            ));
+        }
+        let cut = self.sealed.partition_point(|t| t.segment < end);
+        let first_position = self
+            .sealed
+            .get(cut)
+            .map_or(self.active.first_position, |t| t.first_position);
+        let mut firsts: HashMap<u32, u64> = HashMap::new();
+        for table in self.sealed.iter().take(cut) {
+            let view = table
+                .view_or_rebuild(self.segment(table.segment))
+                .ok_or("segment index damaged, and its segment too")?;
+            for e in view.entries() {
+                let bytes = view.name(&e).ok_or("stream name out of range")?;
+                let stream = std::str::from_utf8(bytes).map_err(|_| "stream name is not UTF-8")?;
+                if let Some(id) = self.stream_ids.get(stream) {
+                    let v = firsts.entry(*id).or_default();
+                    *v = (*v).max(e.versions().end);
+                }
+            }
+        }
+        let mut base = self.base(first_position);
+        base.first_segment = end;
+        let mut firsts: Vec<(u32, u64)> = firsts.into_iter().collect();
+        firsts.sort_unstable();
+        for (id, first_version) in &firsts {
+            let Some(s) = self.streams.get(*id as usize) else {
+                continue;
+            };
+            if s.first_version >= *first_version || self.is_gone(&s.name) {
+                continue;
+            }
+            match base.streams.iter_mut().find(|b| *b.name == *s.name) {
+                Some(b) => b.first_version = *first_version,
+                None => base.streams.push(base::BaseStream {
+                    name: s.name.to_string(),
+                    next_version: s.next_version,
+                    first_version: *first_version,
+                }),
+            }
+        }
+        Ok(Cut {
+            from: self.first_segment,
+            end,
+            first_position,
+            firsts,
+            base,
+        })
+    }
+
+    /// Drops the segments `cut` planned: the log now starts at its end.
+    /// Refused, changing nothing, if the log's start moved since the plan.
+    pub(crate) fn apply_cut(&mut self, cut: &Cut) -> Result<(), String> {
+        if cut.from != self.first_segment || cut.end > self.active.segment {
+            return Err("the log changed since the cut was planned".into());
+        }
+        for (id, first_version) in &cut.firsts {
+            if let Some(s) = self.streams.get_mut(*id as usize) {
+                s.first_version = s.first_version.max(*first_version).min(s.next_version);
+                s.first_position = s.first_position.max(cut.first_position);
+            }
+        }
+        let k = self.sealed.partition_point(|t| t.segment < cut.end);
+        self.sealed.drain(..k);
+        self.sealed_firsts.drain(..k);
+        let gone = (cut.end - self.first_segment) as usize;
+        self.segments.drain(..gone.min(self.segments.len()));
+        self.first_segment = cut.end;
+        self.last = None;
+        // The filter holds ids of dropped events: thrown away, it is built
+        // again from the tables left.
+        self.drop_id_filter();
+        Ok(())
+    }
+
+    /// The log's base as it stands, the log starting at `first_position`:
+    /// every stream that lost versions to retention (but streams gone as
+    /// names), and every lifecycle state.
+    pub(crate) fn base(&self, first_position: u64) -> base::Base {
+        base::Base {
+            store_id: self.store_id,
+            first_segment: self.first_segment,
+            first_position,
+            streams: self
+                .streams
+                .iter()
+                .filter(|s| s.first_version > 0 && !self.is_gone(&s.name))
+                .map(|s| base::BaseStream {
+                    name: s.name.to_string(),
+                    next_version: s.next_version,
+                    first_version: s.first_version,
+                })
+                .collect(),
+            states: self.lifecycle.iter().map(|(k, v)| (*k, *v)).collect(),
+        }
+    }
+
+    /// Takes in the base of a log that retention cut, once the log left
+    /// is indexed: each stream it names goes on from at least its next
+    /// version and holds versions from its first version on, and every
+    /// lifecycle state is set (the control records that set them may have
+    /// been dropped; [`crate::lifecycle::load`] then takes the ones still
+    /// in the log).
+    pub(crate) fn apply_base(&mut self, base: &base::Base) -> Result<(), String> {
+        for b in &base.streams {
+            let id = match self.stream_ids.get(b.name.as_str()) {
+                Some(id) => *id,
+                None => {
+                    let id = self.add_stream(&b.name)?;
+                    if let Some(s) = self.streams.get_mut(id as usize) {
+                        s.first_position = base.first_position;
+                    }
+                    id
+                }
+            };
+            if let Some(s) = self.streams.get_mut(id as usize) {
+                s.next_version = s.next_version.max(b.next_version);
+                s.first_version = b.first_version.min(s.next_version);
+                s.first_position = s.first_position.max(base.first_position);
+            }
+        }
+        for (key, state) in &base.states {
+            self.lifecycle.insert(*key, *state);
+        }
+        self.last = None;
+        Ok(())
     }
 
     /// The names of the streams from the `start`th on, in the order they

@@ -36,6 +36,45 @@ pub(crate) const CATALOG_FILE: &str = "catalog";
 /// The name of a catalog being written.
 pub(crate) const CATALOG_TEMP: &str = "catalog.tmp";
 
+/// The file name of the log's base, which exists once `$all` retention
+/// dropped segments (see [`super::base`]).
+pub(crate) const BASE_FILE: &str = "base";
+/// The name of a base being written.
+pub(crate) const BASE_TEMP: &str = "base.tmp";
+
+/// Reads and checks the log's base in `dir`: `Ok(None)` when there is
+/// none (nothing was ever dropped). Not derived data: a base that cannot
+/// be read or fails a check is corruption, named.
+pub(crate) fn read_base(dir: &Path) -> Result<Option<super::base::Base>, crate::error::Error> {
+    use crate::error::Error;
+    let path = dir.join(BASE_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read the log base", &path, e)),
+    };
+    super::base::decode_base(&bytes)
+        .map(Some)
+        .map_err(|reason| Error::corruption(&path, 0, reason))
+}
+
+/// Writes `bytes` as the log's base in `dir`: under a temporary name,
+/// synced, renamed over the old base in one step (`rename(2)`; never
+/// removed first, as a derived file may be, since an open cannot do
+/// without it), and the directory synced.
+pub(crate) fn write_base(io: &dyn FileIo, dir: &Path, bytes: &[u8]) -> io::Result<()> {
+    let path = dir.join(BASE_FILE);
+    let temp = dir.join(BASE_TEMP);
+    if std::fs::symlink_metadata(&temp).is_ok() {
+        io.remove_file(&temp)?;
+    }
+    let file = io.create_new(&temp)?;
+    io.write_at(&file, &temp, bytes, 0)?;
+    io.sync_data(&file, &temp)?;
+    io.rename_over(&temp, &path)?;
+    io.sync_dir(dir)
+}
+
 /// Writes `bytes` as the index file of segment `number` in `dir`.
 pub(crate) fn write_index(
     io: &dyn FileIo,

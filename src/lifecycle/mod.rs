@@ -20,6 +20,7 @@
 //! at once through [`Visibility`]. This folder may import `crate::index`,
 //! `crate::read` and `crate::log::format`.
 
+pub(crate) mod retention;
 pub(crate) mod scavenge;
 
 use std::collections::HashMap;
@@ -396,6 +397,11 @@ pub(crate) fn load(index: &RwLock<Index>) -> Result<(), Error> {
             .filter_map(|name| {
                 let key = key_of_control_stream(name)?;
                 let last = index.raw_next_version(name).checked_sub(1)?;
+                // Its last record was dropped by retention: the log's
+                // base gave its state.
+                if last < index.first_version(name) {
+                    return None;
+                }
                 Some((Arc::clone(name), key, last))
             })
             .collect()

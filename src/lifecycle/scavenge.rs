@@ -39,7 +39,9 @@ use crate::format::{
     RecordFields, SEGMENT_HEADER_LEN, Salt, SegmentHeader, encode_frame_header, encode_record,
     encode_segment_header, seal_record, set_gap_lengths, set_record_flags,
 };
+use crate::index::base::encode_base;
 use crate::index::file::{IndexHeader, encode_index, stream_parts};
+use crate::index::persist::write_base;
 use crate::index::persist::{write_catalog, write_index};
 use crate::index::{Index, Table};
 use crate::io::FileIo;
@@ -114,18 +116,21 @@ pub(crate) fn run(
 ) -> Result<ScavengeReport, Error> {
     let _one_at_a_time = writer.scavenge_lock();
     let active = writer.seal_for_scavenge(index)?;
+    // Segments that retention drops are not worth rewriting.
+    writer.retain_all(index);
     lock_in_limits(writer, index)?;
     let mut report = ScavengeReport::default();
     // The next segment is read and decided on another thread while this
     // one's new bytes are written and synced, so that the disk and the
     // checksums overlap. Segments are independent, and the bounds a plan
     // reads only grow.
-    let mut planned = if active > 0 {
-        plan_segment(index, 0)?
+    let first = index.read().first_segment();
+    let mut planned = if active > first {
+        plan_segment(index, first)?
     } else {
         None
     };
-    for number in 0..active {
+    for number in first..active {
         progress(u64::from(number), u64::from(active));
         report.segments_scanned += 1;
         let plan = planned.take();
@@ -157,6 +162,21 @@ pub(crate) fn run(
         planned = next_plan?;
     }
     progress(u64::from(active), u64::from(active));
+    // The log's base names the streams that lost versions to retention;
+    // written again without the streams gone since, so that a deleted
+    // stream's id is in no file once its events are scavenged.
+    let base = {
+        let index = index.read();
+        let first = index.first_segment();
+        (first > 0)
+            .then(|| index.first_position_of(first).map(|p| index.base(p)))
+            .flatten()
+    };
+    if let Some(base) = base {
+        let bytes = encode_base(&base)
+            .ok_or_else(|| crate::read::internal("the log base does not encode".into()))?;
+        write_base(&**io, dir, &bytes).map_err(|e| Error::io("write the log base", dir, e))?;
+    }
     let catalog = index.read().sealed_catalog_bytes();
     if let Some(Err(e)) = catalog.map(|c| write_catalog(&**io, dir, &c)) {
         tracing::warn!(error = %e, "could not write the stream catalog after a scavenge; the next open merges index files");
@@ -173,13 +193,16 @@ pub(crate) fn run(
 /// What a scavenge would remove now, counted without writing anything:
 /// every sealed and active record that no read returns.
 pub(crate) fn reclaimable(index: &RwLock<Index>) -> Result<ScavengeReport, Error> {
-    let count = index.read().segments().len() as u32;
+    let (first, end) = {
+        let index = index.read();
+        (index.first_segment(), index.end_segment() as u32)
+    };
     let mut report = ScavengeReport::default();
-    for number in 0..count {
+    for number in first..end {
         report.segments_scanned += 1;
         let (segment, first_position) = {
             let index = index.read();
-            let Some(seg) = index.segments().get(number as usize).cloned() else {
+            let Some(seg) = index.segment_arc(number).cloned() else {
                 break;
             };
             let Some(first) = index.first_position_of(number) else {
@@ -286,8 +309,7 @@ fn plan_segment(index: &RwLock<Index>, number: u32) -> Result<Option<Rewrite>, E
     let (segment, first_position) = {
         let index = index.read();
         let segment = index
-            .segments()
-            .get(number as usize)
+            .segment_arc(number)
             .cloned()
             .ok_or_else(|| crate::read::internal(format!("segment {number} is not open")))?;
         let first = index
@@ -487,8 +509,7 @@ fn swap_in(
     let temp = dir.join(format!("{name}.tmp"));
     let size = index
         .read()
-        .segments()
-        .get(number as usize)
+        .segment_arc(number)
         .map_or(0, |s| s.len() as u64);
     if std::fs::symlink_metadata(&temp).is_ok() {
         io.remove_file(&temp)

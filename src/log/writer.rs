@@ -41,6 +41,7 @@ use crate::index::id_filter::FilterDone;
 use crate::index::persist::{index_file_name, sealed_index_bytes, write_catalog, write_index};
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
+use crate::lifecycle::retention::{self, Retention};
 use crate::lifecycle::{Op, control_stream};
 use crate::log::batch::Batch;
 use crate::log::group::{GroupCommit, Outcome};
@@ -59,8 +60,11 @@ pub(crate) struct Writer {
     /// so that a poisoned store answers at once.
     poisoned: AtomicBool,
     /// Held through a scavenge: two at once would write the same
-    /// temporary files.
+    /// temporary files. Retention at a seal takes it too, or waits for
+    /// the next seal when a scavenge holds it.
     scavenging: Mutex<()>,
+    /// `$all` retention, applied at each seal.
+    retention: Retention,
 }
 
 /// What only the commit leader touches.
@@ -142,8 +146,7 @@ impl Writer {
     ) -> Result<Writer, Error> {
         let active = recovered
             .index
-            .segments()
-            .get(recovered.active as usize)
+            .segment_arc(recovered.active)
             .cloned()
             .ok_or_else(|| Error::corruption(&dir, 0, "active segment missing after recovery"))?;
         let next_position = recovered.index.len();
@@ -191,6 +194,7 @@ impl Writer {
             engine: Mutex::new(engine),
             poisoned: AtomicBool::new(false),
             scavenging: Mutex::new(()),
+            retention: options.retention(),
         })
     }
 
@@ -403,6 +407,43 @@ impl Writer {
             w.finish_into(index);
         }
         Ok(engine.active.number() as u32)
+    }
+
+    /// Applies `$all` retention to the sealed segments before `below`; see
+    /// [`retention`](crate::lifecycle::retention). Its failures cost only
+    /// disk space until the next try: warnings, never a failed append.
+    fn retain(&self, engine: &Engine, index: &RwLock<Index>, below: u32) {
+        let applied = retention::apply(
+            &engine.dir,
+            &*engine.io,
+            index,
+            self.retention,
+            engine.segment_size,
+            below,
+        );
+        if let Err(e) = applied {
+            tracing::warn!(error = %e, "retention could not run; nothing dropped");
+        }
+    }
+
+    /// Applies `$all` retention to every sealed segment, holding the
+    /// writer's lock (so that no seal runs meanwhile): what a writable
+    /// open and a scavenge (which holds the scavenge lock already) do.
+    pub(crate) fn retain_all(&self, index: &RwLock<Index>) {
+        if !self.retention.is_set() || self.is_poisoned() {
+            return;
+        }
+        let engine = self.engine.lock();
+        if let Some(w) = engine.indexing.as_ref()
+            && w.number + 1 == engine.active.number()
+        {
+            // The segment sealed last is still being indexed: it stays.
+            let below = w.number as u32;
+            self.retain(&engine, index, below);
+            return;
+        }
+        let below = engine.active.number() as u32;
+        self.retain(&engine, index, below);
     }
 
     /// Syncs the active segment, to be sure nothing is outstanding.
@@ -785,7 +826,9 @@ impl Writer {
         let sealed = index.write().seal();
         let catalog = index.read().catalog_bytes();
         let sealed_number = engine.active.number();
-        let existing = index.read().segments().get(number as usize).cloned();
+        let existing = u32::try_from(number)
+            .ok()
+            .and_then(|n| index.read().segment_arc(n).cloned());
         let (segment, file) = match existing {
             Some(segment) => {
                 let file = Writer::open_active(&segment)
@@ -816,6 +859,14 @@ impl Writer {
         engine.start_frame();
         if let Some(w) = engine.indexing.take() {
             w.finish_into(index);
+        }
+        // Retention may drop the segments sealed before this one (whose
+        // index files are written); a scavenge running now applies it
+        // itself.
+        if self.retention.is_set()
+            && let Some(_one_at_a_time) = self.scavenging.try_lock()
+        {
+            self.retain(engine, index, sealed_number as u32);
         }
         engine.indexing = IndexWrite::start(
             Arc::clone(&engine.io),
@@ -900,7 +951,7 @@ impl Engine {
             || (number == 1 && self.write_offset < self.active.len() / 2)
             || self.preparing.is_some()
             || u32::try_from(number).is_err()
-            || index.read().segments().len() as u64 > number
+            || index.read().end_segment() > number
         {
             return;
         }

@@ -312,7 +312,9 @@ fn first_version_from(
     // scavenge): the search starts at the first one a read returns.
     let first = index
         .lifecycle(stream)
-        .map_or(0, |s| s.first_readable(last + 1).min(last));
+        .map_or(0, |s| s.first_readable(last + 1))
+        .max(index.first_version(stream))
+        .min(last);
     let (mut lo, mut hi) = (first, last);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;

@@ -148,7 +148,7 @@ pub(crate) fn follow(
 ) -> Result<u64, Error> {
     let start = index.read().len();
     loop {
-        let current = index.read().segments().get(tail.segment as usize).cloned();
+        let current = index.read().segment_arc(tail.segment).cloned();
         let Some(seg) = current else {
             break;
         };
@@ -159,7 +159,7 @@ pub(crate) fn follow(
         // No complete frame here yet. Has the writer moved on to the next
         // segment? Only a valid first frame there says so.
         let number = tail.segment + 1;
-        let known = index.read().segments().get(number as usize).cloned();
+        let known = index.read().segment_arc(number).cloned();
         let next = match known {
             Some(next) => next,
             None => {

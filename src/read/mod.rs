@@ -18,10 +18,11 @@
 //! writer holds a reader up for at most the push of one frame's entries;
 //! neither ever waits for the other's checksums, decoding or `fdatasync`.
 //!
-//! Locations a plan copied stay valid after the lock is released: the index
-//! only grows, a location enters it only after its frame is synced and its
-//! segment's watermark moved past it, and bytes below a watermark never
-//! change.
+//! Locations a plan copied stay valid after the lock is released: a
+//! location enters the index only after its frame is synced and its
+//! segment's watermark moved past it, bytes below a watermark never change,
+//! and the plan holds the segments' maps, which keep a file a scavenge
+//! replaced or `$all` retention removed readable as it was.
 
 pub(crate) mod commits;
 pub(crate) mod condition;
@@ -91,8 +92,7 @@ pub(crate) fn plan(
         let number = u64::from(segment);
         if !plan.segments.iter().rev().any(|s| s.number() == number) {
             let found = index
-                .segments()
-                .get(segment as usize)
+                .segment_arc(segment)
                 .ok_or_else(|| internal(format!("segment {segment} is not open")))?;
             plan.segments.push(Arc::clone(found));
         }
@@ -276,6 +276,22 @@ pub(crate) fn control_record(
         .into_iter()
         .next()
         .ok_or_else(|| internal(format!("control stream '{name}' has no version {version}")))
+}
+
+/// The record at `position`, control records included, read and checked
+/// like any; `None` when the position holds no record a read returns (a
+/// gap record, or a position the log no longer holds).
+pub(crate) fn raw_record(
+    index: &parking_lot::RwLock<Index>,
+    position: u64,
+) -> Result<Option<RecordedEvent>, Error> {
+    if index.read().location(position).is_none() {
+        return Ok(None);
+    }
+    let events = read_planned(index, |index| {
+        Ok(plan(index, std::iter::once(position), None)?.keeping_control())
+    })?;
+    Ok(events.into_iter().next())
 }
 
 /// An index that contradicts itself: a bug, reported rather than panicked on.

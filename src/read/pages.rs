@@ -71,7 +71,9 @@ fn stream_range(
                 }
                 Some(s) => s.first_readable(next),
                 None => 0,
-            };
+            }
+            // Versions in segments that retention dropped are gone too.
+            .max(index.first_version(stream));
             if index.stream_version(stream).is_none() {
                 return Err(not_found());
             }
@@ -122,7 +124,9 @@ pub(crate) fn stream_backward(
             .ok_or_else(|| Error::StreamNotFound {
                 stream: name.to_owned(),
             })?;
-        let first = state.map_or(0, |s| s.first_readable(last + 1));
+        let first = state
+            .map_or(0, |s| s.first_readable(last + 1))
+            .max(index.first_version(name));
         (last, first)
     };
     let Some(versions) = backward_range(from_version, last, max_count) else {
@@ -165,7 +169,8 @@ pub(crate) fn all_until(
         let reached = Cell::new((at, at));
         let mut events = read_planned(index, |index| {
             let end = index.len().min(until);
-            let from = at.min(end);
+            // Positions before the log's start were dropped by retention.
+            let from = at.max(index.start_position()).min(end);
             let to = from.saturating_add(want).min(end);
             reached.set((to, end));
             plan(index, from..to, None)
@@ -199,11 +204,17 @@ pub(crate) fn all_backward(
         let Some(positions) = backward_range(top, last, want) else {
             break;
         };
-        let bottom = positions.start;
-        let mut events = read_planned(index, |index| plan(index, positions.clone(), None))?;
+        let bottom = Cell::new(positions.start);
+        let mut events = read_planned(index, |index| {
+            // Positions before the log's start were dropped by retention.
+            let from = positions.start.max(index.start_position());
+            bottom.set(from);
+            plan(index, from..positions.end.max(from), None)
+        })?;
+        let bottom = bottom.get();
         retain_visible(index, &mut events);
         out.extend(events.into_iter().rev());
-        if out.len() >= max_count || bottom == 0 {
+        if out.len() >= max_count || bottom == 0 || bottom >= positions.end {
             break;
         }
         top = bottom - 1;

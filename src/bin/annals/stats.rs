@@ -58,6 +58,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             "segments": stats.segments,
             "segment_size": stats.segment_size,
             "events": stats.events,
+            "first_segment": stats.first_segment,
+            "first_position": stats.first_position,
             "streams": stats.streams,
             "bytes_used": stats.bytes_used,
             "bytes_on_disk": on_disk,
@@ -82,6 +84,16 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             ),
         );
         row("events", count(stats.events));
+        if stats.first_segment > 0 {
+            row(
+                "log starts",
+                format!(
+                    "at position {} (segment {}): retention dropped the ones before",
+                    count(stats.first_position),
+                    stats.first_segment
+                ),
+            );
+        }
         row("streams", count(stats.streams));
         row(
             "bytes used",

@@ -186,6 +186,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 fn read_back(dir: &Path) -> Result<(u64, Taken), Failure> {
     let store = open::reader(dir)?;
     let total = store.global_position();
+    // Where the log starts: 0, or later once retention dropped segments.
+    let stats = store.stats();
+    let (first_segment, first_position) = (stats.first_segment, stats.first_position);
     // The open takes sealed segments from their index files up to the
     // first one it finds unusable, and scans (and a writable open rebuilds)
     // from there on.
@@ -199,8 +202,8 @@ fn read_back(dir: &Path) -> Result<(u64, Taken), Failure> {
         })
         .min();
 
-    let bar = progress_bar(total, "verifying");
-    let mut position = 0u64;
+    let bar = progress_bar(total - first_position, "verifying");
+    let mut position = first_position;
     while position < total {
         let page = store.read_all(position, PAGE_EVENTS).inspect_err(|_| {
             bar.abandon();
@@ -228,7 +231,14 @@ fn read_back(dir: &Path) -> Result<(u64, Taken), Failure> {
         bar.inc(page.len() as u64);
     }
     bar.finish_and_clear();
-    Ok((total, Taken { first_unusable }))
+    Ok((
+        total - first_position,
+        Taken {
+            first_unusable,
+            first_segment,
+            first_position,
+        },
+    ))
 }
 
 /// Which index files the read-only open took without finding fault: those
@@ -238,6 +248,10 @@ fn read_back(dir: &Path) -> Result<(u64, Taken), Failure> {
 #[derive(Debug, Clone, Copy)]
 struct Taken {
     first_unusable: Option<u64>,
+    /// The log's first segment and position (0 and 0 unless retention
+    /// dropped segments).
+    first_segment: u64,
+    first_position: u64,
 }
 
 /// What passes 3 and 4 found, when every segment file checked out.
@@ -278,7 +292,19 @@ fn walk_files(dir: &Path, total: Option<u64>, taken: Option<Taken>) -> Result<Wa
     let last_file = listed.last().map(|(n, _)| *n);
 
     let mut w = Walked::default();
-    let mut next_position = Some(0u64);
+    // Where the first segment's frames must start: known when the store
+    // opened (a log that retention cut starts later), unchecked otherwise.
+    let first_segment = taken.as_ref().map_or(0, |t| t.first_segment);
+    let mut next_position = match &taken {
+        Some(t) => Some(t.first_position),
+        None if listed.first().is_some_and(|(n, _)| *n == 0) => Some(0),
+        None => None,
+    };
+    let listed: Vec<_> = listed
+        .into_iter()
+        .filter(|(n, _)| *n >= first_segment)
+        .collect();
+    index_files.retain(|n, _| *n >= first_segment);
     // Per segment with an index file: (number, what the check found,
     // whether it holds events).
     let mut found: Vec<(u64, PathBuf, Found, bool)> = Vec::new();
@@ -301,7 +327,7 @@ fn walk_files(dir: &Path, total: Option<u64>, taken: Option<Taken>) -> Result<Wa
                 next_position = Some(walked.next_position);
                 w.file_events += walked.events;
                 w.files += 1;
-                if walked.events > 0 || number == 0 {
+                if walked.events > 0 || number == first_segment {
                     w.holding_events += 1;
                 }
                 if walked.events > 0 {

@@ -8,7 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::index::persist::{CATALOG_FILE, CATALOG_TEMP, INDEX_SUFFIX, INDEX_TEMP_SUFFIX};
+use crate::index::persist::{
+    BASE_FILE, BASE_TEMP, CATALOG_FILE, CATALOG_TEMP, INDEX_SUFFIX, INDEX_TEMP_SUFFIX, read_base,
+};
 use crate::log::segment::{self, TEMP_SUFFIX};
 
 use super::LOCK_FILE;
@@ -20,8 +22,15 @@ pub(crate) fn check_listing(dir: &Path) -> Result<(), Error> {
 
 /// The files of a data directory, sorted out.
 pub(super) struct Listing {
-    /// Segment numbers and paths, in number order, checked dense from 0.
+    /// The log's base, when retention dropped segments.
+    pub base: Option<crate::index::base::Base>,
+    /// Segment numbers and paths, in number order, checked dense from the
+    /// base's first segment (0 without one).
     pub segments: Vec<(u64, PathBuf)>,
+    /// Segments below the base's first segment, and their index files:
+    /// left by a crash after the base was written and before they were
+    /// removed.
+    pub dropped: Vec<PathBuf>,
     /// Segments left half-prepared by a crash.
     pub temps: Vec<PathBuf>,
     /// Segment index files left half-written by a crash.
@@ -39,6 +48,7 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
     let mut segments = Vec::new();
     let mut temps = Vec::new();
     let mut index_temps = Vec::new();
+    let mut indexes = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list data directory", dir, e))?;
         let path = entry.path();
@@ -51,16 +61,17 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
             continue;
         }
         let stray = |reason: &str| Err(Error::corruption(&path, 0, reason));
-        if name == CATALOG_FILE {
+        if name == CATALOG_FILE || name == BASE_FILE {
             continue;
         }
-        if name == CATALOG_TEMP {
+        if name == CATALOG_TEMP || name == BASE_TEMP {
             index_temps.push(path);
             continue;
         }
         if let Some(number) = name.strip_suffix(INDEX_SUFFIX) {
             // Derived data: checked when used, rebuilt when bad.
-            if parse_segment_name(&format!("{number}.seg")).is_some() {
+            if let Some(number) = parse_segment_name(&format!("{number}.seg")) {
+                indexes.push((number, path));
                 continue;
             }
         }
@@ -98,17 +109,44 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
         }
     }
     segments.sort_unstable_by_key(|(n, _)| *n);
-    for (expected, (number, _)) in segments.iter().enumerate() {
-        if *number != expected as u64 {
+    // Retention may have dropped the oldest segments: the base says where
+    // the log starts, and only a segment missing from there on is damage.
+    let base = read_base(dir)?;
+    let first = base.as_ref().map_or(0, |b| u64::from(b.first_segment));
+    let below = segments.partition_point(|(n, _)| *n < first);
+    let mut dropped: Vec<PathBuf> = segments.drain(..below).map(|(_, path)| path).collect();
+    dropped.extend(
+        indexes
+            .into_iter()
+            .filter(|(n, _)| *n < first)
+            .map(|(_, path)| path),
+    );
+    for (k, (number, _)) in segments.iter().enumerate() {
+        let expected = first + k as u64;
+        if *number != expected {
             return Err(Error::corruption(
-                dir.join(segment::file_name(expected as u64)),
+                dir.join(segment::file_name(expected)),
                 0,
                 format!("segment {expected} is missing (segment {number} exists)"),
             ));
         }
     }
+    if segments.is_empty()
+        && let Some(b) = &base
+    {
+        return Err(Error::corruption(
+            dir.join(segment::file_name(first)),
+            0,
+            format!(
+                "segment {} is missing: the log base says the log starts there",
+                b.first_segment
+            ),
+        ));
+    }
     Ok(Listing {
+        base,
         segments,
+        dropped,
         temps,
         index_temps,
     })

@@ -58,8 +58,8 @@ use crate::format::{
 };
 use crate::index::catalog::decode_catalog;
 use crate::index::persist::{
-    CATALOG_FILE, Unusable, index_file_name, load_table, read_catalog, sealed_index_bytes,
-    write_index,
+    BASE_FILE, CATALOG_FILE, Unusable, index_file_name, load_table, read_catalog,
+    sealed_index_bytes, write_index,
 };
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
@@ -184,7 +184,26 @@ fn recover_with(
     // clean close the active segment has an index too, marked open, and
     // nothing is scanned: the writer removes that index (durably) before it
     // writes anything, so while it exists the log ends where it says.
-    let mut index = Index::new(header.store_id);
+    // The log starts where its base says, once retention dropped
+    // segments: at the base's first segment, with the base's position.
+    let first_segment = listing.base.as_ref().map_or(0, |b| b.first_segment);
+    if let Some(base) = &listing.base
+        && base.store_id != header.store_id
+    {
+        return Err(Error::corruption(
+            dir.join(BASE_FILE),
+            0,
+            format!(
+                "the log base of store {:x} in store {:x}",
+                base.store_id, header.store_id
+            ),
+        ));
+    }
+    let mut index = Index::with_base(
+        header.store_id,
+        first_segment,
+        listing.base.as_ref().map_or(0, |b| b.first_position),
+    );
     let mut ends: Vec<usize> = Vec::with_capacity(count);
     let mut from = 0;
     let mut unusable = Vec::new();
@@ -305,7 +324,10 @@ fn recover_with(
             '_,
         >| {
             let k = piece.segment;
-            let number = segment_id((from + k) as u64, &scanned_paths[k])?;
+            let number = segment_id(
+                u64::from(first_segment) + (from + k) as u64,
+                &scanned_paths[k],
+            )?;
             for frame in &piece.frames {
                 let records = piece.records.get(frame.records.clone()).unwrap_or_default();
                 let entries = records.iter().map(|r| Entry {
@@ -356,6 +378,12 @@ fn recover_with(
         index.seal();
     }
 
+    if let Some(base) = &listing.base {
+        index
+            .apply_base(base)
+            .map_err(|reason| Error::corruption(dir.join(BASE_FILE), 0, reason))?;
+    }
+
     let mut report = RecoveryReport {
         unusable_indexes: unusable,
         ..RecoveryReport::default()
@@ -379,6 +407,7 @@ fn recover_with(
             });
         }
         remove_temps(dir, io, &listing.temps, &mut report)?;
+        remove_dropped(dir, io, &listing.dropped)?;
         for temp in &listing.index_temps {
             // Half an index file: nothing refers to it.
             if let Err(e) = io.remove_file(temp) {
@@ -406,10 +435,27 @@ fn recover_with(
         store_id: header.store_id,
         segment_size: header.segment_size,
         index,
-        active: segment_id(active as u64, dir)?,
+        active: segment_id(u64::from(first_segment) + active as u64, dir)?,
         write_offset: ends[active],
         report,
     })
+}
+
+/// Finishes a retention that a crash interrupted: removes the segments
+/// below the log's first segment and their index files (`dropped`), then
+/// syncs the directory. The base that names the new start was
+/// durable before any of them was removed.
+fn remove_dropped(dir: &Path, io: &dyn FileIo, dropped: &[PathBuf]) -> Result<(), Error> {
+    for path in dropped {
+        tracing::info!(file = %path.display(), "removing a file of a segment that retention dropped before a crash");
+        io.remove_file(path)
+            .map_err(|e| Error::io("remove a dropped segment's file", path, e))?;
+    }
+    if !dropped.is_empty() {
+        io.sync_dir(dir)
+            .map_err(|e| Error::io("sync data directory", dir, e))?;
+    }
+    Ok(())
 }
 
 /// Whether `segment` holds a frame: its first frame's length word is set.

@@ -1,0 +1,511 @@
+//! `$all` retention (`Options::retain_bytes`, `Options::retain_age`): the
+//! oldest sealed segments are dropped whole, reads start where the log now
+//! starts, versions and lifecycle states survive the drop and reopens, a
+//! crash at any step of a drop loses nothing that was kept, and damage to
+//! what says where the log starts is refused.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use annals::{Error, EventData, ExpectedVersion, Options, RecordedEvent, Store, replication};
+use common::sim_disk::SimDisk;
+use common::{Rng, mix, seed};
+
+const SEGMENT_SIZE: u64 = 8192;
+
+fn data(stream: &str, v: u64) -> Vec<u8> {
+    format!("{stream}-{v}-").repeat(100).into_bytes()
+}
+
+fn expected(v: u64) -> ExpectedVersion {
+    match v {
+        0 => ExpectedVersion::NoStream,
+        v => ExpectedVersion::Exact(v - 1),
+    }
+}
+
+fn segments(dir: &Path) -> Vec<String> {
+    common::file_names(dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".seg"))
+        .collect()
+}
+
+/// Every event `read_all` returns, page by page.
+fn all_events(store: &Store) -> Vec<RecordedEvent> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = store.read_all(from, 100).unwrap();
+        let Some(last) = page.last() else {
+            return out;
+        };
+        from = last.position + 1;
+        out.extend(page);
+    }
+}
+
+/// Checks what a store holds after retention: positions strictly
+/// increasing and dense from the first one held, each stream's events
+/// contiguous versions up to its last, with the bytes written.
+fn check_log(store: &Store, streams: &[&str], what: &str) -> Vec<RecordedEvent> {
+    let all = all_events(store);
+    for w in all.windows(2) {
+        assert_eq!(w[1].position, w[0].position + 1, "{what}: positions");
+    }
+    if let Some(last) = all.last() {
+        assert_eq!(last.position + 1, store.global_position(), "{what}");
+    }
+    for s in streams {
+        let Some(last) = store.stream_version(s) else {
+            continue;
+        };
+        let events = store.read_stream(s, 0, 100_000).unwrap();
+        if let Some(first) = events.first() {
+            assert_eq!(events.last().unwrap().version, last, "{what}: {s}");
+            assert!(first.position >= all[0].position, "{what}: {s}");
+            for (k, e) in events.iter().enumerate() {
+                assert_eq!(e.version, first.version + k as u64, "{what}: {s}");
+                assert_eq!(&e.data[..], &data(s, e.version)[..], "{what}: {s}");
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn the_oldest_segments_go_and_what_is_left_reads_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .segment_size(SEGMENT_SIZE)
+        .retain_bytes(4 * SEGMENT_SIZE);
+    let store = Store::open_with(dir.path(), options.clone()).unwrap();
+    // `early` lives only in the first segments; `late` goes on throughout.
+    for v in 0..5 {
+        store
+            .append(
+                "early",
+                expected(v),
+                &[EventData::new("E", data("early", v))],
+            )
+            .unwrap();
+    }
+    store
+        .tombstone_stream("doomed", ExpectedVersion::Any)
+        .unwrap();
+    store
+        .delete_stream("early-deleted", ExpectedVersion::Any)
+        .unwrap();
+    for v in 0..200 {
+        store
+            .append("late", expected(v), &[EventData::new("L", data("late", v))])
+            .unwrap();
+    }
+    let held = segments(dir.path());
+    assert!(
+        held.len() <= 6,
+        "retention of 4 segments keeps at most 6 files: {held:?}"
+    );
+    assert!(!held.contains(&"00000000000000000000.seg".to_owned()));
+    assert!(common::file_names(dir.path()).contains(&"base".to_owned()));
+
+    let all = check_log(&store, &["early", "late"], "live");
+    assert!(
+        all[0].position > 7,
+        "the log starts later: {}",
+        all[0].position
+    );
+    let global = store.global_position();
+    // A stream whose events all went still exists: its version stands,
+    // it reads as empty, and it goes on from there.
+    assert_eq!(store.stream_version("early"), Some(4));
+    assert_eq!(store.read_stream("early", 0, 10).unwrap(), vec![]);
+    let late = store.read_stream("late", 0, 1000).unwrap();
+    assert!(late[0].version > 0);
+    assert_eq!(late.last().unwrap().version, 199);
+    let backward = store.read_all_backward(u64::MAX, 10_000).unwrap();
+    assert_eq!(backward.len(), all.len());
+    assert_eq!(backward.last(), all.first());
+
+    let before: Vec<_> = ["early", "late"]
+        .iter()
+        .map(|s| {
+            (
+                store.stream_version(s),
+                store.read_stream(s, 0, 1000).unwrap(),
+            )
+        })
+        .collect();
+    store.close().unwrap();
+
+    for reopen in 0..2 {
+        let store = Store::open_with(dir.path(), options.clone()).unwrap();
+        let what = format!("reopen {reopen}");
+        assert_eq!(check_log(&store, &["early", "late"], &what), all, "{what}");
+        let after: Vec<_> = ["early", "late"]
+            .iter()
+            .map(|s| {
+                (
+                    store.stream_version(s),
+                    store.read_stream(s, 0, 1000).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(after, before, "{what}");
+        assert_eq!(store.global_position(), global, "{what}");
+        // The tombstone and the delete were in dropped segments; both hold.
+        assert!(
+            matches!(
+                store.append(
+                    "doomed",
+                    ExpectedVersion::Any,
+                    &[EventData::new("X", vec![])]
+                ),
+                Err(Error::StreamDeleted { .. })
+            ),
+            "{what}"
+        );
+        assert_eq!(store.stream_version("early-deleted"), None, "{what}");
+        drop(store);
+    }
+    let store = Store::open_with(dir.path(), options).unwrap();
+    // Versions are never reused.
+    let r = store
+        .append(
+            "early",
+            ExpectedVersion::Exact(4),
+            &[EventData::new("E", data("early", 5))],
+        )
+        .unwrap();
+    assert_eq!(r.first_version(), 5);
+    assert!(matches!(
+        store.append(
+            "early",
+            ExpectedVersion::NoStream,
+            &[EventData::new("E", vec![])]
+        ),
+        Err(Error::WrongExpectedVersion { .. })
+    ));
+    // The read-only open sees the same log.
+    store.close().unwrap();
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(ro.read_stream("early", 0, 10).unwrap().len(), 1);
+    assert_eq!(ro.read_all(0, 1).unwrap()[0], all[0]);
+}
+
+#[test]
+fn retention_by_age_drops_segments_whose_newest_event_is_older() {
+    let origin = tempfile::tempdir().unwrap();
+    let replica = tempfile::tempdir().unwrap();
+    // Events recorded two days ago, then some recorded now: imported with
+    // their timestamps into a store that keeps one day.
+    let source =
+        Store::open_with(origin.path(), Options::default().segment_size(SEGMENT_SIZE)).unwrap();
+    for v in 0..60 {
+        source
+            .append("s", expected(v), &[EventData::new("E", data("s", v))])
+            .unwrap();
+    }
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let two_days_us = 2 * 86_400 * 1_000_000;
+    let mut events = source.read_all(0, 1000).unwrap();
+    for e in events.iter_mut().take(40) {
+        e.recorded_at = now_us - two_days_us;
+    }
+    let options = Options::default()
+        .segment_size(SEGMENT_SIZE)
+        .retain_age(Duration::from_secs(86_400));
+    let store = Store::open_with(replica.path(), options.clone()).unwrap();
+    replication::import(&store, &events).unwrap();
+    store.close().unwrap();
+    // The open applies retention: the segments holding only old events go,
+    // the first one holding a recent event stays.
+    let store = Store::open_with(replica.path(), options).unwrap();
+    let all = check_log(&store, &["s"], "by age");
+    assert!(all[0].position > 0, "nothing was dropped");
+    assert!(
+        all[0].position <= 40,
+        "a recent event was dropped: {}",
+        all[0].position
+    );
+    let old = all
+        .iter()
+        .filter(|e| e.recorded_at < now_us - 86_400_000_000)
+        .count();
+    // Only the segment holding both old and recent events keeps old ones:
+    // fewer than a segment's worth (the dropped segments' average).
+    let first_segment: u64 = segments(replica.path())[0]
+        .trim_end_matches(".seg")
+        .parse()
+        .unwrap();
+    assert!(first_segment >= 2, "dropped {first_segment} segments");
+    let per_segment = all[0].position / first_segment;
+    assert!(
+        (old as u64) <= per_segment + 1,
+        "{old} old events kept, segments hold about {per_segment}"
+    );
+    assert_eq!(store.stream_version("s"), Some(59));
+}
+
+#[test]
+fn bad_retention_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for options in [
+        Options::default().retain_bytes(0),
+        Options::default().retain_age(Duration::from_millis(10)),
+    ] {
+        assert!(matches!(
+            Store::open_with(dir.path(), options),
+            Err(Error::InvalidOptions { .. })
+        ));
+    }
+    assert!(common::file_names(dir.path()).is_empty());
+}
+
+/// A store whose first segments were dropped, and a copy of one of them.
+fn retained_store() -> (tempfile::TempDir, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open_with(dir.path(), Options::default().segment_size(SEGMENT_SIZE)).unwrap();
+    for v in 0..100 {
+        store
+            .append("s", expected(v), &[EventData::new("E", data("s", v))])
+            .unwrap();
+    }
+    let first = std::fs::read(dir.path().join("00000000000000000000.seg")).unwrap();
+    drop(store);
+    let store = Store::open_with(
+        dir.path(),
+        Options::default().retain_bytes(3 * SEGMENT_SIZE),
+    )
+    .unwrap();
+    drop(store);
+    assert!(!dir.path().join("00000000000000000000.seg").exists());
+    (dir, first)
+}
+
+#[test]
+fn a_crash_between_the_base_and_the_removal_finishes_the_drop() {
+    let (dir, first) = retained_store();
+    let path = dir.path().join("00000000000000000000.seg");
+    std::fs::write(&path, &first).unwrap();
+    // A read-only open leaves the file alone and reads from the base on.
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    let from = ro.read_all(0, 1).unwrap()[0].position;
+    assert!(from > 0);
+    drop(ro);
+    assert!(path.exists());
+    // A writable open removes it.
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!path.exists());
+    assert_eq!(store.read_all(0, 1).unwrap()[0].position, from);
+    check_log(&store, &["s"], "after the finished drop");
+}
+
+#[test]
+fn damage_to_where_the_log_starts_is_refused() {
+    let (dir, _) = retained_store();
+    let base = dir.path().join("base");
+    let good = std::fs::read(&base).unwrap();
+    let names = segments(dir.path());
+    // A flipped byte anywhere in the base.
+    for at in [0, 9, 30, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&base, &bad).unwrap();
+        match Store::open(dir.path()) {
+            Err(Error::Corruption { file, .. }) => assert_eq!(file, base, "flip at {at}"),
+            other => panic!("flip at {at}: {:?}", other.map(|_| ())),
+        }
+    }
+    std::fs::write(&base, &good).unwrap();
+    // A missing segment after the base's first is still damage.
+    let second = dir.path().join(&names[1]);
+    let saved = std::fs::read(&second).unwrap();
+    std::fs::remove_file(&second).unwrap();
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(Error::Corruption { file, .. }) if file == second
+    ));
+    std::fs::write(&second, &saved).unwrap();
+    // The base's own first segment missing, too.
+    let firstseg = dir.path().join(&names[0]);
+    let saved = std::fs::read(&firstseg).unwrap();
+    std::fs::remove_file(&firstseg).unwrap();
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(Error::Corruption { .. })
+    ));
+    std::fs::write(&firstseg, &saved).unwrap();
+    // Without the base, the missing segment 0 is damage as it always was.
+    std::fs::remove_file(&base).unwrap();
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(Error::Corruption { .. })
+    ));
+    std::fs::write(&base, &good).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    check_log(&store, &["s"], "restored");
+}
+
+#[test]
+fn erasure_reaches_a_stream_that_retention_cut() {
+    const MARKER: &str = "ERASE-RETAINED-77f1";
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .segment_size(SEGMENT_SIZE)
+        .retain_bytes(4 * SEGMENT_SIZE);
+    let store = Store::open_with(dir.path(), options).unwrap();
+    let stream = format!("user-{MARKER}");
+    for v in 0..150 {
+        store
+            .append(
+                &stream,
+                ExpectedVersion::Any,
+                &[EventData::new("U", data(MARKER, v))],
+            )
+            .unwrap();
+        store
+            .append(
+                "other",
+                ExpectedVersion::Any,
+                &[EventData::new("O", data("other", v))],
+            )
+            .unwrap();
+    }
+    // The base names the stream, which lost versions to retention.
+    let base = std::fs::read(dir.path().join("base")).unwrap();
+    assert!(base.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()));
+    store.delete_stream(&stream, ExpectedVersion::Any).unwrap();
+    store.scavenge().unwrap();
+    store.close().unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()),
+            "{} holds the marker",
+            path.display()
+        );
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(matches!(
+        store.read_stream(&stream, 0, 10),
+        Err(Error::StreamNotFound { .. })
+    ));
+    assert_eq!(store.stream_version("other"), Some(149));
+}
+
+#[test]
+fn a_backup_of_a_cut_log_opens_as_the_store() {
+    let (dir, _) = retained_store();
+    let store = Store::open(dir.path()).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let copy = dest.path().join("copy");
+    store.backup(&copy).unwrap();
+    let restored = Store::open(&copy).unwrap();
+    assert_eq!(all_events(&restored), all_events(&store));
+    assert_eq!(restored.stream_version("s"), store.stream_version("s"));
+}
+
+const SWEEP_EVENTS: u64 = 45;
+
+/// The sweep's workload: a tombstone, then one stream over enough
+/// segments that retention drops several times. Returns the appends
+/// acknowledged.
+fn sweep_run(dir: &Path, disk: &Arc<SimDisk>) -> u64 {
+    let options = common::sweep_options(disk, SEGMENT_SIZE).retain_bytes(3 * SEGMENT_SIZE);
+    let Ok(store) = Store::open_with(dir, options) else {
+        return 0;
+    };
+    if store
+        .tombstone_stream("doomed", ExpectedVersion::Any)
+        .is_err()
+    {
+        return 0;
+    }
+    let mut acked = 0;
+    for v in 0..SWEEP_EVENTS {
+        if store
+            .append("s", expected(v), &[EventData::new("E", data("s", v))])
+            .is_err()
+        {
+            break;
+        }
+        acked += 1;
+    }
+    acked
+}
+
+#[test]
+fn power_cut_during_retention_loses_nothing_kept() {
+    let seed = seed("retention_power_loss");
+    let mut rng = Rng::new(mix(seed, 0x5245_5441));
+    let dry = tempfile::tempdir().unwrap();
+    let disk = SimDisk::attach(dry.path());
+    assert_eq!(sweep_run(dry.path(), &disk), SWEEP_EVENTS);
+    assert!(
+        dry.path().join("base").exists(),
+        "the dry run dropped nothing"
+    );
+    let total = disk.ops();
+    let mut images_checked = 0;
+    for n in 0..=total {
+        let run_dir = tempfile::tempdir().unwrap();
+        let disk = SimDisk::attach(run_dir.path());
+        disk.crash_after(n);
+        let acked = sweep_run(run_dir.path(), &disk);
+        for (i, image) in common::crash_images(&disk, run_dir.path(), &mut rng)
+            .iter()
+            .enumerate()
+        {
+            let target = tempfile::tempdir().unwrap();
+            disk.materialize(run_dir.path(), target.path(), image);
+            let what = format!("cut after op {n}, image {i} ({image:?}), {acked} acked");
+            let store =
+                Store::open_with(target.path(), Options::default().segment_size(SEGMENT_SIZE))
+                    .unwrap_or_else(|e| panic!("{what}: open failed: {e}\n{}", disk.trace()));
+            let last = store.stream_version("s");
+            assert!(
+                last.map_or(0, |v| v + 1) >= acked,
+                "{what}: an acknowledged append is lost ({last:?})"
+            );
+            check_log(&store, &["s"], &what);
+            if acked > 0 {
+                assert!(
+                    matches!(
+                        store.append(
+                            "doomed",
+                            ExpectedVersion::Any,
+                            &[EventData::new("X", vec![])]
+                        ),
+                        Err(Error::StreamDeleted { .. })
+                    ),
+                    "{what}: the tombstone is lost"
+                );
+            }
+            // Nothing below the log's start is left after a writable open.
+            let names = segments(target.path());
+            let numbers: Vec<u64> = names
+                .iter()
+                .map(|n| n.trim_end_matches(".seg").parse().unwrap())
+                .collect();
+            for w in numbers.windows(2) {
+                assert_eq!(w[1], w[0] + 1, "{what}: {names:?}");
+            }
+            // And it goes on: the next append takes the next version.
+            let next = last.map_or(0, |v| v + 1);
+            store
+                .append("s", expected(next), &[EventData::new("E", data("s", next))])
+                .unwrap_or_else(|e| panic!("{what}: append after: {e}"));
+            images_checked += 1;
+        }
+    }
+    eprintln!("retention power loss: {total} operations, {images_checked} images checked");
+}
