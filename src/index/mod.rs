@@ -1525,8 +1525,10 @@ impl Index {
             .filter(|s| s.number() < u64::from(end))
             .filter_map(|s| {
                 let number = u32::try_from(s.number()).ok()?;
-                let last = self.sealed.iter().rev().find(|t| t.segment == number)?;
-                Some((Arc::clone(s), last.end_position))
+                // The segment's last table (tables are in segment order).
+                let k = self.sealed.partition_point(|t| t.segment <= number);
+                let last = self.sealed.get(k.checked_sub(1)?)?;
+                (last.segment == number).then(|| (Arc::clone(s), last.end_position))
             })
             .collect()
     }

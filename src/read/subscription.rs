@@ -199,7 +199,12 @@ impl Subscription {
     /// The next item, waiting at most `timeout` for one: `Ok(None)` when
     /// nothing came in time, [`Error::StoreClosed`] when the store was
     /// closed or dropped and everything committed has been delivered.
+    #[inline]
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<SubscriptionItem>, Error> {
+        // The page first, inlined, as in `next`.
+        if let Some(item) = self.page.pop() {
+            return Ok(Some(item));
+        }
         self.pull(Instant::now().checked_add(timeout))
     }
 
@@ -340,6 +345,7 @@ struct Page {
 }
 
 impl Page {
+    #[inline]
     fn pop(&mut self) -> Option<SubscriptionItem> {
         match self.events.next() {
             Some(e) => Some(SubscriptionItem::Event(e)),
@@ -388,7 +394,15 @@ impl Iterator for Subscription {
 
     /// The next item, waiting as long as it takes; `None` once the store
     /// is closed and everything committed has been delivered.
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        // The page first, inlined into the caller: a catch-up delivers
+        // millions of events from pages, and each event moved through one
+        // more call is a copy of it (about a third of a catch-up's cost
+        // beyond `read_all`'s, measured with callgrind).
+        if let Some(item) = self.page.pop() {
+            return Some(Ok(item));
+        }
         match self.pull(None) {
             Ok(Some(item)) => Some(Ok(item)),
             Ok(None) | Err(Error::StoreClosed) => None,
