@@ -323,21 +323,37 @@ impl Mirror<'_> {
 
     /// Imports a batch on a blocking thread (it syncs to disk), after
     /// checking that each message follows the one before it.
-    async fn import(&mut self, batch: Vec<Message>) -> Result<(), Fault> {
-        for pair in batch.windows(2) {
-            if let [before, message] = pair
-                && message.shipped.follows != Some(before.shipped.position)
-            {
-                return Err(Error::Lost {
-                    stream: self.options.stream.clone(),
-                    sequence: message.sequence,
-                    position: message.shipped.position,
-                    follows: message.shipped.follows,
-                    reached: Some(before.shipped.position),
-                }
-                .into());
-            }
+    async fn import(&mut self, mut batch: Vec<Message>) -> Result<(), Fault> {
+        // The messages before a break in the chain go in; the break stops
+        // the mirror once they are in.
+        let broken = batch
+            .windows(2)
+            .position(|pair| {
+                matches!(pair, [before, message] if message.shipped.follows != Some(before.shipped.position))
+            })
+            .map(|i| i + 1);
+        let lost = broken.and_then(|k| {
+            let message = batch.get(k)?;
+            Some(Error::Lost {
+                stream: self.options.stream.clone(),
+                sequence: message.sequence,
+                position: message.shipped.position,
+                follows: message.shipped.follows,
+                reached: batch.get(k - 1).map(|m| m.shipped.position),
+            })
+        });
+        if let Some(k) = broken {
+            batch.truncate(k);
         }
+        self.import_chained(batch).await?;
+        match lost {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Imports messages that follow one another on a blocking thread.
+    async fn import_chained(&mut self, batch: Vec<Message>) -> Result<(), Fault> {
         let Some(first) = batch.first() else {
             return Ok(());
         };
