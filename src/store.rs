@@ -987,6 +987,11 @@ impl Store {
         (self.writer.as_ref().expect("a writable store"), &self.index)
     }
 
+    /// The index, for the replication read ([`crate::replication::read_log`]).
+    pub(crate) fn index(&self) -> &RwLock<Index> {
+        &self.index
+    }
+
     /// The options in force, with the store's own segment size.
     pub(crate) fn options(&self) -> &Options {
         &self.options

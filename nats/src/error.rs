@@ -58,6 +58,27 @@ pub enum Error {
         /// What JetStream has instead, for people.
         reason: String,
     },
+    /// A message does not follow the one before it (or the replica's
+    /// last position): something shipped in between is not in JetStream
+    /// (lost, or removed from the stream). Nothing is imported over it.
+    #[error(
+        "message {sequence} of JetStream stream {stream} (position {position}) follows position {}, \
+         but the replica reached position {}: a message in between is missing",
+        follows.map_or("none (the start)".to_owned(), |p| p.to_string()),
+        reached.map_or("none (it is empty)".to_owned(), |p| p.to_string())
+    )]
+    Lost {
+        /// The JetStream stream.
+        stream: String,
+        /// The message's sequence.
+        sequence: u64,
+        /// The message's position.
+        position: u64,
+        /// The position it says it follows.
+        follows: Option<u64>,
+        /// The last position the replica (or the batch) reached.
+        reached: Option<u64>,
+    },
     /// An event id JetStream already holds at another place came up to be
     /// shipped: the stream holds another store's events.
     #[error(

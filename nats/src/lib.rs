@@ -3,7 +3,7 @@
 //! ([`ship`]), and builds read replicas back from that stream
 //! ([`mirror`]).
 //!
-//! - **Ship**: every event of `$all`, in position order, becomes one
+//! - **Ship**: every event of the log, in position order, becomes one
 //!   message on subject `<prefix>.<escaped stream id>` ([`escape`]), with
 //!   the event id as `Nats-Msg-Id`, the position, version, event type,
 //!   recorded-at time and metadata in headers, and the data as the
@@ -12,9 +12,16 @@
 //!   before it, so nothing lands twice or out of order, whatever crashes
 //!   or races. It follows the live store from a read-only open, beside
 //!   the writer.
+//!   Control records (deletes, tombstones, truncations, limits) are
+//!   shipped as messages too, and every message names the position of
+//!   the one before it, so that gaps in the log cost nothing and a lost
+//!   message is still found.
 //! - **Mirror**: a replica with the origin's positions, versions, ids,
-//!   times and bytes, through [`annals::replication::import`]; readers,
-//!   subscriptions and `annals verify` cannot tell it from the origin.
+//!   times, bytes and control records, through
+//!   [`annals::replication::import_log`]; readers, subscriptions and
+//!   `annals verify` cannot tell it from the origin. Events shipped before
+//!   a delete stay in JetStream until the operator purges them (the
+//!   README's "Limits").
 //!
 //! Both run until stopped, reconnect by themselves, and return an
 //! [`Error`] only for what needs a person: a store that has diverged from

@@ -4,11 +4,17 @@
 //!
 //! The replica is its own checkpoint. Each attempt finds the message
 //! holding the replica's last position (checking that it holds the same
-//! event id), and reads on from the next sequence with an ordered
+//! record id), and reads on from the next sequence with an ordered
 //! consumer. Messages are imported in batches through
-//! [`annals::replication::import`], which refuses anything that does not
-//! follow on; an import is durable when it returns, so a mirror killed at
-//! any moment resumes after the last batch it imported.
+//! [`annals::replication::import_log`]: events and control records at
+//! their positions, gap records at the positions between. Each message
+//! names the position of the one shipped before it (see [`crate::wire`]);
+//! a message that does not follow the one before it (a message lost, or
+//! removed from JetStream) stops the mirror with [`Error::Lost`], and the
+//! import itself refuses anything that does not follow on. An import is
+//! durable when it returns, so a mirror killed at any moment resumes after
+//! the last batch it imported (or inside a stretch of gaps, which the
+//! import then checks are gaps).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -16,7 +22,8 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use annals::{RecordedEvent, Store, replication};
+use annals::Store;
+use annals::replication::{self, LogRecord};
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::stream::Stream;
 use async_nats::jetstream::{self, Context};
@@ -103,7 +110,8 @@ impl MirrorOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MirrorSummary {
-    /// Events this run imported.
+    /// Messages this run imported: events, control records and gap
+    /// messages.
     pub imported: u64,
     /// The replica's next position when it stopped.
     pub next_position: u64,
@@ -273,10 +281,12 @@ impl Mirror<'_> {
                     Some(Err(e)) => return Err(retry("reading the ordered consumer")(&e)),
                     None => return Err(Fault::Retry("the ordered consumer ended".into())),
                 };
-                let (event, left) = self.decode(&message)?;
+                let (message, left) = self.decode(&message)?;
                 pending = left;
-                bytes = bytes.saturating_add(event.data.len() + event.metadata.len());
-                batch.push(event);
+                if let Some(r) = &message.shipped.record {
+                    bytes = bytes.saturating_add(r.record().data.len() + r.record().metadata.len());
+                }
+                batch.push(message);
                 if batch.len() >= self.options.max_batch_events
                     || bytes >= self.options.max_batch_bytes
                 {
@@ -291,13 +301,14 @@ impl Mirror<'_> {
         }
     }
 
-    /// One message as an event, with how many messages follow it.
-    fn decode(&self, message: &jetstream::Message) -> Result<(RecordedEvent, u64), Fault> {
+    /// One message as what it carries, with its sequence, and how many
+    /// messages follow it.
+    fn decode(&self, message: &jetstream::Message) -> Result<(Message, u64), Fault> {
         let info = message
             .info()
             .map_err(|e| retry("reading a message's metadata")(&e))?;
         let (sequence, pending) = (info.stream_sequence, info.pending);
-        let event = wire::decode(
+        let shipped = wire::decode_message(
             message.subject.as_str(),
             message.headers.as_ref(),
             message.payload.clone(),
@@ -307,37 +318,91 @@ impl Mirror<'_> {
             sequence,
             source,
         })?;
-        Ok((event, pending))
+        Ok((Message { sequence, shipped }, pending))
     }
 
-    /// Imports a batch on a blocking thread (it syncs to disk).
-    async fn import(&mut self, batch: Vec<RecordedEvent>) -> Result<(), Fault> {
+    /// Imports a batch on a blocking thread (it syncs to disk), after
+    /// checking that each message follows the one before it.
+    async fn import(&mut self, mut batch: Vec<Message>) -> Result<(), Fault> {
+        // The messages before a break in the chain go in; the break stops
+        // the mirror once they are in.
+        let broken = batch
+            .windows(2)
+            .position(|pair| {
+                matches!(pair, [before, message] if message.shipped.follows != Some(before.shipped.position))
+            })
+            .map(|i| i + 1);
+        let lost = broken.and_then(|k| {
+            let message = batch.get(k)?;
+            Some(Error::Lost {
+                stream: self.options.stream.clone(),
+                sequence: message.sequence,
+                position: message.shipped.position,
+                follows: message.shipped.follows,
+                reached: batch.get(k - 1).map(|m| m.shipped.position),
+            })
+        });
+        if let Some(k) = broken {
+            batch.truncate(k);
+        }
+        self.import_chained(batch).await?;
+        match lost {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Imports messages that follow one another on a blocking thread.
+    async fn import_chained(&mut self, batch: Vec<Message>) -> Result<(), Fault> {
+        let Some(first) = batch.first() else {
+            return Ok(());
+        };
+        let (after, first_sequence, first_position) = (
+            first.shipped.follows,
+            first.sequence,
+            first.shipped.position,
+        );
         let store = Arc::clone(self.store);
         let count = batch.len() as u64;
         // A stop while this waits drops the wait, not the import: the
         // handle stays in `importing`, and `mirror` counts it at the end.
         let import = self.importing.insert(tokio::task::spawn_blocking(move || {
-            replication::import(&store, &batch).map(|next| (next, count))
+            import_chain(&store, after, batch).map(|next| (next, count))
         }));
         let result = import.await;
         *self.importing = None;
-        let (_, count) = result.map_err(|e| retry("the import thread")(&e))??;
+        let (_, count) = result
+            .map_err(|e| retry("the import thread")(&e))?
+            .map_err(|e| match e {
+                // The first message does not follow where the replica
+                // is: a message in between is missing.
+                annals::Error::ImportRefused { .. }
+                    if self.store.global_position() < after.map_or(0, |a| a + 1) =>
+                {
+                    Fault::Fatal(Error::Lost {
+                        stream: self.options.stream.clone(),
+                        sequence: first_sequence,
+                        position: first_position,
+                        follows: after,
+                        reached: self.store.global_position().checked_sub(1),
+                    })
+                }
+                e => Fault::Fatal(e.into()),
+            })?;
         self.summary.imported += count;
         Ok(())
     }
 
     /// The sequence to read from: 1 for an empty replica, else one past
-    /// the message that holds the replica's last event, found by its
-    /// position (first where a stream shipped from an empty start puts
-    /// it, then by bisection, positions rising with sequences) and
-    /// checked by its id.
+    /// the message that holds the replica's last position, found by
+    /// bisection (positions rise with sequences; the first probe is where
+    /// a log without gaps puts it) and checked by its id. A replica that
+    /// stopped inside the stretch of gaps before a message (a crash in the
+    /// middle of a large import) reads from that message; the import
+    /// checks that what the replica holds after the message's `follows`
+    /// is gaps alone.
     async fn start_sequence(&self, stream: &Stream) -> Result<u64, Fault> {
-        let Some(last) = self
-            .store
-            .read_all_backward(u64::MAX, 1)?
-            .into_iter()
-            .next()
-        else {
+        let Some(target) = self.store.global_position().checked_sub(1) else {
             return Ok(1);
         };
         let info = stream
@@ -345,9 +410,12 @@ impl Mirror<'_> {
             .await
             .map_err(|e| retry("reading the JetStream stream's state")(&e))?;
         let (mut low, mut high) = (info.state.first_sequence, info.state.last_sequence);
-        let mut probe = last.position.saturating_add(1);
+        let mut probe = target.saturating_add(1);
+        // The first message (lowest sequence) whose position is at or
+        // past the target, with its position, id and follows.
+        let mut found: Option<(u64, u64, uuid::Uuid, Option<u64>)> = None;
         let mut found_at_end = None;
-        while low <= high && high > 0 {
+        while info.state.messages > 0 && low <= high && high > 0 {
             if !(low..=high).contains(&probe) {
                 probe = low + (high - low) / 2;
             }
@@ -355,51 +423,72 @@ impl Mirror<'_> {
                 .get_raw_message(probe)
                 .await
                 .map_err(|e| retry("reading a JetStream message")(&e))?;
-            let (position, id) =
-                wire::position_and_id(Some(&message.headers)).map_err(|source| {
-                    Error::BadMessage {
-                        stream: self.options.stream.clone(),
-                        sequence: probe,
-                        source,
-                    }
-                })?;
+            let bad = |source| Error::BadMessage {
+                stream: self.options.stream.clone(),
+                sequence: probe,
+                source,
+            };
+            let (position, id) = wire::position_and_id(Some(&message.headers)).map_err(bad)?;
+            let follows = wire::follows(Some(&message.headers)).map_err(bad)?;
             if probe == info.state.last_sequence {
                 found_at_end = Some(position);
             }
-            if position == last.position {
-                if id != last.id {
-                    return Err(Error::Divergent {
-                        stream: self.options.stream.clone(),
-                        position,
-                        jetstream_id: id,
-                        sequence: probe,
-                        store: format!("(the replica) holds event {}", last.id),
-                    }
-                    .into());
+            if position >= target {
+                found = Some((probe, position, id, follows));
+                if position == target {
+                    break;
                 }
-                return Ok(probe + 1);
-            }
-            if position < last.position {
-                low = probe + 1;
-            } else {
                 match probe.checked_sub(1) {
                     Some(h) => high = h,
                     None => break,
                 }
+            } else {
+                low = probe + 1;
             }
             probe = u64::MAX;
         }
-        Err(Error::ReplicaAhead {
-            stream: self.options.stream.clone(),
-            position: last.position,
-            id: last.id,
-            reason: match found_at_end {
-                Some(p) => format!("its last message holds position {p}"),
-                None if info.state.messages == 0 => "the stream is empty".into(),
-                None => "no message holds that position".into(),
-            },
+        match found {
+            Some((sequence, position, id, _)) if position == target => {
+                // What the replica holds there: a record, or a gap (which
+                // only a gap message leaves at a message's position).
+                let page = replication::read_log(self.store, target, 1)?;
+                let held = page
+                    .records
+                    .first()
+                    .filter(|r| r.position() == target)
+                    .map_or_else(|| replication::gap_id(target), |r| r.record().id);
+                if held != id {
+                    return Err(Error::Divergent {
+                        stream: self.options.stream.clone(),
+                        position,
+                        jetstream_id: id,
+                        sequence,
+                        store: format!("(the replica) holds record {held}"),
+                    }
+                    .into());
+                }
+                Ok(sequence + 1)
+            }
+            Some((sequence, _, _, follows)) if follows.is_none_or(|f| f < target) => Ok(sequence),
+            _ => {
+                let last = replication::read_log(self.store, target, 1)?
+                    .records
+                    .first()
+                    .filter(|r| r.position() == target)
+                    .map_or_else(|| replication::gap_id(target), |r| r.record().id);
+                Err(Error::ReplicaAhead {
+                    stream: self.options.stream.clone(),
+                    position: target,
+                    id: last,
+                    reason: match found_at_end {
+                        Some(p) => format!("its last message holds position {p}"),
+                        None if info.state.messages == 0 => "the stream is empty".into(),
+                        None => "no message holds that position".into(),
+                    },
+                }
+                .into())
+            }
         }
-        .into())
     }
 
     fn progress(&mut self, pending: u64) {
@@ -408,16 +497,62 @@ impl Mirror<'_> {
         self.reporter.progress(
             rate > 0 || pending > 0,
             &format!(
-                "imported {} events ({rate}/s), replica at position {next}, {pending} messages behind",
+                "imported {} messages ({rate}/s), replica at position {next}, {pending} messages behind",
                 self.summary.imported
             ),
             json!({
                 "type": "progress",
                 "imported": self.summary.imported,
-                "events_per_s": rate,
+                "messages_per_s": rate,
                 "next_position": next,
                 "lag_messages": pending,
             }),
         );
     }
+}
+
+/// One message as the mirror takes it: its sequence and what it carries.
+struct Message {
+    sequence: u64,
+    shipped: wire::Shipped,
+}
+
+/// Imports a batch of messages that follow one another, the first
+/// following position `after`, into `store`; returns its next position.
+/// A stretch of gaps longer than one import takes
+/// ([`replication::MAX_IMPORT_POSITIONS`]) is written in several imports,
+/// each following the last position the one before wrote.
+fn import_chain(
+    store: &Store,
+    mut after: Option<u64>,
+    batch: Vec<Message>,
+) -> Result<u64, annals::Error> {
+    let max = replication::MAX_IMPORT_POSITIONS;
+    let mut records: Vec<LogRecord> = Vec::new();
+    // Where the pending records' import starts: the store's next
+    // position once everything before them is written.
+    let mut from = store.global_position();
+    let mut end = from;
+    for message in batch {
+        let position = message.shipped.position;
+        if position + 1 - from.min(position) > max {
+            // This message does not fit in the pending import: write that
+            // first, then the gaps before it in pieces.
+            if end > from {
+                from = replication::import_log(store, after, &records, end)?;
+                after = end.checked_sub(1);
+                records.clear();
+            }
+            while position.saturating_sub(from) >= max {
+                from = replication::import_log(store, after, &[], from + max)?;
+                after = from.checked_sub(1);
+            }
+        }
+        records.extend(message.shipped.record);
+        end = position + 1;
+    }
+    if end > from {
+        from = replication::import_log(store, after, &records, end)?;
+    }
+    Ok(from)
 }

@@ -13,6 +13,16 @@
 //! end again and goes on from there. `Nats-Msg-Id` (the event id) adds
 //! JetStream's duplicate window on top.
 //!
+//! What is shipped is the store's log as it is on disk
+//! ([`annals::replication::read_log`]): every event, also one that reads
+//! hide now (a replica hides it by the same control records, and a limit
+//! may still be lifted), and every control record, each as one message
+//! that names the position of the message before it (see [`crate::wire`]);
+//! positions that hold nothing (gap records left by a scavenge) cost no
+//! message, except a stretch of them at the end of the log, which one gap
+//! message covers. An event that a scavenge removed before it was shipped
+//! is never shipped.
+//!
 //! Publishes are pipelined: up to [`ShipOptions::max_in_flight`] wait for
 //! their acknowledgements at once. Because each expects the one before
 //! it, the first refusal refuses all that follow, and nothing after a gap
@@ -23,7 +33,10 @@ use std::path::PathBuf;
 use std::pin::pin;
 use std::time::Duration;
 
-use annals::{RecordedEvent, Store, SubscribeFrom, SubscriptionItem};
+use std::collections::VecDeque;
+
+use annals::Store;
+use annals::replication::{self, LogRecord};
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
@@ -43,6 +56,9 @@ use crate::wire;
 /// writer is another process and cannot wake the shipper, so this bounds
 /// the lag an idle shipper adds; a look costs a few system calls.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How many records one read of the log takes.
+const PAGE_RECORDS: usize = 1024;
 
 /// What [`ship`] needs to know.
 #[derive(Debug, Clone)]
@@ -130,9 +146,10 @@ impl ShipOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShipSummary {
-    /// Events this run stored in JetStream (acknowledged, not duplicates).
+    /// Messages this run stored in JetStream (acknowledged, not
+    /// duplicates): events, control records and gap messages.
     pub shipped: u64,
-    /// The position of the last event JetStream acknowledged, if any.
+    /// The position of the last message JetStream acknowledged, if any.
     pub last_position: Option<u64>,
     /// How many times it resumed from JetStream's end after a failure.
     pub retries: u64,
@@ -217,7 +234,54 @@ pub async fn ship(
     }
 }
 
-/// One event on its way: what its acknowledgement must say.
+/// What the log gives the shipper next: a record, or the last position of
+/// a stretch of gaps that ends what the log holds so far.
+enum Item {
+    Record(LogRecord),
+    Gap(u64),
+}
+
+/// The store's log, read page by page from a position on, and followed
+/// as the writer (another process) extends it.
+struct LogReader {
+    /// The position the next page starts at.
+    next: u64,
+    /// What the last page gave and was not yet taken.
+    buffer: VecDeque<Item>,
+}
+
+impl LogReader {
+    /// The next item; waits for the writer when the log has no more.
+    /// Cancel-safe: its state changes only between awaits, so an item is
+    /// never lost when the shipper's `select!` drops this future.
+    async fn next(&mut self, store: &Store) -> Result<Item, Fault> {
+        loop {
+            if let Some(item) = self.buffer.pop_front() {
+                return Ok(item);
+            }
+            let page = replication::read_log(store, self.next, PAGE_RECORDS)?;
+            let last = page.records.last().map(LogRecord::position);
+            self.buffer
+                .extend(page.records.into_iter().map(Item::Record));
+            // Positions past the last record up to where the page ended
+            // are gaps: one message says so, so that a replica ends where
+            // the log does. (Gaps never change back, so this is final.)
+            let examined_to = page.next_position;
+            if examined_to > self.next && last.is_none_or(|l| examined_to > l + 1) {
+                self.buffer.push_back(Item::Gap(examined_to - 1));
+            }
+            if examined_to == self.next {
+                store.refresh()?;
+                if store.global_position() == self.next {
+                    tokio::time::sleep(FOLLOW_INTERVAL).await;
+                }
+            }
+            self.next = examined_to;
+        }
+    }
+}
+
+/// One message on its way: what its acknowledgement must say.
 struct Sent {
     position: u64,
     id: Uuid,
@@ -239,23 +303,26 @@ impl Shipper<'_> {
     /// Never returns `Ok`: it is stopped from outside.
     async fn attempt(&mut self) -> Result<(), Fault> {
         let stream = self.stream().await?;
-        let (mut last_sequence, from) = self.resume_point(&stream).await?;
+        let (mut last_sequence, mut follows) = self.resume_point(&stream).await?;
         self.reporter.line(
-            &match from {
-                SubscribeFrom::After(p) => format!(
+            &match follows {
+                Some(p) => format!(
                     "JetStream stream {} ends at sequence {last_sequence} with position {p}; shipping from position {}",
                     self.options.stream,
                     p + 1
                 ),
-                _ => format!("JetStream stream {} is empty; shipping from the start", self.options.stream),
+                None => format!("JetStream stream {} is empty; shipping from the start", self.options.stream),
             },
             json!({
                 "type": "resumed",
                 "sequence": last_sequence,
-                "after_position": match from { SubscribeFrom::After(p) => Some(p), _ => None },
+                "after_position": follows,
             }),
         );
-        let mut events = Box::pin(self.store.subscribe_all(from, None)?);
+        let mut log = LogReader {
+            next: follows.map_or(0, |p| p + 1),
+            buffer: VecDeque::new(),
+        };
         let mut acks = FuturesOrdered::new();
         let mut ticker = self.reporter.ticker();
         let max = self.options.max_in_flight;
@@ -267,16 +334,11 @@ impl Shipper<'_> {
                 Some((sent, ack)) = acks.next(), if !acks.is_empty() => {
                     self.acknowledged(&stream, sent, ack).await?;
                 }
-                item = events.next(), if acks.len() < max => {
-                    let event = match item {
-                        Some(Ok(SubscriptionItem::Event(event))) => event,
-                        Some(Ok(_)) => continue,
-                        Some(Err(e)) => return Err(e.into()),
-                        None => return Err(annals::Error::StoreClosed.into()),
-                    };
-                    let ack = self.publish(&event, last_sequence).await?;
+                item = log.next(self.store), if acks.len() < max => {
+                    let item = item?;
+                    let (ack, sent) = self.publish(&item, follows, last_sequence).await?;
                     last_sequence += 1;
-                    let sent = Sent { position: event.position, id: event.id, sequence: last_sequence };
+                    follows = Some(sent.position);
                     acks.push_back(async move { (sent, ack.await) });
                 }
                 _ = ticker.tick() => self.progress(),
@@ -324,8 +386,9 @@ impl Shipper<'_> {
     }
 
     /// Where JetStream ends, checked against the store: the last sequence,
-    /// and where the store's subscription starts.
-    async fn resume_point(&self, stream: &Stream) -> Result<(u64, SubscribeFrom), Fault> {
+    /// and the position of the last message (`None` when nothing was
+    /// shipped), after which shipping goes on.
+    async fn resume_point(&self, stream: &Stream) -> Result<(u64, Option<u64>), Fault> {
         let info = stream
             .get_info()
             .await
@@ -334,7 +397,7 @@ impl Shipper<'_> {
         // A purged stream holds no messages but keeps counting its
         // sequences: shipping starts over, after the last sequence.
         if info.state.messages == 0 {
-            return Ok((last, SubscribeFrom::Start));
+            return Ok((last, None));
         }
         let message = stream.get_raw_message(last).await.map_err(|e| match e.kind() {
             RawMessageErrorKind::NoMessageFound => Fault::Fatal(Error::StreamConfig {
@@ -352,23 +415,38 @@ impl Shipper<'_> {
                 source,
             })?;
         self.check_store_holds(position, id, last)?;
-        Ok((last, SubscribeFrom::After(position)))
+        Ok((last, Some(position)))
     }
 
-    /// Refuses to go on unless the store holds event `id` at `position`.
+    /// Refuses to go on unless the store holds the record `id` at
+    /// `position` (a gap message's id when it holds a gap there). A record
+    /// the store no longer holds there (a scavenge removed it after it
+    /// was shipped) leaves a gap, which cannot be compared and is taken
+    /// as the same log.
     fn check_store_holds(&self, position: u64, id: Uuid, sequence: u64) -> Result<(), Error> {
         self.store.refresh()?;
-        let store = match self.store.read_all(position, 1)?.first() {
-            Some(e) if e.position == position && e.id == id => return Ok(()),
-            Some(e) if e.position == position => format!("holds event {}", e.id),
-            Some(e) => format!(
-                "has no event there (its next is at position {})",
-                e.position
-            ),
-            None => format!(
-                "has no event there (its log ends before it, at position {})",
-                self.store.global_position()
-            ),
+        if position >= self.store.global_position() {
+            return Err(Error::Divergent {
+                stream: self.options.stream.clone(),
+                position,
+                jetstream_id: id,
+                sequence,
+                store: format!(
+                    "has no event there (its log ends before it, at position {})",
+                    self.store.global_position()
+                ),
+            });
+        }
+        let page = replication::read_log(self.store, position, 1)?;
+        let held = page
+            .records
+            .first()
+            .filter(|r| r.position() == position)
+            .map(|r| r.record().id);
+        let store = match held {
+            Some(held) if held == id => return Ok(()),
+            Some(held) => format!("holds record {held}"),
+            None => return Ok(()),
         };
         Err(Error::Divergent {
             stream: self.options.stream.clone(),
@@ -379,31 +457,49 @@ impl Shipper<'_> {
         })
     }
 
-    /// Sends one event, expecting JetStream to end at `last_sequence`.
+    /// Sends one record (or gap message) that follows position `follows`,
+    /// expecting JetStream to end at `last_sequence`.
     async fn publish(
         &self,
-        event: &RecordedEvent,
+        item: &Item,
+        follows: Option<u64>,
         last_sequence: u64,
-    ) -> Result<PublishAckFuture, Fault> {
-        let (subject, headers, payload) = wire::encode(&self.options.subject_prefix, event)
-            .map_err(|source| Error::Unsendable {
-                position: event.position,
-                source,
-            })?;
+    ) -> Result<(PublishAckFuture, Sent), Fault> {
+        let prefix = &self.options.subject_prefix;
+        let (position, encoded) = match item {
+            Item::Record(record) => (
+                record.position(),
+                wire::encode_record(prefix, record, follows),
+            ),
+            Item::Gap(position) => (*position, wire::encode_gap(prefix, *position, follows)),
+        };
+        let (subject, headers, payload) =
+            encoded.map_err(|source| Error::Unsendable { position, source })?;
+        let id = match item {
+            Item::Record(record) => record.record().id,
+            Item::Gap(position) => replication::gap_id(*position),
+        };
         let message = PublishMessage::build()
             .payload(payload)
             .headers(headers)
             .expected_last_sequence(last_sequence);
-        self.js
+        let ack = self
+            .js
             .send_publish(subject, message)
             .await
             .map_err(|e| match e.kind() {
                 PublishErrorKind::MaxPayloadExceeded => Fault::Fatal(Error::TooBig {
-                    position: event.position,
+                    position,
                     reason: e.to_string(),
                 }),
                 _ => retry("publishing")(&e),
-            })
+            })?;
+        let sent = Sent {
+            position,
+            id,
+            sequence: last_sequence + 1,
+        };
+        Ok((ack, sent))
     }
 
     /// Takes one acknowledgement, in publish order.
@@ -483,16 +579,16 @@ impl Shipper<'_> {
         self.reporter.progress(
             rate > 0 || lag > 0,
             &format!(
-                "shipped {} events ({rate}/s), last position {position}, lag {lag} events",
+                "shipped {} messages ({rate}/s), last position {position}, lag {lag} positions",
                 self.summary.shipped
             ),
             json!({
                 "type": "progress",
                 "shipped": self.summary.shipped,
-                "events_per_s": rate,
+                "messages_per_s": rate,
                 "last_position": self.summary.last_position,
                 "store_next_position": store_next,
-                "lag_events": lag,
+                "lag_positions": lag,
             }),
         );
     }

@@ -1,24 +1,46 @@
-//! How one annals event travels as one JetStream message, both ways.
+//! How one record of an annals log travels as one JetStream message, both
+//! ways.
 //!
-//! | part of the message | what it carries |
-//! | --- | --- |
-//! | subject | `<prefix>.<stream id>`, the id escaped into one token ([`crate::escape`]) |
-//! | `Nats-Msg-Id` | the event id, hyphenated (JetStream's duplicate window uses it) |
-//! | `Annals-Position` | the position in the origin's global log, decimal |
-//! | `Annals-Version` | the version within the stream, decimal |
-//! | `Annals-Event-Type` | the event type, escaped for a header ([`crate::escape::escape_header`]) |
-//! | `Annals-Recorded-At` | microseconds since the Unix epoch, decimal |
-//! | `Annals-Metadata` | the metadata in base64 (RFC 4648 standard alphabet, padded); absent when the metadata is empty |
-//! | payload | the data, byte for byte |
+//! A store's log holds events, control records (a delete, a tombstone, a
+//! truncation, limits: FORMAT.md, "Control records") and gaps (positions
+//! whose records a scavenge removed, and control records' positions as
+//! reads see them). Each event and each control record is one message;
+//! positions that hold nothing a replica needs cost no message, except a
+//! stretch of them at the end of what was shipped, which one *gap message*
+//! covers so that a replica ends where the origin does.
+//!
+//! | part of the message | event | control record | gap message |
+//! | --- | --- | --- | --- |
+//! | subject | `<prefix>.<stream id>`, escaped into one token ([`crate::escape`]) | `<prefix>.<control stream>` (`$$` and 32 hex digits, escaped: `%24%24…`) | `<prefix>.%24%24gap` |
+//! | `Annals-Kind` | absent (or `event`) | `control` | `gap` |
+//! | `Nats-Msg-Id` | the event id, hyphenated (JetStream's duplicate window uses it) | the record's id | [`annals::replication::gap_id`] of its position |
+//! | `Annals-Position` | the position in the origin's log, decimal | the same | the last position it covers |
+//! | `Annals-Follows` | the position of the message shipped before it, or `none` for the first | the same | the same |
+//! | `Annals-Version` | the version within the stream, decimal | the version within the control stream | absent |
+//! | `Annals-Event-Type` | the event type, escaped for a header ([`crate::escape::escape_header`]) | `$deleted`, `$tombstoned`, `$truncated` or `$limits` | absent |
+//! | `Annals-Recorded-At` | microseconds since the Unix epoch, decimal | the same | absent |
+//! | `Annals-Metadata` | the metadata in base64 (RFC 4648 standard alphabet, padded); absent when empty | absent | absent |
+//! | payload | the data, byte for byte | the stream's lifecycle state (40 bytes) | empty |
+//!
+//! **The chain.** Every position strictly between a message's
+//! `Annals-Follows` and its `Annals-Position` holds nothing a replica
+//! needs: it is a gap on the replica too. So each message proves what came
+//! before it, and a mirror refuses a message whose `Annals-Follows` is not
+//! the position it reached last: a lost message is found, not papered
+//! over with gaps. Messages shipped before gaps existed have no
+//! `Annals-Follows`, and follow the position before their own, as they
+//! always did.
 //!
 //! Metadata is binary, and a header value is a line of text, so it is
 //! base64: a third larger, but no byte of it can end a header line.
 //! Everything read back is checked and limited before it is trusted: a
-//! message that is not what [`encode`] writes is a [`WireError`].
+//! message that is not what [`encode_record`] or [`encode_gap`] writes is
+//! a [`WireError`].
 
 use std::sync::Arc;
 
 use annals::RecordedEvent;
+use annals::replication::LogRecord;
 use async_nats::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -40,6 +62,36 @@ pub const EVENT_TYPE: &str = "Annals-Event-Type";
 pub const RECORDED_AT: &str = "Annals-Recorded-At";
 /// The metadata in base64; absent when empty.
 pub const METADATA: &str = "Annals-Metadata";
+/// What the message carries: absent or [`KIND_EVENT`] for an event,
+/// [`KIND_CONTROL`], [`KIND_GAP`].
+pub const KIND: &str = "Annals-Kind";
+/// The position of the message shipped before this one, or [`NONE`].
+pub const FOLLOWS: &str = "Annals-Follows";
+/// [`KIND`] of an event (also what a message without the header is).
+pub const KIND_EVENT: &str = "event";
+/// [`KIND`] of a control record.
+pub const KIND_CONTROL: &str = "control";
+/// [`KIND`] of a gap message.
+pub const KIND_GAP: &str = "gap";
+/// [`FOLLOWS`] of the first message: nothing was shipped before it.
+pub const NONE: &str = "none";
+/// The last token of a gap message's subject: `$$gap` escaped, a name in
+/// annals' reserved namespace that no stream, control or not, can have.
+pub const GAP_TOKEN: &str = "%24%24gap";
+
+/// A message decoded by [`decode_message`]: what it carries, and the
+/// chain it is part of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipped {
+    /// The position it stands at (for a gap message, the last one it
+    /// covers).
+    pub position: u64,
+    /// The position of the message shipped before it; `None` for the
+    /// first. Every position in between holds nothing a replica needs.
+    pub follows: Option<u64>,
+    /// The event or control record; `None` for a gap message.
+    pub record: Option<LogRecord>,
+}
 
 /// The largest metadata, in bytes, that [`decode`] accepts: 64 MiB,
 /// beyond anything a NATS server carries by default (1 MiB per message)
@@ -106,13 +158,30 @@ pub fn subject(prefix: &str, stream_id: &str) -> Result<String, WireError> {
     Ok(format!("{prefix}.{token}"))
 }
 
-/// An event as a JetStream message: its subject, its headers and its
-/// payload (see the module docs for the layout). The event id goes into
-/// [`MSG_ID`].
+/// An event as a JetStream message, as one shipped in a log without gaps
+/// would be (following the position before its own): see
+/// [`encode_record`].
 pub fn encode(
     prefix: &str,
     event: &RecordedEvent,
 ) -> Result<(String, HeaderMap, Bytes), WireError> {
+    encode_record(
+        prefix,
+        &LogRecord::Event(event.clone()),
+        event.position.checked_sub(1),
+    )
+}
+
+/// A record of the log (an event or a control record) as a JetStream
+/// message that follows the message at position `follows`: its subject,
+/// its headers and its payload (see the module docs for the layout). The
+/// record's id goes into [`MSG_ID`].
+pub fn encode_record(
+    prefix: &str,
+    record: &LogRecord,
+    follows: Option<u64>,
+) -> Result<(String, HeaderMap, Bytes), WireError> {
+    let event = record.record();
     let subject = subject(prefix, &event.stream_id)?;
     let event_type =
         escape::escape_header(&event.event_type).map_err(|source| WireError::Escape {
@@ -133,11 +202,108 @@ pub fn encode(
     for (name, value) in pairs {
         headers.insert(name, header_value(name, &value)?);
     }
+    headers.insert(FOLLOWS, header_value(FOLLOWS, &follows_text(follows))?);
+    if record.is_control() {
+        headers.insert(KIND, KIND_CONTROL);
+    }
     if !event.metadata.is_empty() {
         let value = BASE64.encode(&event.metadata);
         headers.insert(METADATA, header_value(METADATA, &value)?);
     }
     Ok((subject, headers, event.data.clone()))
+}
+
+/// A gap message: positions after `follows` up to `position` hold nothing
+/// a replica needs. Its id is the gap record's id at `position`, so that
+/// JetStream's duplicate window knows it again.
+pub fn encode_gap(
+    prefix: &str,
+    position: u64,
+    follows: Option<u64>,
+) -> Result<(String, HeaderMap, Bytes), WireError> {
+    let mut headers = HeaderMap::new();
+    let pairs: [(&'static str, String); 4] = [
+        (
+            MSG_ID,
+            annals::replication::gap_id(position)
+                .hyphenated()
+                .to_string(),
+        ),
+        (POSITION, position.to_string()),
+        (FOLLOWS, follows_text(follows)),
+        (KIND, KIND_GAP.to_owned()),
+    ];
+    for (name, value) in pairs {
+        headers.insert(name, header_value(name, &value)?);
+    }
+    Ok((format!("{prefix}.{GAP_TOKEN}"), headers, Bytes::new()))
+}
+
+fn follows_text(follows: Option<u64>) -> String {
+    follows.map_or_else(|| NONE.to_owned(), |p| p.to_string())
+}
+
+/// The position a message follows ([`FOLLOWS`]); for a message without
+/// the header (shipped before gaps existed), the position before its own.
+pub fn follows(headers: Option<&HeaderMap>) -> Result<Option<u64>, WireError> {
+    match headers.and_then(|h| h.get(FOLLOWS)) {
+        None => Ok(number(headers, POSITION)?.checked_sub(1)),
+        Some(v) if v.as_str() == NONE => Ok(None),
+        Some(_) => number(headers, FOLLOWS).map(Some),
+    }
+}
+
+/// Any message that [`encode_record`] or [`encode_gap`] writes, back as
+/// what it carries, checked: the stream id comes from the subject's last
+/// token, everything else from the headers and the payload. The position
+/// must come after the one it follows.
+pub fn decode_message(
+    subject: &str,
+    headers: Option<&HeaderMap>,
+    payload: Bytes,
+) -> Result<Shipped, WireError> {
+    let position = number(headers, POSITION)?;
+    let follows = follows(headers)?;
+    if follows.is_some_and(|f| f >= position) {
+        return Err(WireError::BadHeader {
+            header: FOLLOWS,
+            reason: format!("position {position} cannot follow position {follows:?}"),
+        });
+    }
+    let kind = match headers.and_then(|h| h.get(KIND)) {
+        None => KIND_EVENT,
+        Some(_) => text(headers, KIND, 16)?,
+    };
+    let record = match kind {
+        KIND_EVENT => Some(LogRecord::Event(decode(subject, headers, payload)?)),
+        KIND_CONTROL => Some(LogRecord::Control(decode(subject, headers, payload)?)),
+        KIND_GAP => {
+            if !subject.ends_with(&format!(".{GAP_TOKEN}")) || !payload.is_empty() {
+                return Err(WireError::BadSubject {
+                    subject: subject.chars().take(200).collect(),
+                    reason: format!("a gap message goes to <prefix>.{GAP_TOKEN}, with no payload"),
+                });
+            }
+            if id(headers)? != annals::replication::gap_id(position) {
+                return Err(WireError::BadHeader {
+                    header: MSG_ID,
+                    reason: format!("not the gap id of position {position}"),
+                });
+            }
+            None
+        }
+        other => {
+            return Err(WireError::BadHeader {
+                header: KIND,
+                reason: format!("{other:?} is not event, control or gap"),
+            });
+        }
+    };
+    Ok(Shipped {
+        position,
+        follows,
+        record,
+    })
 }
 
 fn header_value(name: &'static str, value: &str) -> Result<async_nats::HeaderValue, WireError> {
@@ -153,9 +319,10 @@ pub fn position_and_id(headers: Option<&HeaderMap>) -> Result<(u64, Uuid), WireE
     Ok((number(headers, POSITION)?, id(headers)?))
 }
 
-/// A message written by [`encode`] back as the event, checked: the stream
-/// id comes from the subject's last token, everything else from the
-/// headers and the payload.
+/// An event message (or a control record's) back as the record's fields,
+/// checked: the stream id comes from the subject's last token, everything
+/// else from the headers and the payload. [`decode_message`] decodes any
+/// message and says what it carries.
 pub fn decode(
     subject: &str,
     headers: Option<&HeaderMap>,
@@ -280,6 +447,67 @@ mod tests {
             assert_eq!(back, e);
             assert_eq!(position_and_id(Some(&headers)).unwrap(), (e.position, e.id));
         }
+    }
+
+    #[test]
+    fn control_records_and_gaps_round_trip_with_their_chain() {
+        let mut c = event(b"");
+        c.stream_id = Arc::from("$$0123456789abcdef0123456789abcdef");
+        c.event_type = Arc::from("$deleted");
+        let control = LogRecord::Control(c);
+        let (subject, headers, payload) = encode_record("p", &control, Some(3)).unwrap();
+        assert_eq!(subject, "p.%24%240123456789abcdef0123456789abcdef");
+        let back = decode_message(&subject, Some(&headers), payload).unwrap();
+        assert_eq!(back.record, Some(control.clone()));
+        assert_eq!((back.position, back.follows), (u64::MAX - 1, Some(3)));
+
+        let (subject, headers, payload) = encode_gap("p", 9, None).unwrap();
+        let back = decode_message(&subject, Some(&headers), payload.clone()).unwrap();
+        assert_eq!(
+            back,
+            Shipped {
+                position: 9,
+                follows: None,
+                record: None
+            }
+        );
+        assert_eq!(
+            position_and_id(Some(&headers)).unwrap(),
+            (9, annals::replication::gap_id(9))
+        );
+        // A gap message must be what encode_gap writes.
+        assert!(decode_message("p.other", Some(&headers), payload.clone()).is_err());
+        assert!(decode_message(&subject, Some(&headers), Bytes::from_static(b"x")).is_err());
+        let mut h = headers.clone();
+        h.insert(POSITION, "8");
+        assert!(decode_message(&subject, Some(&h), payload.clone()).is_err());
+        // A message cannot follow its own position or a later one, and
+        // the kind must be one of three.
+        let mut h = headers.clone();
+        h.insert(FOLLOWS, "9");
+        assert!(decode_message(&subject, Some(&h), payload.clone()).is_err());
+        let mut h = headers.clone();
+        h.insert(KIND, "other");
+        assert!(decode_message(&subject, Some(&h), payload).is_err());
+
+        // A message of a log without gaps (no Annals-Follows) follows the
+        // position before its own.
+        let e = event(b"");
+        let (subject, mut headers, payload) = encode("p", &e).unwrap();
+        headers = {
+            let mut h = HeaderMap::new();
+            for (name, values) in headers.iter() {
+                if AsRef::<str>::as_ref(name) != FOLLOWS {
+                    for v in values {
+                        h.append(name.clone(), v.clone());
+                    }
+                }
+            }
+            h
+        };
+        let back = decode_message(&subject, Some(&headers), payload).unwrap();
+        assert_eq!(back.follows, Some(e.position - 1));
+        assert_eq!(back.record, Some(LogRecord::Event(e)));
     }
 
     #[test]

@@ -558,6 +558,13 @@ impl Index {
         self.lifecycle.get(&key(stream)).copied()
     }
 
+    /// The lifecycle state of the stream whose key is `key`, if it has
+    /// one: what a replication import checks an imported control record
+    /// against, knowing only the control stream's name.
+    pub(crate) fn lifecycle_of_key(&self, key: &StreamKey) -> Option<StreamState> {
+        self.lifecycle.get(key).copied()
+    }
+
     /// Sets the lifecycle state of the stream whose key is `key`.
     pub(crate) fn set_lifecycle(&mut self, key: StreamKey, state: StreamState) {
         self.lifecycle.insert(key, state);

@@ -298,6 +298,16 @@ impl StreamState {
         })
     }
 
+    /// Whether this state keeps every bound of `old`: what any state a
+    /// writer makes after `old` does (a tombstone stays, the delete and
+    /// truncation bounds never go down; limits may change freely). A
+    /// replication import refuses a control record that does not.
+    pub(crate) fn keeps_bounds_of(&self, old: &StreamState) -> bool {
+        (self.tombstoned || !old.tombstoned)
+            && self.deleted_before >= old.deleted_before
+            && self.truncate_before >= old.truncate_before
+    }
+
     /// The first version a read may return, for a stream whose next
     /// version is `next` (`u64::MAX` when it is tombstoned).
     pub(crate) fn first_readable(&self, next: u64) -> u64 {

@@ -98,7 +98,7 @@ fn gap_record(salt: Salt, position: u64) -> [u8; RECORD_HEADER_LEN] {
 
 /// The id of the gap record at `position`: unique, and not a UUID any
 /// generator makes (its version nibble is 0).
-fn gap_id(position: u64) -> [u8; 16] {
+pub(crate) fn gap_id(position: u64) -> [u8; 16] {
     let mut id = [0u8; 16];
     id[..8].copy_from_slice(b"annalgap");
     id[8..].copy_from_slice(&position.to_le_bytes());

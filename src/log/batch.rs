@@ -8,8 +8,9 @@ use std::ops::Range;
 use crate::error::{Error, Limit, excerpt};
 use crate::event::{AppendCondition, EventData, ExpectedVersion, StreamAppend, now_us};
 use crate::format::{
-    FRAME_HEADER_LEN, RECORD_FLAG_CONTROL, RECORD_HEADER_LEN, RecordFields, SEGMENT_HEADER_LEN,
-    encode_record, padded_record_len, set_record_flags, set_recorded_at,
+    FRAME_HEADER_LEN, RECORD_FLAG_CONTROL, RECORD_FLAG_GAP, RECORD_HEADER_LEN, RecordFields,
+    SEGMENT_HEADER_LEN, encode_record, padded_record_len, set_gap_lengths, set_record_flags,
+    set_recorded_at,
 };
 use crate::options::Options;
 
@@ -38,6 +39,10 @@ pub(crate) struct Batch {
     /// the state its record holds, which the index applies when it takes
     /// the frame.
     pub control: Option<Vec<u8>>,
+    /// Whether the batch is a run of gap records (a replication import's,
+    /// see [`Batch::gaps`]): one part with no stream, every record version
+    /// 0, nothing for the duplicate check.
+    pub gaps: bool,
 }
 
 /// One stream's share of a [`Batch`].
@@ -47,6 +52,10 @@ pub(crate) struct Part {
     pub expected: ExpectedVersion,
     /// Its records: indices into [`Batch::records`].
     pub records: Range<usize>,
+    /// The version of its first record, given by a replication import
+    /// (which checked it under the writer's lock); `None` for an append,
+    /// whose versions go on from the stream's.
+    pub first_version: Option<u64>,
 }
 
 impl Batch {
@@ -123,6 +132,7 @@ impl Batch {
             condition: None,
             ids: Vec::with_capacity(events),
             control: None,
+            gaps: false,
         }
     }
 
@@ -168,6 +178,7 @@ impl Batch {
             stream: stream.to_owned(),
             expected,
             records: first..self.records.len(),
+            first_version: None,
         });
     }
 
@@ -238,15 +249,17 @@ fn check_part(options: &Options, stream: &str, events: &[EventData]) -> Result<u
 impl Batch {
     /// Checks and encodes a replication import's run of one stream's
     /// events as [`Batch::new`] does, then gives each record its source's
-    /// recorded-at time (`recorded_at_us`, one per event) instead of now.
+    /// recorded-at time (`recorded_at_us`, one per event) instead of now,
+    /// and the run its source's first version (which the writer checks
+    /// under its lock).
     pub(crate) fn imported(
         options: &Options,
         stream: &str,
-        expected: ExpectedVersion,
+        first_version: u64,
         events: &[EventData],
         recorded_at_us: &[u64],
     ) -> Result<Batch, Error> {
-        let mut batch = Batch::new(options, stream, expected, events)?;
+        let mut batch = Batch::new(options, stream, ExpectedVersion::Any, events)?;
         let mut at = 0usize;
         for ((len, _), time) in batch.records.iter().zip(recorded_at_us) {
             if let Some(record) = batch.encoded.get_mut(at..at + len) {
@@ -254,7 +267,75 @@ impl Batch {
             }
             at += len;
         }
+        if let Some(part) = batch.parts.first_mut() {
+            part.first_version = Some(first_version);
+        }
         Ok(batch)
+    }
+
+    /// A replication import's control record, a batch of its own (as the
+    /// writer's are, since [`Batch::control`] is per batch): `data` to the
+    /// control stream `stream` at `version`, with the source's id and
+    /// recorded-at time. The caller has checked the name and the state;
+    /// the writer checks the version under its lock.
+    pub(crate) fn imported_control(
+        stream: &str,
+        event_type: &str,
+        data: &[u8],
+        version: u64,
+        id: uuid::Uuid,
+        recorded_at_us: u64,
+    ) -> Batch {
+        let event = EventData::new(event_type, data.to_vec()).with_id(id);
+        let mut batch = Batch::with_capacity(RECORD_HEADER_LEN + 128, 1, 1);
+        batch.push_part(stream, ExpectedVersion::Any, &[event], recorded_at_us);
+        set_record_flags(&mut batch.encoded, RECORD_FLAG_CONTROL);
+        batch.control = Some(data.to_vec());
+        if let Some(part) = batch.parts.first_mut() {
+            part.first_version = Some(version);
+        }
+        batch
+    }
+
+    /// A run of gap records for the positions `first..first + count` (the
+    /// writer places them at its next positions, which the import checked
+    /// are these): each a record header alone, flagged as a gap, with the
+    /// id FORMAT.md gives a gap record at its position, as a scavenge
+    /// writes them.
+    pub(crate) fn gaps(first: u64, count: usize) -> Batch {
+        let mut batch = Batch::with_capacity(count * RECORD_HEADER_LEN, count, 1);
+        for position in first..first + count as u64 {
+            let at = batch.encoded.len();
+            let id = crate::lifecycle::scavenge::gap_id(position);
+            // A stream and type of one byte each, to pass the encoder's
+            // checks, then cut back to the header with the lengths zeroed.
+            encode_record(
+                &mut batch.encoded,
+                &RecordFields {
+                    stream: "-",
+                    event_type: "-",
+                    metadata: &[],
+                    data: &[],
+                    id,
+                    recorded_at_us: 0,
+                },
+            );
+            batch.encoded.truncate(at + RECORD_HEADER_LEN);
+            if let Some(record) = batch.encoded.get_mut(at..) {
+                set_gap_lengths(record);
+                set_record_flags(record, RECORD_FLAG_GAP);
+            }
+            batch.records.push((RECORD_HEADER_LEN, String::new()));
+            batch.ids.push(id);
+        }
+        batch.parts.push(Part {
+            stream: String::new(),
+            expected: ExpectedVersion::Any,
+            records: 0..count,
+            first_version: Some(0),
+        });
+        batch.gaps = true;
+        batch
     }
 }
 

@@ -42,7 +42,7 @@ use crate::index::persist::{index_file_name, sealed_index_bytes, write_catalog, 
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
 use crate::lifecycle::retention::{self, Retention};
-use crate::lifecycle::{Op, control_stream};
+use crate::lifecycle::{Op, StreamKey, StreamState, control_stream};
 use crate::log::batch::Batch;
 use crate::log::group::{GroupCommit, Outcome};
 use crate::log::ids::{Now, Pending, Verdict, check_ids};
@@ -229,12 +229,22 @@ impl Writer {
         )
     }
 
-    /// Commits a replication import: `batches`, each one stream's run of
-    /// events expecting exactly the version before its first, whose first
-    /// event must get `first_position`. Everything is checked under the
-    /// engine lock (so no append slips in between) before anything is
-    /// written, and then committed as frames of one commit group, the
-    /// same path appends take; a refusal writes nothing.
+    /// Commits a replication import: `batches` (runs of one stream's
+    /// events, control records, runs of gap records), each part carrying
+    /// its source's first version, the first record of the first batch to
+    /// get `first_position`. Everything is checked under the engine lock
+    /// (so no append slips in between) before anything is written, and
+    /// then committed as frames of one commit group, the same path appends
+    /// take; a refusal writes nothing.
+    ///
+    /// The checks, per record: an event id not already in the store; a
+    /// version that is its stream's next one when the store holds any of
+    /// the stream's versions, and otherwise one at or past the stream's
+    /// soft-delete bound (the source may have scavenged the versions
+    /// before it); no event in a tombstoned stream; and a control record's
+    /// state that loosens no bound (a tombstone stays, the delete and
+    /// truncation bounds never go down), as every state the source's
+    /// writer makes does.
     pub(crate) fn import(
         &self,
         batches: Vec<Batch>,
@@ -254,10 +264,15 @@ impl Writer {
                 ),
             });
         }
-        let mut versions: HashMap<&str, Option<u64>> = HashMap::new();
+        let mut next_versions: HashMap<&str, u64> = HashMap::new();
+        let mut states: HashMap<StreamKey, StreamState> = HashMap::new();
         let mut pending = Pending::default();
         let mut position = first_position;
         for batch in &batches {
+            if batch.gaps {
+                position += batch.len() as u64;
+                continue;
+            }
             // A mirror's event ids are unique in its source: one already
             // here means the replica is not a copy of that source.
             let now = Now {
@@ -277,29 +292,76 @@ impl Writer {
                 });
             }
             for part in &batch.parts {
-                let actual = match versions.get(part.stream.as_str()) {
-                    Some(v) => *v,
-                    None => index.read().stream_version(&part.stream),
+                let refuse = |reason: String| Error::ImportRefused { position, reason };
+                let Some(version) = part.first_version else {
+                    return Err(refuse("an imported record carries no version".into()));
                 };
-                if !part.expected.admits(actual) {
-                    return Err(Error::ImportRefused {
-                        position,
-                        reason: format!(
-                            "stream '{}' is at {}, the imported event expects {}",
-                            part.stream,
-                            actual.map_or("no event".to_owned(), |v| format!("version {v}")),
-                            part.expected
-                        ),
-                    });
+                let stream = part.stream.as_str();
+                let index = index.read();
+                let next = match next_versions.get(stream) {
+                    Some(next) => *next,
+                    None => index.raw_next_version(stream),
+                };
+                let state_of = |key: &StreamKey| {
+                    states
+                        .get(key)
+                        .copied()
+                        .or_else(|| index.lifecycle_of_key(key))
+                };
+                if let Some(data) = &batch.control {
+                    let (Some(key), Some(new)) = (
+                        crate::lifecycle::key_of_control_stream(stream),
+                        StreamState::decode(data),
+                    ) else {
+                        return Err(refuse(format!(
+                            "'{}' is not a control stream holding a lifecycle state",
+                            crate::error::excerpt(stream)
+                        )));
+                    };
+                    if let Some(old) = state_of(&key)
+                        && !new.keeps_bounds_of(&old)
+                    {
+                        return Err(refuse(format!(
+                            "the control record of '{stream}' loosens the stream's lifecycle state ({old:?} to {new:?}), which no writer does"
+                        )));
+                    }
+                    states.insert(key, new);
+                } else {
+                    let state = state_of(&crate::lifecycle::key(stream)).unwrap_or_default();
+                    if state.tombstoned {
+                        return Err(refuse(format!(
+                            "stream '{}' is tombstoned, and the event is in it",
+                            crate::error::excerpt(stream)
+                        )));
+                    }
+                    if next == 0 && version < state.deleted_before {
+                        return Err(refuse(format!(
+                            "stream '{}': version {version} is below the soft-delete bound {}, where versions go on",
+                            crate::error::excerpt(stream),
+                            state.deleted_before
+                        )));
+                    }
+                }
+                if next > 0 && version != next {
+                    return Err(refuse(format!(
+                        "stream '{}' is at version {} in this store, and the imported record has version {version}{}",
+                        crate::error::excerpt(stream),
+                        next - 1,
+                        if version > next {
+                            " (the source no longer holds the versions in between: they were scavenged after this store took the ones before; rebuild the replica)"
+                        } else {
+                            ""
+                        }
+                    )));
                 }
                 let count = part.records.len() as u64;
-                let first = actual.map_or(0, |v| v + 1);
-                if count > 0 {
-                    versions.insert(part.stream.as_str(), Some(first + count - 1));
-                }
+                next_versions.insert(stream, version.saturating_add(count));
                 position += count;
             }
             pending.add(batch);
+        }
+        if batches.iter().any(|b| b.control.is_some()) {
+            self.ensure_control_segment(&mut engine, index)?;
         }
         let outcomes = self.commit_group(&mut engine, index, batches, &|_| Ok(()));
         // Everything was checked above, so a refusal here (an I/O error
@@ -315,6 +377,33 @@ impl Writer {
             .into_iter()
             .map(|o| o.and_then(|mut r| r.pop().ok_or(Error::Poisoned)))
             .collect()
+    }
+
+    /// Makes sure the active segment can hold a control record: one of an
+    /// older format (version 1) is sealed first when it holds events, so
+    /// the record starts a segment of this build's format; an empty one
+    /// prepared by an older build cannot be sealed, and is an error.
+    fn ensure_control_segment(
+        &self,
+        engine: &mut Engine,
+        index: &RwLock<Index>,
+    ) -> Result<(), Error> {
+        if engine.active.format_version() < FORMAT_VERSION {
+            if index.read().active_segment_has_events() {
+                self.rotate(engine, index)?;
+            }
+            if engine.active.format_version() < FORMAT_VERSION {
+                return Err(Error::io(
+                    "write a control record",
+                    engine.active.path(),
+                    io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "the next segment was prepared by an older build (format version 1), which cannot hold control records; append an event first",
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Commits one lifecycle call on `stream` as a control record (see
@@ -364,21 +453,7 @@ impl Writer {
         if new == state {
             return Ok(());
         }
-        if engine.active.format_version() < FORMAT_VERSION {
-            if index.read().active_segment_has_events() {
-                self.rotate(&mut engine, index)?;
-            }
-            if engine.active.format_version() < FORMAT_VERSION {
-                return Err(Error::io(
-                    "write a control record",
-                    engine.active.path(),
-                    io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        "the next segment was prepared by an older build (format version 1), which cannot hold control records; append an event first",
-                    ),
-                ));
-            }
-        }
+        self.ensure_control_segment(&mut engine, index)?;
         let batch = Batch::control(&control_stream(stream), op.event_type(), &new.encode());
         let mut outcomes = self.commit_group(&mut engine, index, vec![batch], &|_| Ok(()));
         outcomes.pop().unwrap_or(Err(Error::Poisoned)).map(|_| ())
@@ -598,7 +673,14 @@ impl Writer {
                 stream_version: &stream_version,
                 next_position: next_position(engine),
             };
-            match check_ids(&batch, index, &now) {
+            // A run of gap records (a replication import's) holds no event
+            // ids, only ids made from their positions.
+            let verdict = if batch.gaps {
+                Ok(Verdict::Fresh)
+            } else {
+                check_ids(&batch, index, &now)
+            };
+            match verdict {
                 Ok(Verdict::Fresh) => {}
                 Ok(Verdict::Retry(original)) => {
                     results.push((ticket, Ok(original)));
@@ -631,6 +713,12 @@ impl Writer {
             for part in &batch.parts {
                 // A stream's next version goes on after deleted versions;
                 // a tombstoned stream refuses the batch.
+                // A replication import's part carries its version, which
+                // the import checked under this same lock.
+                if let Some(first) = part.first_version {
+                    first_versions.push(first);
+                    continue;
+                }
                 let (actual, next) = match versions.get(&part.stream) {
                     Some(v) => (*v, v.map_or(0, |v| v + 1)),
                     None => match index.read().append_point(&part.stream) {
@@ -666,7 +754,7 @@ impl Writer {
             }
             for (part, first) in batch.parts.iter().zip(&first_versions) {
                 let count = part.records.len() as u64;
-                if count > 0 {
+                if count > 0 && !batch.gaps {
                     versions.insert(part.stream.clone(), Some(first + count - 1));
                 }
             }
@@ -981,8 +1069,10 @@ impl Engine {
         for (part, first) in batch.parts.iter().zip(&first_versions) {
             let records = batch.records.get(part.records.clone()).unwrap_or_default();
             for (i, (len, _)) in records.iter().enumerate() {
+                // A gap record's version is 0, as a scavenge writes it.
+                let version = if batch.gaps { 0 } else { first + i as u64 };
                 if let Some(record) = self.buf.get_mut(at..at + len) {
-                    seal_record(record, salt, self.next_position, first + i as u64);
+                    seal_record(record, salt, self.next_position, version);
                 }
                 self.next_position += 1;
                 self.frame_events += 1;

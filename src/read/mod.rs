@@ -174,8 +174,21 @@ pub(crate) fn read_planned(
 }
 
 /// Reads and checks the events of `plan`, with no lock held.
-pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Failed> {
+pub(crate) fn execute(plan: Plan) -> Result<Vec<RecordedEvent>, Failed> {
     let mut events = Vec::with_capacity(plan.events.len());
+    execute_into(plan, &mut |event, _| events.push(event))?;
+    Ok(events)
+}
+
+/// As [`execute`], handing each record to `sink` with whether it is a
+/// control record: the replication read, which keeps control records and
+/// must tell them from events, goes through here (with a plan
+/// [`keeping_control`](Plan::keeping_control)); gap records are never
+/// handed on.
+pub(crate) fn execute_into(
+    mut plan: Plan,
+    sink: &mut impl FnMut(RecordedEvent, bool),
+) -> Result<(), Failed> {
     // One `Bytes` owner per segment touched, so that each payload costs a
     // reference count, not an allocation.
     let mut current: Option<(usize, Bytes)> = None;
@@ -219,6 +232,11 @@ pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Failed> {
         if (record.control || record.gap) && !plan.keep_control && plan.stream.is_none() {
             continue;
         }
+        // A gap record holds nothing and belongs to no stream: even a read
+        // that keeps control records passes over it.
+        if record.gap && plan.stream.is_none() {
+            continue;
+        }
         let stream_id = match &plan.stream {
             Some((name, first_version)) => {
                 let version = first_version + i as u64;
@@ -237,18 +255,21 @@ pub(crate) fn execute(mut plan: Plan) -> Result<Vec<RecordedEvent>, Failed> {
         let event_type = types
             .get(record.event_type, "event type")
             .map_err(corrupt)?;
-        events.push(RecordedEvent {
-            stream_id,
-            version: record.version,
-            position,
-            event_type,
-            data: bytes.slice(offset + record.data.start..offset + record.data.end),
-            metadata: bytes.slice(offset + record.metadata.start..offset + record.metadata.end),
-            id: Uuid::from_bytes(record.id),
-            recorded_at: record.recorded_at_us,
-        });
+        sink(
+            RecordedEvent {
+                stream_id,
+                version: record.version,
+                position,
+                event_type,
+                data: bytes.slice(offset + record.data.start..offset + record.data.end),
+                metadata: bytes.slice(offset + record.metadata.start..offset + record.metadata.end),
+                id: Uuid::from_bytes(record.id),
+                recorded_at: record.recorded_at_us,
+            },
+            record.control,
+        );
     }
-    Ok(events)
+    Ok(())
 }
 
 /// The record of version `version` of the control stream `name`, read
