@@ -217,8 +217,15 @@ impl Options {
     ///   so versions are never reused and a tombstone still refuses.
     /// - The dropped events' ids are forgotten: an exact retry of an append
     ///   whose events were dropped writes them again.
-    /// - A read-only store (another process) keeps reading what it had
-    ///   mapped until it is reopened.
+    /// - A read-only store in another process takes the cut log at its
+    ///   next [`refresh`](crate::Store::refresh) (its subscriptions'
+    ///   refresher does that every [`follow_interval`](Options::follow_interval)),
+    ///   which releases its maps of the dropped files; until then it reads
+    ///   them as they were, and their disk blocks stay allocated.
+    /// - Dropping runs on the thread whose append seals a segment, with the
+    ///   writer's lock held: it writes the base (O(streams that lost
+    ///   versions), two syncs), removes the files and syncs the directory,
+    ///   so that append waits that much longer, once a segment.
     ///
     /// ```
     /// use annals::{EventData, ExpectedVersion, Options, Store};

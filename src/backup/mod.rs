@@ -212,18 +212,15 @@ impl Snapshot {
         // The base as the index stands, with these very segments (the
         // base file on disk may already name a later start, for a drop
         // under way).
-        let first = index.first_segment();
-        let base = match (first > 0).then(|| index.first_position_of(first)) {
-            None => None,
-            Some(Some(p)) => Some(
-                encode_base(&index.base(p))
+        // (The first segment may be the active one, with no events yet,
+        // once retention dropped every sealed one: its start is then the
+        // active segment's.)
+        let base = match index.first_segment() {
+            0 => None,
+            _ => Some(
+                encode_base(&index.base(index.start_position()))
                     .ok_or_else(|| crate::read::internal("the log base does not encode".into()))?,
             ),
-            Some(None) => {
-                return Err(crate::read::internal(format!(
-                    "the log's first segment {first} has no table"
-                )));
-            }
         };
         Ok(Snapshot {
             store_id: header.store_id,

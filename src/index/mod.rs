@@ -1522,21 +1522,24 @@ impl Index {
             .map_or(0, |s| s.first_version)
     }
 
+    /// The newest sealed segment whose index is its file on disk: the one
+    /// the stream catalog on disk names, if there is a catalog.
+    pub(crate) fn last_persisted_sealed(&self) -> Option<u32> {
+        self.sealed
+            .iter()
+            .rev()
+            .find(|t| t.is_persisted() && t.segment != self.active.segment)
+            .map(|t| t.segment)
+    }
+
     /// The sealed segments before segment `end` (never the active one),
-    /// with the position each one ends at, oldest first: what retention
-    /// may drop.
-    pub(crate) fn sealed_before(&self, end: u32) -> Vec<(Arc<Segment>, u64)> {
+    /// oldest first: what retention may drop.
+    pub(crate) fn sealed_before(&self, end: u32) -> Vec<Arc<Segment>> {
         let end = end.min(self.active.segment);
         self.segments
             .iter()
             .filter(|s| s.number() < u64::from(end))
-            .filter_map(|s| {
-                let number = u32::try_from(s.number()).ok()?;
-                // The segment's last table (tables are in segment order).
-                let k = self.sealed.partition_point(|t| t.segment <= number);
-                let last = self.sealed.get(k.checked_sub(1)?)?;
-                (last.segment == number).then(|| (Arc::clone(s), last.end_position))
-            })
+            .cloned()
             .collect()
     }
 
@@ -1655,6 +1658,24 @@ impl Index {
     /// been dropped; [`crate::lifecycle::load`] then takes the ones still
     /// in the log).
     pub(crate) fn apply_base(&mut self, base: &base::Base) -> Result<(), String> {
+        // Each version took a position, so no stream has more versions
+        // than the log has positions: a base that says otherwise (forged,
+        // though its checksums pass) is refused before anything changes,
+        // and so is a deletion bound past them (a delete sets it to the
+        // stream's next version; a truncation may name any version).
+        let end = self.len();
+        if let Some(b) = base.streams.iter().find(|b| b.next_version > end) {
+            return Err(format!(
+                "stream '{}' has {} versions where the log holds {end} positions",
+                crate::error::excerpt(&b.name),
+                b.next_version
+            ));
+        }
+        if base.states.iter().any(|(_, s)| s.deleted_before > end) {
+            return Err(format!(
+                "a stream's deletion bound lies past the log's {end} positions"
+            ));
+        }
         for b in &base.streams {
             let id = match self.stream_ids.get(b.name.as_str()) {
                 Some(id) => *id,

@@ -48,6 +48,19 @@ pub(crate) const BASE_TEMP: &str = "base.tmp";
 pub(crate) fn read_base(dir: &Path) -> Result<Option<super::base::Base>, crate::error::Error> {
     use crate::error::Error;
     let path = dir.join(BASE_FILE);
+    // Its body length is a u32: a longer file is refused before it is
+    // read into memory.
+    let max_len = super::base::BASE_HEADER_LEN as u64 + u64::from(u32::MAX);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.len() > max_len => {
+            return Err(Error::corruption(
+                &path,
+                0,
+                format!("a log base of {} bytes, longer than any base", m.len()),
+            ));
+        }
+        _ => {}
+    }
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -13,21 +13,32 @@
 //! (a reader holding their mappings keeps valid data: the files stay alive
 //! until unmapped). Last the files are removed and the directory synced.
 //!
+//! A failed write or sync of the base, or of the directory after the
+//! removals, does not poison the store (as a failed sync of the log does):
+//! the base is whole before it is renamed into place, and the segments go
+//! only after it is durable, so a failure leaves either the old base with
+//! every segment, or the new one with segments below it that the next
+//! writable open removes. The drop is tried again at the next seal.
+//!
 //! What retention keeps: the active segment always, and (when it runs at a
 //! seal) the segment just sealed, whose index file is still being written.
 //! What it forgets with the dropped events: their ids, so an exact retry
 //! of an append whose events were dropped writes them again.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::error::Error;
+use crate::format::{Frames, SEGMENT_HEADER_LEN};
 use crate::index::Index;
 use crate::index::base::encode_base;
-use crate::index::persist::{index_file_name, write_base};
+use crate::index::persist::{CATALOG_FILE, index_file_name, write_base, write_catalog};
 use crate::io::FileIo;
+use crate::log::segment::Segment;
 
 /// The retention options of a store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,13 +79,18 @@ pub(crate) fn apply(
     retention: Retention,
     segment_size: u64,
     below: u32,
+    newest: &Mutex<HashMap<u32, u64>>,
 ) -> Result<Option<Dropped>, Error> {
     if !retention.is_set() {
         return Ok(None);
     }
-    let Some(end) = choose(index, retention, segment_size, below)? else {
+    let Some(end) = choose(index, retention, segment_size, below, newest)? else {
         return Ok(None);
     };
+    // The catalog on disk names the newest persisted sealed index; if the
+    // cut drops it, the catalog must go too (or be written again), or
+    // every open until the next seal would find it stale.
+    let catalog_named = index.read().last_persisted_sealed();
     let (cut, from, paths) = {
         let index = index.read();
         let from = index.first_segment();
@@ -103,6 +119,19 @@ pub(crate) fn apply(
         .write()
         .apply_cut(&cut)
         .map_err(crate::read::internal)?;
+    newest.lock().retain(|n, _| *n >= end);
+    if catalog_named.is_some_and(|n| n < end) {
+        let catalog = index.read().sealed_catalog_bytes();
+        let path = dir.join(CATALOG_FILE);
+        let done = match catalog {
+            Some(bytes) => write_catalog(io, dir, &bytes).map(|_| ()),
+            None if std::fs::symlink_metadata(&path).is_ok() => io.remove_file(&path),
+            None => Ok(()),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "could not replace the stream catalog after dropping segments; the next open merges index files");
+        }
+    }
     let mut removed = true;
     for (number, path) in paths {
         let index_path = dir.join(index_file_name(u64::from(number)));
@@ -142,6 +171,7 @@ fn choose(
     retention: Retention,
     segment_size: u64,
     below: u32,
+    newest: &Mutex<HashMap<u32, u64>>,
 ) -> Result<Option<u32>, Error> {
     let (candidates, in_use) = {
         let index = index.read();
@@ -153,14 +183,23 @@ fn choose(
         .map_or(0, |d| d.as_micros() as u64);
     let mut end = None;
     let mut kept = in_use;
-    for (segment, end_position) in candidates {
+    for segment in candidates {
         let over_bytes = retention
             .bytes
             .is_some_and(|max| kept.saturating_mul(segment_size) > max);
         let too_old = match retention.age {
             Some(age) if !over_bytes => {
-                let newest = newest_recorded_at_us(index, end_position)?;
-                newest.is_some_and(|t| now_us.saturating_sub(t) > age.as_micros() as u64)
+                let number = segment.number() as u32;
+                let cached = newest.lock().get(&number).copied();
+                let t = match cached {
+                    Some(t) => t,
+                    None => {
+                        let t = newest_recorded_at_us(&segment, index)?;
+                        newest.lock().insert(number, t);
+                        t
+                    }
+                };
+                now_us.saturating_sub(t) > age.as_micros() as u64
             }
             _ => false,
         };
@@ -173,13 +212,38 @@ fn choose(
     Ok(end)
 }
 
-/// When the record just before `end_position` (a sealed segment's last)
-/// was recorded, read and checked like any record; `None` if it holds no
-/// record a read returns (a gap left by a scavenge), which keeps the
-/// segment.
-fn newest_recorded_at_us(index: &RwLock<Index>, end_position: u64) -> Result<Option<u64>, Error> {
-    let Some(last) = end_position.checked_sub(1) else {
-        return Ok(None);
-    };
-    Ok(crate::read::raw_record(index, last)?.map(|e| e.recorded_at))
+/// The newest `recorded_at` of any record of sealed `segment` (whose
+/// first position the index gives), every record checked as it is read;
+/// 0 when it holds only gap records, which hold nothing. The newest, not
+/// the last: imported events keep their origin's times, and a clock may
+/// step back. Read once a segment (the caller keeps it): sealed segments
+/// never change, and a scavenge only removes records, so a kept value
+/// errs towards keeping the segment.
+fn newest_recorded_at_us(segment: &Arc<Segment>, index: &RwLock<Index>) -> Result<u64, Error> {
+    let number = segment.number() as u32;
+    let first_position = index
+        .read()
+        .first_position_of(number)
+        .ok_or_else(|| crate::read::internal(format!("segment {number} has no table")))?;
+    let bytes = segment.committed_bytes();
+    let body = bytes.get(SEGMENT_HEADER_LEN..).unwrap_or_default();
+    let mut frames = Frames::new(body, segment.salt())
+        .based_at(SEGMENT_HEADER_LEN)
+        .expecting(first_position);
+    let mut newest = 0u64;
+    while let Some(frame) = frames.next_frame() {
+        for (_, r) in frame.records.iter() {
+            if !r.gap {
+                newest = newest.max(r.recorded_at_us);
+            }
+        }
+    }
+    if !frames.finish().is_clean() {
+        return Err(Error::corruption(
+            segment.path(),
+            SEGMENT_HEADER_LEN as u64,
+            "a sealed segment fails its checks; retention keeps it",
+        ));
+    }
+    Ok(newest)
 }

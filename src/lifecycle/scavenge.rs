@@ -167,10 +167,7 @@ pub(crate) fn run(
     // stream's id is in no file once its events are scavenged.
     let base = {
         let index = index.read();
-        let first = index.first_segment();
-        (first > 0)
-            .then(|| index.first_position_of(first).map(|p| index.base(p)))
-            .flatten()
+        (index.first_segment() > 0).then(|| index.base(index.start_position()))
     };
     if let Some(base) = base {
         let bytes = encode_base(&base)

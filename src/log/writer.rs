@@ -65,6 +65,9 @@ pub(crate) struct Writer {
     scavenging: Mutex<()>,
     /// `$all` retention, applied at each seal.
     retention: Retention,
+    /// The newest `recorded_at` of each sealed segment that age retention
+    /// has looked at, so that each is read once.
+    newest: Mutex<HashMap<u32, u64>>,
 }
 
 /// What only the commit leader touches.
@@ -195,6 +198,7 @@ impl Writer {
             poisoned: AtomicBool::new(false),
             scavenging: Mutex::new(()),
             retention: options.retention(),
+            newest: Mutex::default(),
         })
     }
 
@@ -495,6 +499,7 @@ impl Writer {
             self.retention,
             engine.segment_size,
             below,
+            &self.newest,
         );
         if let Err(e) = applied {
             tracing::warn!(error = %e, "retention could not run; nothing dropped");
@@ -508,14 +513,11 @@ impl Writer {
         if !self.retention.is_set() || self.is_poisoned() {
             return;
         }
-        let engine = self.engine.lock();
-        if let Some(w) = engine.indexing.as_ref()
-            && w.number + 1 == engine.active.number()
-        {
-            // The segment sealed last is still being indexed: it stays.
-            let below = w.number as u32;
-            self.retain(&engine, index, below);
-            return;
+        let mut engine = self.engine.lock();
+        // The segment sealed last may still be being indexed: its file
+        // written first, so that every sealed segment may go.
+        if let Some(w) = engine.indexing.take() {
+            w.finish_into(index);
         }
         let below = engine.active.number() as u32;
         self.retain(&engine, index, below);

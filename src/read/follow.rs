@@ -18,7 +18,10 @@ use crate::error::Error;
 use crate::format::{
     FRAME_HEADER_LEN, Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_frame_header,
 };
+use crate::index::persist::{BASE_FILE, read_base};
 use crate::index::{Entry, Index};
+use crate::io::RealIo;
+use crate::log::recovery::{Mode, recover};
 use crate::log::segment::{self, Segment};
 use crate::read::commits::Commits;
 
@@ -29,6 +32,10 @@ pub(crate) struct Follower {
     dir: PathBuf,
     first: SegmentHeader,
     tail: Mutex<Tail>,
+    /// The identity of the log base file when last looked at (inode,
+    /// length, modification time), so that a refresh reads it only when
+    /// the writer's retention wrote it again.
+    base_seen: Mutex<Option<(u64, u64, i64, i64)>>,
     /// The refresher's last failure, cleared by its next success.
     failure: Mutex<Option<Error>>,
 }
@@ -39,8 +46,62 @@ impl Follower {
             dir,
             first,
             tail: Mutex::new(tail),
+            base_seen: Mutex::new(None),
             failure: Mutex::new(None),
         }
+    }
+
+    /// When the writer's `$all` retention dropped segments since this
+    /// store's index was made (the log base names a later first segment),
+    /// takes the log as an open would now, and returns where it ends.
+    /// Otherwise the follower would wait for ever before a segment that is
+    /// gone, and its maps would keep the dropped files' blocks allocated.
+    fn reload_if_cut(&self, index: &RwLock<Index>) -> Result<Option<Tail>, Error> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.dir.join(BASE_FILE);
+        let identity = match std::fs::metadata(&path) {
+            Ok(m) => Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("inspect the log base", &path, e)),
+        };
+        {
+            let mut seen = self.base_seen.lock();
+            if *seen == identity {
+                return Ok(None);
+            }
+            *seen = identity;
+        }
+        let Some(base) = read_base(&self.dir)? else {
+            return Ok(None);
+        };
+        if base.first_segment <= index.read().first_segment() {
+            return Ok(None);
+        }
+        // As a read-only open does: a live writer may be mid-frame, which
+        // looks like damage until scanned again.
+        let mut attempt = 0;
+        let recovered = loop {
+            match recover(&self.dir, &RealIo, Mode::ReadOnly) {
+                Err(Error::Corruption { .. }) if attempt < 2 => attempt += 1,
+                other => break other?,
+            }
+        };
+        let tail = Tail {
+            segment: recovered.active,
+            offset: recovered.write_offset,
+        };
+        // The lifecycle states go in before any reader sees the new index:
+        // without them a deleted stream would read as present.
+        let fresh = RwLock::new(recovered.index);
+        crate::lifecycle::load(&fresh)?;
+        let fresh = fresh.into_inner();
+        tracing::info!(
+            dir = %self.dir.display(),
+            first_segment = fresh.first_segment(),
+            "the writer's retention dropped segments: the read-only store took the log again"
+        );
+        *index.write() = fresh;
+        Ok(Some(tail))
     }
 
     /// Takes every complete frame the writer has written since the last
@@ -48,9 +109,18 @@ impl Follower {
     /// were added.
     pub(crate) fn refresh(&self, index: &RwLock<Index>, commits: &Commits) -> Result<u64, Error> {
         let mut tail = self.tail.lock();
-        let added = follow(&self.dir, self.first, index, &mut tail)?;
+        let before = index.read().len();
+        let reloaded = match self.reload_if_cut(index)? {
+            Some(t) => {
+                *tail = t;
+                true
+            }
+            None => false,
+        };
+        follow(&self.dir, self.first, index, &mut tail)?;
         drop(tail);
-        if added > 0 {
+        let added = index.read().len().saturating_sub(before);
+        if added > 0 || reloaded {
             commits.notify();
         }
         Ok(added)

@@ -299,22 +299,6 @@ pub(crate) fn control_record(
         .ok_or_else(|| internal(format!("control stream '{name}' has no version {version}")))
 }
 
-/// The record at `position`, control records included, read and checked
-/// like any; `None` when the position holds no record a read returns (a
-/// gap record, or a position the log no longer holds).
-pub(crate) fn raw_record(
-    index: &parking_lot::RwLock<Index>,
-    position: u64,
-) -> Result<Option<RecordedEvent>, Error> {
-    if index.read().location(position).is_none() {
-        return Ok(None);
-    }
-    let events = read_planned(index, |index| {
-        Ok(plan(index, std::iter::once(position), None)?.keeping_control())
-    })?;
-    Ok(events.into_iter().next())
-}
-
 /// An index that contradicts itself: a bug, reported rather than panicked on.
 pub(crate) fn internal(reason: String) -> Error {
     Error::corruption("<in-memory index>", 0, reason)
