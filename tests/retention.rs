@@ -197,28 +197,38 @@ fn the_oldest_segments_go_and_what_is_left_reads_as_before() {
     assert_eq!(ro.read_all(0, 1).unwrap()[0], all[0]);
 }
 
-#[test]
-fn retention_by_age_drops_segments_whose_newest_event_is_older() {
+/// The events of `rounds` appends to each of `streams` in turn (in a store
+/// of small segments), the first `old` of them recorded two days ago, and
+/// the time now: what a replica imports to test age retention without
+/// waiting for anything to age.
+fn aged_events(streams: &[&str], rounds: u64, old: usize) -> (Vec<RecordedEvent>, u64) {
     let origin = tempfile::tempdir().unwrap();
-    let replica = tempfile::tempdir().unwrap();
-    // Events recorded two days ago, then some recorded now: imported with
-    // their timestamps into a store that keeps one day.
     let source =
         Store::open_with(origin.path(), Options::default().segment_size(SEGMENT_SIZE)).unwrap();
-    for v in 0..60 {
-        source
-            .append("s", expected(v), &[EventData::new("E", data("s", v))])
-            .unwrap();
+    for v in 0..rounds {
+        for s in streams {
+            source
+                .append(s, expected(v), &[EventData::new("E", data(s, v))])
+                .unwrap();
+        }
     }
     let now_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_micros() as u64;
-    let two_days_us = 2 * 86_400 * 1_000_000;
-    let mut events = source.read_all(0, 1000).unwrap();
-    for e in events.iter_mut().take(40) {
-        e.recorded_at = now_us - two_days_us;
+    let mut events = source.read_all(0, 10_000).unwrap();
+    for e in events.iter_mut().take(old) {
+        e.recorded_at = now_us - 2 * 86_400_000_000;
     }
+    (events, now_us)
+}
+
+#[test]
+fn retention_by_age_drops_segments_whose_newest_event_is_older() {
+    // Events recorded two days ago, then some recorded now: imported with
+    // their timestamps into a store that keeps one day.
+    let (events, now_us) = aged_events(&["s"], 60, 40);
+    let replica = tempfile::tempdir().unwrap();
     let options = Options::default()
         .segment_size(SEGMENT_SIZE)
         .retain_age(Duration::from_secs(86_400));
@@ -592,28 +602,10 @@ fn a_log_whose_every_sealed_segment_went_backs_up_and_reopens() {
 
 #[test]
 fn age_retention_goes_on_past_a_segment_a_scavenge_left_ending_in_gaps() {
-    let origin = tempfile::tempdir().unwrap();
-    let replica = tempfile::tempdir().unwrap();
-    let source =
-        Store::open_with(origin.path(), Options::default().segment_size(SEGMENT_SIZE)).unwrap();
     // Two streams interleaved, the second deleted and scavenged away: the
     // first segments end in gap records.
-    for v in 0..30 {
-        source
-            .append("keep", expected(v), &[EventData::new("K", data("keep", v))])
-            .unwrap();
-        source
-            .append("tmp", expected(v), &[EventData::new("T", data("tmp", v))])
-            .unwrap();
-    }
-    let now_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
-    let mut events = source.read_all(0, 1000).unwrap();
-    for e in &mut events {
-        e.recorded_at = now_us - 2 * 86_400_000_000;
-    }
+    let (events, now_us) = aged_events(&["keep", "tmp"], 30, usize::MAX);
+    let replica = tempfile::tempdir().unwrap();
     let store = Store::open_with(
         replica.path(),
         Options::default().segment_size(SEGMENT_SIZE),
