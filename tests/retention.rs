@@ -670,3 +670,51 @@ fn a_base_claiming_more_versions_than_the_log_holds_is_refused() {
     std::fs::write(&base_path, &good).unwrap();
     Store::open(dir.path()).unwrap();
 }
+
+#[test]
+fn a_replica_of_a_log_that_retention_cut_reads_as_its_origin() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .segment_size(SEGMENT_SIZE)
+        .retain_bytes(3 * SEGMENT_SIZE);
+    let origin = Store::open_with(a.path(), options).unwrap();
+    for v in 0..60 {
+        for s in ["s", "t"] {
+            origin
+                .append(s, expected(v), &[EventData::new("E", data(s, v))])
+                .unwrap();
+        }
+    }
+    assert!(origin.stats().first_position > 0, "nothing was dropped");
+    // Copied from where the origin now starts: the replica never held the
+    // streams' earlier versions.
+    let replica = Store::open(b.path()).unwrap();
+    let page = replication::read_log(&origin, 0, 10_000).unwrap();
+    replication::import_log(&replica, None, &page.records, page.next_position).unwrap();
+    let same = |replica: &Store, what: &str| {
+        for s in ["s", "t"] {
+            assert_eq!(
+                replica.read_stream(s, 0, 1000).unwrap(),
+                origin.read_stream(s, 0, 1000).unwrap(),
+                "{what}: {s}"
+            );
+            assert_eq!(
+                replica.read_stream_backward(s, u64::MAX, 1000).unwrap(),
+                origin.read_stream_backward(s, u64::MAX, 1000).unwrap(),
+                "{what}: {s} backward"
+            );
+            assert_eq!(
+                replica.stream_version(s),
+                origin.stream_version(s),
+                "{what}"
+            );
+        }
+        assert_eq!(all_events(replica), all_events(&origin), "{what}");
+    };
+    same(&replica, "live");
+    // And after a reopen, which takes the streams from the catalog or the
+    // index files.
+    replica.close().unwrap();
+    same(&Store::open(b.path()).unwrap(), "reopened");
+}

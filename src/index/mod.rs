@@ -33,6 +33,7 @@ pub(crate) mod persist;
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -265,6 +266,9 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
 /// stack: a batch of 100 (the common large batch) and then some.
 const HASHED_ON_STACK: usize = 128;
 
+/// What [`Stream::first_held`] holds until it is looked up.
+const FIRST_HELD_UNKNOWN: u64 = u64::MAX;
+
 /// A plan to drop the oldest sealed segments ([`Index::plan_cut`]).
 #[derive(Debug)]
 pub(crate) struct Cut {
@@ -301,6 +305,13 @@ struct Stream {
     /// The first version the log still holds: `$all` retention dropped
     /// the segments holding every version before it.
     first_version: u64,
+    /// The version of the stream's first event in the log, once a read
+    /// looked it up ([`FIRST_HELD_UNKNOWN`] until then): above 0 for a
+    /// stream whose earlier versions never reached this log (a replica of
+    /// an origin that had dropped or scavenged them). Only ever too low
+    /// when stale, which reads cover: what a scavenge removes later, the
+    /// stream's lifecycle state already hides.
+    first_held: AtomicU64,
     /// The version of its first event in the active segment (meaningful
     /// when `active` is not empty).
     active_first_version: u64,
@@ -742,6 +753,7 @@ impl Index {
             next_version: 0,
             first_position: self.len(),
             first_version: 0,
+            first_held: AtomicU64::new(FIRST_HELD_UNKNOWN),
             active_first_version: 0,
             active: Vec::new(),
         });
@@ -1458,7 +1470,10 @@ impl Index {
     ) -> Option<Result<Vec<u64>, String>> {
         let id = *self.stream_ids.get(stream)?;
         let s = self.streams.get(id as usize)?;
-        let from = from_version.max(s.first_version).min(s.next_version);
+        let from = from_version
+            .max(s.first_version)
+            .max(self.first_held(s))
+            .min(s.next_version);
         let to = from.saturating_add(max_count as u64).min(s.next_version);
         Some(self.collect_positions(s, from..to))
     }
@@ -1519,7 +1534,45 @@ impl Index {
         self.stream_ids
             .get(stream)
             .and_then(|id| self.streams.get(*id as usize))
-            .map_or(0, |s| s.first_version)
+            .map_or(0, |s| s.first_version.max(self.first_held(s)))
+    }
+
+    /// The version of `s`'s first event in the log: looked up once (one
+    /// probe of the table holding its first position) and kept.
+    fn first_held(&self, s: &Stream) -> u64 {
+        let known = s.first_held.load(Ordering::Relaxed);
+        if known != FIRST_HELD_UNKNOWN {
+            return known;
+        }
+        match self.probe_first_held(s) {
+            Some(v) => {
+                s.first_held.store(v, Ordering::Relaxed);
+                v
+            }
+            // A table unreadable, its segment too: the read that follows
+            // names the damage.
+            None => 0,
+        }
+    }
+
+    fn probe_first_held(&self, s: &Stream) -> Option<u64> {
+        if s.next_version == 0 {
+            return Some(0);
+        }
+        if !s.active.is_empty() && s.first_position >= self.active.first_position {
+            return Some(s.active_first_version);
+        }
+        let start = self
+            .sealed_firsts
+            .partition_point(|first| *first <= s.first_position)
+            .saturating_sub(1);
+        for table in self.sealed.iter().skip(start) {
+            let view = table.view_or_rebuild(self.segment(table.segment))?;
+            if let Some(entry) = view.stream(s.name.as_bytes()) {
+                return Some(entry.versions().start);
+            }
+        }
+        (!s.active.is_empty()).then_some(s.active_first_version)
     }
 
     /// The newest sealed segment whose index is its file on disk: the one
