@@ -45,7 +45,7 @@ use crate::log::segment::{Mapped, Segment};
 use active_ids::ActiveIds;
 use catalog::{Catalog, CatalogStream};
 use file::{IndexHeader, IndexView, StreamPart};
-use id_filter::{FilterDone, FilterJob, IdFilter};
+use id_filter::{FilterDone, FilterJob, IdFilter, Tags};
 
 /// One record of a frame, as [`Index::push_frame`] takes it.
 #[derive(Clone, Copy, Debug)]
@@ -203,13 +203,19 @@ impl Table {
         }
     }
 
-    /// The number of the segment it indexes.
     /// The position after its last event.
     #[cfg(test)]
     pub(crate) fn end_position(&self) -> u64 {
         self.end_position
     }
 
+    /// The position of its first event.
+    #[cfg(test)]
+    pub(crate) fn first_position(&self) -> u64 {
+        self.first_position
+    }
+
+    /// The number of the segment it indexes.
     pub(crate) fn segment(&self) -> u32 {
         self.segment
     }
@@ -268,6 +274,13 @@ const HASHED_ON_STACK: usize = 128;
 
 /// What [`Stream::first_held`] holds until it is looked up.
 const FIRST_HELD_UNKNOWN: u64 = u64::MAX;
+
+/// An id's [`file::id_hashes`], and the tags of the sealed segments the
+/// store-wide filter says may hold it (every tag without a filter).
+fn hashed(global: Option<(&IdFilter, u64)>, id: &[u8; 16]) -> ((u64, u64), Tags) {
+    let h = file::id_hashes(id);
+    (h, global.map_or(Tags::ALL, |(f, _)| f.tags(h)))
+}
 
 /// A plan to drop the oldest sealed segments ([`Index::plan_cut`]).
 #[derive(Debug)]
@@ -1325,37 +1338,33 @@ impl Index {
     /// (whose table a caller distrusts if the record there is not the
     /// event). The earliest position when an id repeats (only a store
     /// written before ids were unique holds one twice). A fresh id costs
-    /// one test of the store-wide filter (see [`id_filter`]), then one
+    /// one lookup in the store-wide filter (see [`id_filter`]), then one
     /// filter test per sealed segment that filter does not cover (all of
     /// them until it is built), in memory or a mapped page, and one hash
     /// lookup for the active segment; an id the store-wide filter lets
-    /// through is looked for in every segment. Fails, naming the segment,
-    /// when a sealed table fails its check and its segment cannot rebuild
-    /// it: then no answer could be trusted.
+    /// through is looked for only in the covered segments whose tag it
+    /// names (one in 16). Fails, naming the segment, when a sealed table
+    /// fails its check and its segment cannot rebuild it: then no answer
+    /// could be trusted.
     pub(crate) fn find_ids(&self, ids: &[[u8; 16]]) -> Result<Vec<Option<IdHit>>, String> {
         let mut found: Vec<Option<IdHit>> = vec![None; ids.len()];
         let global = self.id_filter();
-        // Each id's hashes, and whether the store-wide filter lets it
-        // through (true without one).
-        let hashes: Vec<((u64, u64), bool)> = if self.sealed.is_empty() {
+        let hashes: Vec<((u64, u64), Tags)> = if self.sealed.is_empty() {
             Vec::new()
         } else {
-            ids.iter()
-                .map(|id| {
-                    let h = file::id_hashes(id);
-                    (h, global.is_none_or(|(f, _)| f.may_hold(h)))
-                })
-                .collect()
+            ids.iter().map(|id| hashed(global, id)).collect()
         };
-        let any_maybe = hashes.iter().any(|(_, maybe)| *maybe);
+        let named = hashes
+            .iter()
+            .fold(Tags::default(), |all, (_, tags)| all.union(*tags));
         for table in &self.sealed {
             let covered = global.is_some_and(|(_, end)| table.end_position <= end);
-            if covered && !any_maybe {
+            if covered && !named.has(table.segment) {
                 continue;
             }
             let view = self.sealed_view(table)?;
-            for ((id, (h, maybe)), slot) in ids.iter().zip(&hashes).zip(found.iter_mut()) {
-                if slot.is_none() && (*maybe || !covered) {
+            for ((id, (h, tags)), slot) in ids.iter().zip(&hashes).zip(found.iter_mut()) {
+                if slot.is_none() && (!covered || tags.has(table.segment)) {
                     *slot = view.id_position_hashed(id, *h).map(|position| IdHit {
                         position,
                         table: Some(table.segment),
@@ -1378,43 +1387,43 @@ impl Index {
 
     /// Whether any id of `ids` is stored: the writer's test of a batch
     /// before it looks further, which for fresh ids (the common case) ends
-    /// here. Each id is hashed once and tested against the store-wide
-    /// filter (see [`id_filter`]); the sealed segments it covers are looked
-    /// at only for the ids it lets through, the others (sealed since it was
-    /// last extended, or all of them before it is built) for every id:
-    /// their own filter, a hit confirmed in their id table. Then the
-    /// active segment's ids. Nothing is allocated for a batch of up to
-    /// [`HASHED_ON_STACK`] ids. Fails as [`find_ids`](Index::find_ids) does.
+    /// here. Each id is hashed once and looked up in the store-wide filter
+    /// (see [`id_filter`]), which names the tags of the segments that may
+    /// hold it; a sealed segment it covers is looked at only for the ids
+    /// that name its tag, the others (sealed since it was last extended,
+    /// or all of them before it is built) for every id: their own filter,
+    /// a hit confirmed in their id table. Then the active segment's ids.
+    /// Nothing is allocated for a batch of up to [`HASHED_ON_STACK`] ids.
+    /// Fails as [`find_ids`](Index::find_ids) does.
     pub(crate) fn holds_any_id(&self, ids: &[[u8; 16]]) -> Result<bool, String> {
         if !self.sealed.is_empty() {
             let global = self.id_filter();
-            let hash = |id: &[u8; 16]| {
-                let h = file::id_hashes(id);
-                (h, global.is_none_or(|(f, _)| f.may_hold(h)))
-            };
-            let mut on_stack = [((0u64, 0u64), false); HASHED_ON_STACK];
-            let on_heap: Vec<((u64, u64), bool)>;
-            let hashes: &[((u64, u64), bool)] = match on_stack.get_mut(..ids.len()) {
+            let mut on_stack = [((0u64, 0u64), Tags::default()); HASHED_ON_STACK];
+            let on_heap: Vec<((u64, u64), Tags)>;
+            let hashes: &[((u64, u64), Tags)] = match on_stack.get_mut(..ids.len()) {
                 Some(h) => {
                     for (slot, id) in h.iter_mut().zip(ids) {
-                        *slot = hash(id);
+                        *slot = hashed(global, id);
                     }
                     h
                 }
                 None => {
-                    on_heap = ids.iter().map(hash).collect();
+                    on_heap = ids.iter().map(|id| hashed(global, id)).collect();
                     &on_heap
                 }
             };
-            let any_maybe = hashes.iter().any(|(_, maybe)| *maybe);
+            let named = hashes
+                .iter()
+                .fold(Tags::default(), |all, (_, tags)| all.union(*tags));
             for table in &self.sealed {
                 let covered = global.is_some_and(|(_, end)| table.end_position <= end);
-                if covered && !any_maybe {
+                if covered && !named.has(table.segment) {
                     continue;
                 }
                 let view = self.sealed_view(table)?;
-                let stored = ids.iter().zip(hashes).any(|(id, (h, maybe))| {
-                    (*maybe || !covered) && view.id_position_hashed(id, *h).is_some()
+                let stored = ids.iter().zip(hashes).any(|(id, (h, tags))| {
+                    (!covered || tags.has(table.segment))
+                        && view.id_position_hashed(id, *h).is_some()
                 });
                 if stored {
                     return Ok(true);
