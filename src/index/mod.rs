@@ -275,11 +275,21 @@ const HASHED_ON_STACK: usize = 128;
 /// What [`Stream::first_held`] holds until it is looked up.
 const FIRST_HELD_UNKNOWN: u64 = u64::MAX;
 
-/// An id's [`file::id_hashes`], and the tags of the sealed segments the
-/// store-wide filter says may hold it (every tag without a filter).
-fn hashed(global: Option<(&IdFilter, u64)>, id: &[u8; 16]) -> ((u64, u64), Tags) {
-    let h = file::id_hashes(id);
-    (h, global.map_or(Tags::ALL, |(f, _)| f.tags(h)))
+/// Each id's [`file::id_hashes`] into `out` (as long as `ids`), with the
+/// tags of the sealed segments the store-wide filter says may hold it
+/// (every tag without a filter). The filter's words for all the ids are
+/// read first, so that their cache misses overlap (see
+/// [`IdFilter::touch`]).
+fn hash_ids(global: Option<(&IdFilter, u64)>, ids: &[[u8; 16]], out: &mut [((u64, u64), Tags)]) {
+    for (slot, id) in out.iter_mut().zip(ids) {
+        *slot = (file::id_hashes(id), Tags::ALL);
+    }
+    if let Some((filter, _)) = global {
+        filter.touch(out.iter().map(|(h, _)| *h));
+        for (h, tags) in out.iter_mut() {
+            *tags = filter.tags(*h);
+        }
+    }
 }
 
 /// A plan to drop the oldest sealed segments ([`Index::plan_cut`]).
@@ -1349,11 +1359,11 @@ impl Index {
     pub(crate) fn find_ids(&self, ids: &[[u8; 16]]) -> Result<Vec<Option<IdHit>>, String> {
         let mut found: Vec<Option<IdHit>> = vec![None; ids.len()];
         let global = self.id_filter();
-        let hashes: Vec<((u64, u64), Tags)> = if self.sealed.is_empty() {
-            Vec::new()
-        } else {
-            ids.iter().map(|id| hashed(global, id)).collect()
-        };
+        let mut hashes: Vec<((u64, u64), Tags)> = Vec::new();
+        if !self.sealed.is_empty() {
+            hashes.resize(ids.len(), ((0, 0), Tags::ALL));
+            hash_ids(global, ids, &mut hashes);
+        }
         let named = hashes
             .iter()
             .fold(Tags::default(), |all, (_, tags)| all.union(*tags));
@@ -1398,20 +1408,17 @@ impl Index {
     pub(crate) fn holds_any_id(&self, ids: &[[u8; 16]]) -> Result<bool, String> {
         if !self.sealed.is_empty() {
             let global = self.id_filter();
-            let mut on_stack = [((0u64, 0u64), Tags::default()); HASHED_ON_STACK];
-            let on_heap: Vec<((u64, u64), Tags)>;
-            let hashes: &[((u64, u64), Tags)] = match on_stack.get_mut(..ids.len()) {
-                Some(h) => {
-                    for (slot, id) in h.iter_mut().zip(ids) {
-                        *slot = hashed(global, id);
-                    }
-                    h
-                }
+            let mut on_stack = [((0u64, 0u64), Tags::ALL); HASHED_ON_STACK];
+            let mut on_heap: Vec<((u64, u64), Tags)>;
+            let hashes: &mut [((u64, u64), Tags)] = match on_stack.get_mut(..ids.len()) {
+                Some(h) => h,
                 None => {
-                    on_heap = ids.iter().map(|id| hashed(global, id)).collect();
-                    &on_heap
+                    on_heap = vec![((0, 0), Tags::ALL); ids.len()];
+                    &mut on_heap
                 }
             };
+            hash_ids(global, ids, hashes);
+            let hashes = &*hashes;
             let named = hashes
                 .iter()
                 .fold(Tags::default(), |all, (_, tags)| all.union(*tags));

@@ -96,6 +96,7 @@ fn main() {
         now.append(i, 100);
         before.append(i, 100);
     }
+    eprintln!("measuring");
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for r in 0..rounds {
         let i = (mix(r as u64) % 1000) as usize;
