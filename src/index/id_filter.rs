@@ -20,7 +20,8 @@
 //! entries carry the id's fingerprint ([`Tags`]): empty means no sealed
 //! segment the filter covers holds the id; otherwise only the segments
 //! with those tags need looking at. With at most 16 sealed segments a
-//! false "maybe" names exactly one; with more, one in every 16.
+//! false "maybe" names exactly one; with more, the one in 16 that share
+//! its tag.
 //!
 //! A fresh id's lookup compares its fingerprint with the entries of a few
 //! words, so it passes about once in 280 in a full filter (measured in the

@@ -879,9 +879,14 @@ impl Index {
                 s.active = Vec::new();
             }
         }
+        // The next segment will likely hold about as many events as this
+        // one: its id table starts with room for them (capped, so that an
+        // odd segment cannot make it large for nothing).
+        let events = usize::try_from(next - self.active.first_position).unwrap_or(0);
         self.active = Active {
             segment: segment + 1,
             first_position: next,
+            ids: ActiveIds::with_capacity(events.min(1 << 22)),
             ..Active::default()
         };
         self.tables_of(segment)
