@@ -328,8 +328,25 @@ impl FilterJob {
                 ok = false;
                 break;
             };
-            for (id, _) in view.ids() {
-                filter.insert(id_hashes(&id), table.segment);
+            // A chunk of ids at a time, their home words read first, so
+            // that the cache misses of their insertions overlap (see
+            // `touch`): the whole 10 M-event store's filter is built in a
+            // fraction of the time, sooner after an open.
+            let mut ids = view.ids();
+            let mut chunk = [(0u64, 0u64); 64];
+            loop {
+                let mut n = 0;
+                for (slot, (id, _)) in chunk.iter_mut().zip(ids.by_ref()) {
+                    *slot = id_hashes(&id);
+                    n += 1;
+                }
+                let Some(hashes) = chunk.get(..n).filter(|h| !h.is_empty()) else {
+                    break;
+                };
+                filter.touch(hashes.iter().copied());
+                for h in hashes {
+                    filter.insert(*h, table.segment);
+                }
             }
         }
         FilterDone {
