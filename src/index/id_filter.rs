@@ -205,7 +205,7 @@ impl IdFilter {
         let placed = self.probe(home, |word| {
             let mut v = word.load(Ordering::Relaxed);
             loop {
-                if zero_lanes(v ^ LANES_LOW * u64::from(entry)) != 0 {
+                if zero_lanes(v ^ (LANES_LOW * u64::from(entry))) != 0 {
                     // The same fingerprint and tag are there already, and
                     // a lookup reaches them.
                     return true;
