@@ -1384,9 +1384,17 @@ mod tests {
         for e in &events {
             let id = *e.id.as_bytes();
             if e.position < sealed_end {
+                // Named with its own segment's tag, so that a lookup goes
+                // to that segment.
+                let segment = index
+                    .sealed()
+                    .iter()
+                    .find(|t| (t.first_position()..t.end_position()).contains(&e.position))
+                    .unwrap()
+                    .segment();
                 assert!(
-                    filter.may_hold(crate::index::file::id_hashes(&id)),
-                    "id of position {} not in the filter",
+                    filter.tags(crate::index::file::id_hashes(&id)).has(segment),
+                    "id of position {} (segment {segment}) not in the filter",
                     e.position
                 );
                 checked += 1;
