@@ -18,6 +18,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
+use super::catalog::{put, read_u32, read_u64};
 use crate::lifecycle::{STATE_LEN, StreamKey, StreamState};
 
 /// The first eight bytes of a base file.
@@ -208,24 +209,6 @@ pub fn decode_base(untrusted: &[u8]) -> Result<Base, String> {
         streams,
         states,
     })
-}
-
-fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
-    if let Some(dst) = out.get_mut(at..at + bytes.len()) {
-        dst.copy_from_slice(bytes);
-    }
-}
-
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        bytes.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
 }
 
 #[cfg(test)]

@@ -161,19 +161,23 @@ pub fn decode_catalog(untrusted: &[u8]) -> Result<Catalog<'_>, String> {
     })
 }
 
-fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
+/// Writes `bytes` at `at` (nothing if they do not fit); shared with the
+/// log base's encoding.
+pub(super) fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
     if let Some(dst) = out.get_mut(at..at + bytes.len()) {
         dst.copy_from_slice(bytes);
     }
 }
 
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+/// The little-endian `u32` at `at`, if the bytes hold one.
+pub(super) fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(
         bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
     ))
 }
 
-fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+/// The little-endian `u64` at `at`, if the bytes hold one.
+pub(super) fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(
         bytes.get(at..at.checked_add(8)?)?.try_into().ok()?,
     ))
