@@ -42,7 +42,7 @@ use crate::lifecycle::{StreamKey, StreamState, key, key_of_control_stream};
 use crate::log::segment::{Mapped, Segment};
 use active_ids::ActiveIds;
 use catalog::{Catalog, CatalogStream};
-use file::{IndexHeader, IndexView, StreamPart};
+use file::{IndexHeader, IndexView, PartChecks, StreamPart};
 use id_filter::{FilterDone, FilterJob, IdFilter};
 
 /// One record of a frame, as [`Index::push_frame`] takes it.
@@ -74,10 +74,12 @@ pub(crate) struct Refused {
 /// The index of a run of one segment's frames (usually the whole of a
 /// sealed segment): the bytes of an index file.
 ///
-/// An index file's header is checked when it is loaded; its body (offsets,
-/// positions, streams) is checked on first use, so that an open touches no
-/// more than the headers. A body that fails its check is rebuilt from its
-/// segment, in memory, with a warning: the table is derived data.
+/// An index file's header is checked when it is loaded; each part of its
+/// body (a block of offsets, slots, filter or ids, a stream's entry with
+/// its name and positions) is checked the first time a lookup uses it, and
+/// remembered, so that a read checks only the bytes it uses. A part that
+/// fails its check makes the whole table rebuilt from its segment, in
+/// memory, with a warning: the table is derived data.
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
     bytes: Bytes,
@@ -87,15 +89,18 @@ pub(crate) struct Table {
     segment: u32,
     first_position: u64,
     end_position: u64,
-    /// The checked body: the bytes themselves, or ones rebuilt from the
-    /// segment when they fail their check (`None` if that failed too).
-    checked: Arc<OnceLock<Option<Bytes>>>,
+    /// The parts checked so far, for bytes not yet trusted whole; `None`
+    /// for bytes this crate built or checked whole.
+    checks: Option<Arc<PartChecks>>,
+    /// The table rebuilt from the segment once a part failed its check
+    /// (`None` inside if that failed too).
+    rebuilt: Arc<OnceLock<Option<Bytes>>>,
 }
 
 impl Table {
-    /// A table over `bytes`, whose header must check out; the body is
-    /// checked on first use unless `body_checked` says it was (bytes this
-    /// crate just encoded). `None` if the header does not check out.
+    /// A table over `bytes`, whose header must check out; the parts are
+    /// checked on first use unless `body_checked` says they were (bytes
+    /// this crate just encoded). `None` if the header does not check out.
     pub(crate) fn new(bytes: Bytes, body_checked: bool) -> Option<Table> {
         Table::with_map(bytes, None, body_checked)
     }
@@ -106,18 +111,17 @@ impl Table {
     }
 
     fn with_map(bytes: Bytes, mapped: Option<Mapped>, body_checked: bool) -> Option<Table> {
-        let h = *file::decode_index_unchecked(&bytes)?.header();
-        let checked = OnceLock::new();
-        if body_checked {
-            let _ = checked.set(Some(bytes.clone()));
-        }
+        let view = file::decode_index_unchecked(&bytes).ok()?;
+        let h = *view.header();
+        let checks = (!body_checked).then(|| Arc::new(PartChecks::new(&view)));
         Some(Table {
             segment: u32::try_from(h.segment_number).ok()?,
             first_position: h.first_position,
             end_position: h.first_position + u64::from(h.event_count),
             bytes,
             mapped,
-            checked: Arc::new(checked),
+            checks,
+            rebuilt: Arc::new(OnceLock::new()),
         })
     }
 
@@ -132,45 +136,89 @@ impl Table {
 
     /// The header, which was checked when the table was made.
     pub(crate) fn header(&self) -> Option<IndexHeader> {
-        file::decode_index_unchecked(&self.bytes).map(|v| *v.header())
+        file::view_checked_before(&self.bytes).map(|v| *v.header())
     }
 
-    /// The view over the checked body; `None` if the body fails its check.
-    /// Use [`view_or_rebuild`](Table::view_or_rebuild) where the segment
-    /// is at hand.
-    pub(crate) fn view(&self) -> Option<IndexView<'_>> {
-        let bytes = self
-            .checked
-            .get_or_init(|| self.check_body().ok().map(|()| self.bytes.clone()));
-        file::view_checked_before(bytes.as_ref()?)
+    /// Whether a part failed its check.
+    fn damaged(&self) -> bool {
+        self.checks.as_ref().is_some_and(|c| c.damaged().is_some())
     }
 
-    /// The view over the checked body, rebuilt from `segment` (with a
-    /// warning) if the body fails its check.
-    pub(crate) fn view_or_rebuild(&self, segment: Option<&Segment>) -> Option<IndexView<'_>> {
-        let bytes = self.checked.get_or_init(|| match self.check_body() {
-            Ok(()) => Some(self.bytes.clone()),
-            Err(reason) => {
-                let header = self.header()?;
-                let rebuilt = segment.and_then(|s| rebuild(s, &header));
-                tracing::warn!(
-                    segment = self.segment,
-                    %reason,
-                    rebuilt = rebuilt.is_some(),
-                    "segment index damaged; rebuilt in memory from its segment"
-                );
-                rebuilt
-            }
+    /// The view over the bytes as they are, each part checked on first use.
+    fn lazy_view(&self) -> Option<IndexView<'_>> {
+        let view = file::view_checked_before(&self.bytes)?;
+        Some(match &self.checks {
+            Some(checks) => view.checked_by(checks),
+            None => view,
+        })
+    }
+
+    /// The view over the rebuilt bytes, once a part failed: rebuilt from
+    /// `segment` on the first call, with a warning.
+    fn rebuilt_view(&self, segment: Option<&Segment>) -> Option<IndexView<'_>> {
+        let bytes = self.rebuilt.get_or_init(|| {
+            let header = self.header()?;
+            let rebuilt = segment.and_then(|s| rebuild(s, &header));
+            let reason = self
+                .checks
+                .as_ref()
+                .and_then(|c| c.damaged().map(str::to_owned))
+                .unwrap_or_default();
+            tracing::warn!(
+                segment = self.segment,
+                %reason,
+                rebuilt = rebuilt.is_some(),
+                "segment index damaged; rebuilt in memory from its segment"
+            );
+            rebuilt
         });
         file::view_checked_before(bytes.as_ref()?)
     }
 
-    /// The body's checksum, read through the map and the pages given back
-    /// after (a lookup touches only the pages it needs, not the whole file).
-    fn check_body(&self) -> Result<(), String> {
-        let checked = file::check_index_body(&self.bytes);
+    /// Runs the lookup `f` on the table's view, each part it reads checked
+    /// on first use; if a part fails, on the table rebuilt from `segment`
+    /// instead (`None` when that fails too). `f` may run twice.
+    pub(crate) fn with_view<T>(
+        &self,
+        segment: Option<&Segment>,
+        f: impl Fn(&IndexView<'_>) -> T,
+    ) -> Option<T> {
+        if !self.damaged() {
+            let out = f(&self.lazy_view()?);
+            if !self.damaged() {
+                return Some(out);
+            }
+        }
+        self.rebuilt_view(segment).map(|v| f(&v))
+    }
+
+    /// The view over the table with every part checked (the whole file,
+    /// its pages given back after); `None` if a part fails. Use
+    /// [`view_or_rebuild`](Table::view_or_rebuild) where the segment is at
+    /// hand.
+    pub(crate) fn view(&self) -> Option<IndexView<'_>> {
+        if self.damaged() {
+            let bytes = self.rebuilt.get()?.as_ref()?;
+            return file::view_checked_before(bytes);
+        }
+        let view = self.lazy_view()?;
+        let checked = view.check_all();
         self.release();
-        checked
+        checked.ok().map(|()| view.trusted())
+    }
+
+    /// The view over the table with every part checked, rebuilt from
+    /// `segment` (with a warning) if a part fails its check.
+    pub(crate) fn view_or_rebuild(&self, segment: Option<&Segment>) -> Option<IndexView<'_>> {
+        if !self.damaged() {
+            let view = self.lazy_view()?;
+            let checked = view.check_all();
+            self.release();
+            if checked.is_ok() {
+                return Some(view.trusted());
+            }
+        }
+        self.rebuilt_view(segment)
     }
 
     /// Gives back the resident pages of the file's map, if it has one.
@@ -189,25 +237,25 @@ impl Table {
     }
 
     /// The bytes to write in place of this table's file, when they differ
-    /// from it: a table never written, or one whose body failed its check
-    /// on first use and was rebuilt from its segment.
+    /// from it: a table never written, or one whose part failed its check
+    /// and was rebuilt from its segment.
     fn repair_bytes(&self) -> Option<Bytes> {
         if self.mapped.is_none() {
             return Some(self.bytes.clone());
         }
-        match self.checked.get() {
-            Some(Some(checked)) if checked.as_ptr() != self.bytes.as_ptr() => Some(checked.clone()),
+        match self.rebuilt.get() {
+            Some(Some(rebuilt)) => Some(rebuilt.clone()),
             _ => None,
         }
     }
 
-    /// The number of the segment it indexes.
     /// The position after its last event.
     #[cfg(test)]
     pub(crate) fn end_position(&self) -> u64 {
         self.end_position
     }
 
+    /// The number of the segment it indexes.
     pub(crate) fn segment(&self) -> u32 {
         self.segment
     }
@@ -257,7 +305,7 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
     if !frames.finish().is_clean() || index.len() != end {
         return None;
     }
-    index.active_table(header.open)?.checked.get()?.clone()
+    Some(index.active_table(header.open)?.bytes)
 }
 
 /// The most ids whose filter hashes [`Index::holds_any_id`] keeps on the
@@ -1264,10 +1312,22 @@ impl Index {
             if covered && !any_maybe {
                 continue;
             }
-            let view = self.sealed_view(table)?;
-            for ((id, (h, maybe)), slot) in ids.iter().zip(&hashes).zip(found.iter_mut()) {
-                if slot.is_none() && (*maybe || !covered) {
-                    *slot = view.id_position_hashed(id, *h).map(|position| IdHit {
+            let hits: Vec<Option<u64>> = self.sealed_lookup(table, |view| {
+                ids.iter()
+                    .zip(&hashes)
+                    .zip(&found)
+                    .map(|((id, (h, maybe)), slot)| {
+                        if slot.is_none() && (*maybe || !covered) {
+                            view.id_position_hashed(id, *h)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect()
+            })?;
+            for (hit, slot) in hits.into_iter().zip(found.iter_mut()) {
+                if let Some(position) = hit {
+                    *slot = Some(IdHit {
                         position,
                         table: Some(table.segment),
                     });
@@ -1323,10 +1383,11 @@ impl Index {
                 if covered && !any_maybe {
                     continue;
                 }
-                let view = self.sealed_view(table)?;
-                let stored = ids.iter().zip(hashes).any(|(id, (h, maybe))| {
-                    (*maybe || !covered) && view.id_position_hashed(id, *h).is_some()
-                });
+                let stored = self.sealed_lookup(table, |view| {
+                    ids.iter().zip(hashes).any(|(id, (h, maybe))| {
+                        (*maybe || !covered) && view.id_position_hashed(id, *h).is_some()
+                    })
+                })?;
                 if stored {
                     return Ok(true);
                 }
@@ -1341,12 +1402,16 @@ impl Index {
         self.active.ids.touch(ids);
     }
 
-    /// The checked view of a sealed segment's table, rebuilt from the
-    /// segment if need be; fails, naming the segment, when neither can be
-    /// trusted.
-    fn sealed_view<'a>(&'a self, table: &'a Table) -> Result<IndexView<'a>, String> {
+    /// The lookup `f` on a sealed segment's table, each part it uses
+    /// checked, on the table rebuilt from the segment if a part fails;
+    /// fails, naming the segment, when neither can be trusted.
+    fn sealed_lookup<T>(
+        &self,
+        table: &Table,
+        f: impl Fn(&IndexView<'_>) -> T,
+    ) -> Result<T, String> {
         table
-            .view_or_rebuild(self.segment(table.segment))
+            .with_view(self.segment(table.segment), f)
             .ok_or_else(|| {
                 format!(
                     "the index of segment {} is damaged, and so is the segment",
@@ -1366,8 +1431,8 @@ impl Index {
             .partition_point(|first| *first <= position)
             .checked_sub(1)?;
         let table = self.sealed.get(k)?;
-        let view = table.view_or_rebuild(self.segment(table.segment))?;
-        Some((table.segment, view.offset(position)?))
+        let offset = table.with_view(self.segment(table.segment), |view| view.offset(position))?;
+        Some((table.segment, offset?))
     }
 
     /// The positions of `stream` from version `from_version` on, at most
@@ -1402,19 +1467,25 @@ impl Index {
                 .partition_point(|first| *first <= s.first_position)
                 .saturating_sub(1);
             for table in self.sealed.iter().skip(start) {
-                let view = table
-                    .view_or_rebuild(self.segment(table.segment))
-                    .ok_or("segment index damaged, and its segment too")?;
-                let Some(entry) = view.stream(s.name.as_bytes()) else {
-                    continue;
-                };
-                while v < versions.end && entry.versions().contains(&v) {
-                    out.push(
-                        view.position(&entry, v)
-                            .ok_or("stream entry out of range")?,
-                    );
-                    v += 1;
-                }
+                // The stream's positions in this table from version `v`,
+                // its entry, name and positions checked on first use.
+                let found = self.sealed_lookup(table, |view| {
+                    let mut run = Vec::new();
+                    let Some(entry) = view.stream(s.name.as_bytes()) else {
+                        return Ok(run);
+                    };
+                    let mut at = v;
+                    while at < versions.end && entry.versions().contains(&at) {
+                        run.push(
+                            view.position(&entry, at)
+                                .ok_or("stream entry out of range")?,
+                        );
+                        at += 1;
+                    }
+                    Ok::<_, &str>(run)
+                })??;
+                v += found.len() as u64;
+                out.extend(found);
                 if v >= versions.end || v >= sealed_end {
                     break;
                 }

@@ -128,7 +128,7 @@ pub(crate) fn load_table(
     // The body is checked on first use (see `Table`): an open reads only
     // the header.
     let h = decode_index_header(&bytes).map_err(Unusable::Bad)?;
-    if decode_index_unchecked(&bytes).is_none() {
+    if decode_index_unchecked(&bytes).is_err() {
         return Err(Unusable::Bad(
             "index file's length is not what its header implies".into(),
         ));
