@@ -15,10 +15,10 @@ use bytes::Bytes;
 
 use crate::format::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, decode_frame_header};
 use crate::io::FileIo;
-use crate::log::segment::{Segment, map_immutable};
+use crate::log::segment::{Mapped, Segment, map_immutable};
 
 use super::Table;
-use super::file::{decode_index_header, decode_index_unchecked, merge_index};
+use super::file::{IndexHeader, decode_index_header, decode_index_unchecked, merge_index};
 
 /// The suffix of a segment index file.
 pub(crate) const INDEX_SUFFIX: &str = ".idx";
@@ -92,7 +92,7 @@ pub(crate) fn sealed_index_bytes(tables: &[Table]) -> Option<Bytes> {
         return None;
     }
     match (views.as_slice(), tables) {
-        ([one], [table]) if !one.header().open => Some(table.bytes().clone()),
+        ([one], [table]) if !one.header().open => Some(table.bytes()?.clone()),
         _ => merge_index(&views, false).map(Bytes::from),
     }
 }
@@ -117,6 +117,17 @@ pub(crate) fn load_table(
     store_id: u64,
     first_position: u64,
 ) -> Result<Table, Unusable> {
+    let (mapped, _) = load_checked(dir, segment, store_id, first_position)?;
+    Table::from_map(mapped, false).ok_or_else(|| Unusable::Bad("index header unreadable".into()))
+}
+
+/// The checks of [`load_table`], giving the file's map and its header.
+pub(crate) fn load_checked(
+    dir: &Path,
+    segment: &Segment,
+    store_id: u64,
+    first_position: u64,
+) -> Result<(Mapped, IndexHeader), Unusable> {
     let path = dir.join(index_file_name(segment.number()));
     let file = match File::open(&path) {
         Ok(file) => file,
@@ -177,5 +188,5 @@ pub(crate) fn load_table(
     {
         return bad(format!("the segment holds more frames after offset {end}"));
     }
-    Table::from_map(mapped, false).ok_or_else(|| Unusable::Bad("index header unreadable".into()))
+    Ok((mapped, h))
 }

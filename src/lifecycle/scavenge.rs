@@ -113,6 +113,8 @@ pub(crate) fn run(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ScavengeReport, Error> {
     let _one_at_a_time = writer.scavenge_lock();
+    // Every deferred segment opened and checked before any is rewritten.
+    index.read().load_all()?;
     let active = writer.seal_for_scavenge(index)?;
     lock_in_limits(writer, index)?;
     let mut report = ScavengeReport::default();
@@ -173,6 +175,7 @@ pub(crate) fn run(
 /// What a scavenge would remove now, counted without writing anything:
 /// every sealed and active record that no read returns.
 pub(crate) fn reclaimable(index: &RwLock<Index>) -> Result<ScavengeReport, Error> {
+    index.read().load_all()?;
     let count = index.read().segments().len() as u32;
     let mut report = ScavengeReport::default();
     for number in 0..count {

@@ -26,6 +26,9 @@ pub(super) struct Listing {
     pub temps: Vec<PathBuf>,
     /// Segment index files left half-written by a crash.
     pub index_temps: Vec<PathBuf>,
+    /// The numbers of the segments that have an index file (of any
+    /// content: checked when used).
+    pub indexes: std::collections::HashSet<u64>,
 }
 
 pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
@@ -39,6 +42,7 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
     let mut segments = Vec::new();
     let mut temps = Vec::new();
     let mut index_temps = Vec::new();
+    let mut indexes = std::collections::HashSet::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list data directory", dir, e))?;
         let path = entry.path();
@@ -60,7 +64,8 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
         }
         if let Some(number) = name.strip_suffix(INDEX_SUFFIX) {
             // Derived data: checked when used, rebuilt when bad.
-            if parse_segment_name(&format!("{number}.seg")).is_some() {
+            if let Some(number) = parse_segment_name(&format!("{number}.seg")) {
+                indexes.insert(number);
                 continue;
             }
         }
@@ -111,6 +116,7 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
         segments,
         temps,
         index_temps,
+        indexes,
     })
 }
 

@@ -61,7 +61,7 @@ use crate::index::persist::{
     CATALOG_FILE, Unusable, index_file_name, load_table, read_catalog, sealed_index_bytes,
     write_index,
 };
-use crate::index::{Entry, Index, Table};
+use crate::index::{Deferred, Entry, Index, Table};
 use crate::io::FileIo;
 use crate::log::segment::{Access, Segment, map_immutable};
 use crate::options::TornTail;
@@ -114,7 +114,7 @@ pub(crate) enum Mode {
 
 /// Scans the store in `dir` and rebuilds its index; see the table above.
 pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recovered, Error> {
-    recover_with(dir, io, mode, true)
+    recover_with(dir, io, mode, true, true)
 }
 
 /// Recovers without the catalog, which is unusable for `reason`: logged,
@@ -131,19 +131,21 @@ fn catalog_unusable(
         %reason,
         "stream catalog unusable: taking the streams from the segment indexes"
     );
-    let mut recovered = recover_with(dir, io, mode, false)?;
+    let mut recovered = recover_with(dir, io, mode, false, false)?;
     recovered.report.unusable_indexes.push((file, reason));
     Ok(recovered)
 }
 
 /// [`recover`], taking the streams from the catalog (of the last seal or
 /// of a clean close) when `use_catalog` and it fits, or else from the index
-/// files.
+/// files; and, when `defer` and the catalog allows, deferring the sealed
+/// segments it covers to their first use.
 fn recover_with(
     dir: &Path,
     io: &dyn FileIo,
     mode: Mode,
     use_catalog: bool,
+    defer: bool,
 ) -> Result<Recovered, Error> {
     let listing = list(dir)?;
     let writable = matches!(mode, Mode::Writable(..));
@@ -170,14 +172,32 @@ fn recover_with(
         count.saturating_sub(2)
     };
 
+    // With a catalog that names the last sealed segment's index, the
+    // sealed segments before that one are deferred: nothing of them is
+    // opened now (the listing has shown them present and numbered without
+    // a gap), and each is opened and checked on first use (see
+    // `Segment::deferred` and `Table::deferred`). Segment 0 is opened for
+    // the store's header, and the last sealed one to tie the catalog to
+    // the files.
+    let catalog_bytes = if use_catalog { read_catalog(dir) } else { None };
+    let catalog = catalog_bytes.as_deref().map(decode_catalog);
+    let deferred_below = match &catalog {
+        Some(Ok(c)) if defer => deferrable(c, count, &listing.indexes),
+        _ => 0,
+    };
     let mut first: Option<SegmentHeader> = None;
-    let mut segments: Vec<Segment> = Vec::with_capacity(count);
+    let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(count);
     for (number, path) in listing.segments {
-        segments.push(Segment::open(path, number, &mut first)?);
+        let k = segments.len();
+        let segment = match &first {
+            Some(h) if k < deferred_below => Segment::deferred(path, number, h),
+            _ => Segment::open(path, number, &mut first)?,
+        };
+        segments.push(Arc::new(segment));
     }
     let header = first.ok_or_else(|| Error::corruption(dir, 0, "no segment header read"))?;
     let paths: Vec<PathBuf> = segments.iter().map(|s| s.path().to_path_buf()).collect();
-    let salts: Vec<Salt> = segments.iter().map(Segment::salt).collect();
+    let salts: Vec<Salt> = segments.iter().map(|s| s.salt()).collect();
 
     // Sealed segments come from their index files, without a scan, for as
     // long as each one checks out; the rest of the log is scanned. After a
@@ -193,17 +213,71 @@ fn recover_with(
     // it names are not read: the catalog gives every stream as it stood
     // there, if the log reaches that index where the catalog says. Only
     // the later index files' tables are merged, and the rest scanned.
-    let catalog_bytes = if use_catalog { read_catalog(dir) } else { None };
-    let catalog = match catalog_bytes.as_deref().map(decode_catalog) {
+    let catalog = match catalog {
         None => None,
         Some(Ok(c)) if c.store_id == header.store_id => Some(c),
         Some(Ok(_)) => return catalog_unusable(dir, io, mode, "of another store".into()),
         Some(Err(reason)) => return catalog_unusable(dir, io, mode, reason),
     };
     let mut catalog_installed = false;
+    if let (Some(c), true) = (&catalog, deferred_below > 0) {
+        // Segments 0..deferred_below from the catalog, each table loaded on
+        // first use; the last sealed one's index loaded now and required
+        // to be the one the catalog names.
+        let mut deferred = Ok(());
+        for (k, segment) in segments.iter().enumerate().take(deferred_below) {
+            let positions = c.sealed_firsts[k]..c.sealed_firsts[k + 1];
+            let table = Table::deferred(
+                Deferred {
+                    dir: dir.to_path_buf(),
+                    segment: Arc::clone(segment),
+                    store_id: header.store_id,
+                },
+                positions,
+            )
+            .ok_or_else(|| "segment number beyond 2^32".to_owned());
+            deferred = table.and_then(|t| index.push_deferred(t));
+            if deferred.is_err() {
+                break;
+            }
+        }
+        let last = &segments[deferred_below];
+        let tied = deferred
+            .map_err(Unusable::Bad)
+            .and_then(|()| load_table(dir, last, header.store_id, index.len()))
+            .and_then(|t| match t.header() {
+                Some(h)
+                    if !h.open
+                        && t.header_crc() == Some(c.index_crc)
+                        && h.first_position + u64::from(h.event_count) == c.next_position =>
+                {
+                    index.push_loaded(t, false).map_err(Unusable::Bad)
+                }
+                _ => Err(Unusable::Bad("not the index the catalog names".into())),
+            });
+        if tied.is_err() {
+            // The last sealed index is not the one the catalog names (or
+            // unusable itself): open every segment and take the log from
+            // the index files as far as they go, which judges the catalog
+            // and names what is wrong.
+            return recover_with(dir, io, mode, use_catalog, false);
+        }
+        if let Err(reason) = index.install_catalog(c) {
+            return catalog_unusable(dir, io, mode, reason);
+        }
+        catalog_installed = true;
+        from = deferred_below + 1;
+        ends.resize(from, SEGMENT_HEADER_LEN);
+        if let (Some(h), Some(end)) = (
+            index.sealed().last().and_then(Table::header),
+            ends.last_mut(),
+        ) {
+            *end = h.data_end as usize;
+        }
+    }
     while from < count {
         let segment = &segments[from];
-        let later_data = segments.get(from + 1).is_some_and(holds_data);
+        let later_data = segments.get(from + 1).is_some_and(|s| holds_data(s));
         let loaded = load_table(dir, segment, header.store_id, index.len()).and_then(|t| {
             // The header was checked when the table was made; the body is
             // checked where it is first used (merging its streams below
@@ -277,7 +351,7 @@ fn recover_with(
             // An index file before the one the catalog names was unusable,
             // and the log is scanned from it on: the report names that
             // file, and the streams come from the index files and the scan.
-            return recover_with(dir, io, mode, false);
+            return recover_with(dir, io, mode, false, false);
         }
         // No index file the log reaches is the one the catalog names.
         let reason = "not written with the log as it is (stale)".to_owned();
@@ -296,7 +370,16 @@ fn recover_with(
                 } else {
                     Access::Exclusive
                 };
-                seg.scan_bytes(access)
+                // Scanned segments are opened above and not shared yet;
+                // were one shared, its bytes are copied rather than
+                // borrowed.
+                if Arc::strong_count(seg) == 1 && Arc::weak_count(seg) == 0 {
+                    Arc::get_mut(seg).map_or(std::borrow::Cow::Owned(Vec::new()), |s| {
+                        s.scan_bytes(access)
+                    })
+                } else {
+                    std::borrow::Cow::Owned(seg.copy_out(0, seg.data_len()).unwrap_or_default())
+                }
             })
             .collect();
         let bytes: Vec<&[u8]> = contents.iter().map(|c| &**c).collect();
@@ -398,9 +481,12 @@ fn recover_with(
         persist_rebuilt(dir, io, &mut index);
     }
 
-    for (seg, end) in segments.into_iter().zip(&ends) {
-        seg.publish(*end);
-        index.push_segment(Arc::new(seg));
+    for (k, (seg, end)) in segments.into_iter().zip(&ends).enumerate() {
+        // A deferred segment's watermark is set when its table is loaded.
+        if k >= deferred_below {
+            seg.publish(*end);
+        }
+        index.push_segment(seg);
     }
     Ok(Recovered {
         store_id: header.store_id,
@@ -410,6 +496,34 @@ fn recover_with(
         write_offset: ends[active],
         report,
     })
+}
+
+/// How many segments, from 0, the open may defer with catalog `c` in a
+/// store of `count` segments: those before the last sealed one the catalog
+/// covers, when its segment table is well formed (strictly increasing
+/// first positions from 0, below the position it reached) and at least
+/// one segment follows the ones it covers, and every one of them has an
+/// index file. 0 when nothing can be deferred.
+fn deferrable(
+    c: &crate::index::catalog::Catalog<'_>,
+    count: usize,
+    indexes: &std::collections::HashSet<u64>,
+) -> usize {
+    let n = c.sealed_firsts.len();
+    // A sealed segment without an index file is scanned at this open (and
+    // its index written by a writable one), as before catalogs deferred
+    // anything: "remove it and the next open rebuilds it" stays true.
+    if (0..n as u64).any(|k| !indexes.contains(&k)) {
+        return 0;
+    }
+    let increasing = c.sealed_firsts.windows(2).all(|w| w[0] < w[1]);
+    let fits = c.sealed_firsts.first() == Some(&0)
+        && c.sealed_firsts.last().is_some_and(|l| *l < c.next_position);
+    if n >= 2 && n < count && increasing && fits {
+        n - 1
+    } else {
+        0
+    }
 }
 
 /// Whether `segment` holds a frame: its first frame's length word is set.
