@@ -1,6 +1,10 @@
-//! The open: every segment header is checked, sealed segments come from
-//! their index files while those check out (`crate::index::persist`), the
-//! rest of the log is scanned and checked frame by frame, and the one kind
+//! The open: every segment file is listed (present, regular, numbered
+//! without a gap); the sealed segments a stream catalog covers are deferred
+//! to their first use (`Segment::deferred`, `Table::deferred`), where their
+//! header and index are checked as here; every other segment header is
+//! checked, sealed segments come from their index files while those check
+//! out (`crate::index::persist`), the rest of the log is scanned and
+//! checked frame by frame, and the one kind
 //! of damage that is expected after a crash — a torn tail of the active
 //! segment — is repaired. Everything else is refused.
 //!
@@ -21,6 +25,7 @@
 //! | damage in a sealed segment | any frame of a scanned sealed segment fails a check, or non-zero bytes follow its end | `Corruption`; nothing modified | `recovery_table::damage_in_sealed_segment` |
 //! | damage in a sealed segment with its index | the index's checks (its last frame, the bytes after it) fail, or a read reaches a damaged record | the index is unusable and the segment scanned, as above; a damaged record fails its read with `Corruption` | `recovery_table::damage_in_sealed_segment_with_its_index` |
 //! | unusable segment index | an index file missing, damaged, cut, foreign, stale or claiming what its segment does not hold | `warn!`, listed in the report; the log is scanned from that segment on and (writable) the index written again; open | `segment_index::*` |
+//! | sealed segments a catalog covers | the catalog (version 2) lists their first positions, each has an index file in the listing, and the last one's index is the one it names | segments `1..n-1` deferred: not opened; the first use opens one, checks its header and loads its index (rebuilt from its frames if unusable); a failure there is `Corruption` naming the file, from that read | `lazy_open::*` |
 //! | unusable stream catalog | the catalog (of a seal or a clean close) damaged, cut, foreign, or not describing the log as it is | `warn!`, listed in the report; the streams come from the index files; open | `segment_index::a_clean_close_writes_a_catalog_and_any_damage_to_it_is_ignored`, `segment_index::a_catalog_that_does_not_describe_the_log_is_ignored` |
 //! | inconsistent frame | a frame whose checksums pass but whose positions or versions do not follow on | `Corruption`; nothing modified | `recovery_table::inconsistent_positions` |
 //! | bad or foreign header | a header that fails its checksum, magic or version, names another number, store or size, or a file whose length is not the segment size | `Corruption`; nothing modified | `recovery_table::bad_or_foreign_header` |
