@@ -422,9 +422,9 @@ fn write_image(image: &Snapshot, dir: &Path) {
 /// Each seal writes a catalog of the streams as they stood at its end, tied
 /// to the sealed segment's index: an open after a crash takes the streams
 /// from it and reads no body of the index files before it. Shown by damage
-/// to the first index file's body, which that open does not read (and the
-/// first read repairs), where an open without the catalog merges that body,
-/// finds the damage and names the file.
+/// to the first index file's stream table (a stream's name), which that
+/// open does not read (and the first read repairs), where an open without
+/// the catalog merges that table, finds the damage and names the file.
 #[test]
 fn an_open_after_a_crash_takes_the_streams_from_the_last_seals_catalog() {
     let live = tempfile::tempdir().unwrap();
@@ -455,8 +455,13 @@ fn an_open_after_a_crash_takes_the_streams_from_the_last_seals_catalog() {
         remove_clean_close_index(dir.path());
         let damaged = dir.path().join(first_index.file_name().unwrap());
         let mut bytes = std::fs::read(&damaged).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x40;
+        // A stream's name: in the names part, the only place it is.
+        let name = Workload::FIXED.stream_name(0);
+        let at = bytes
+            .windows(name.len())
+            .position(|w| w == name.as_bytes())
+            .expect("the first index names stream 0");
+        bytes[at] ^= 0x40;
         std::fs::write(&damaged, &bytes).unwrap();
         if !with_catalog {
             std::fs::remove_file(catalog(dir.path())).unwrap();

@@ -166,12 +166,21 @@ impl FilterJob {
                 ok = false;
                 break;
             }
-            let Some(view) = table.view_or_rebuild(segment.as_deref()) else {
+            // Only the id table is read, each block checked on first use;
+            // a damaged block makes the table rebuilt and the ids taken
+            // again (inserting one twice changes nothing).
+            let taken = table.with_view(segment.as_deref(), |view| {
+                for (id, _) in view.ids() {
+                    filter.insert(id_hashes(&id));
+                }
+            });
+            // The pass read the whole id table through the map: give the
+            // pages back, so that the filter's build leaves no file pages
+            // in the resident set.
+            table.release_pages();
+            if taken.is_err() {
                 ok = false;
                 break;
-            };
-            for (id, _) in view.ids() {
-                filter.insert(id_hashes(&id));
             }
         }
         FilterDone {

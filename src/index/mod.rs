@@ -314,6 +314,14 @@ impl Table {
         self.rebuilt_view(body, segment)
     }
 
+    /// Gives back the resident pages of the table's file map, if it is
+    /// loaded and has one: after a pass over a whole part.
+    pub(crate) fn release_pages(&self) {
+        if let Some(body) = self.body.get() {
+            Table::release(body);
+        }
+    }
+
     /// Gives back the resident pages of the file's map, if it has one.
     fn release(body: &Body) {
         if let Some(m) = &body.mapped {
@@ -1168,7 +1176,14 @@ impl Index {
             self.advance_past(table, &h);
             return Ok(());
         }
-        let view = table.view().ok_or("index body fails its checksum")?;
+        // Only the stream entries are read (each checked with its name and
+        // positions), not the whole file: after a clean close this is the
+        // active segment's index, up to a segment's worth of events.
+        let body = table.body().map_err(|e| e.to_string())?;
+        if Table::damaged(body) {
+            return Err("index part fails its checksum".into());
+        }
+        let view = Table::lazy_view(body).ok_or("index header unreadable")?;
         // Check every entry before changing anything.
         let mut total = 0u64;
         let mut found: Vec<(&str, u64, u64)> = Vec::with_capacity(h.stream_count as usize);
@@ -1193,6 +1208,9 @@ impl Index {
                 .ok_or("stream entry out of range")?;
             total += u64::from(e.count);
             found.push((stream, e.versions().end, first));
+        }
+        if let Some(reason) = body.checks.as_ref().and_then(PartChecks::damaged) {
+            return Err(reason.to_owned());
         }
         // Fewer when the segment holds gap records, which belong to no
         // stream.
@@ -1263,6 +1281,8 @@ impl Index {
                 events.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string())
             ));
         }
+        self.streams.reserve(catalog.streams.len());
+        self.stream_ids.reserve(catalog.streams.len());
         for c in &catalog.streams {
             let checked = name(c.name, "stream id").and_then(|n| {
                 if c.next_version == 0 || c.first_position >= end {
