@@ -22,6 +22,11 @@
 //! name, with the hash map's share); a stream read finds its events in
 //! sealed segments by probing their tables' hash slots, from that first
 //! segment on.
+//!
+//! A table may be deferred ([`Table::deferred`]): an open with a stream
+//! catalog makes the tables of the sealed segments it covers without
+//! opening a file, and each loads (and checks its segment) on first use,
+//! so that an open costs the same whatever the history.
 
 mod active_ids;
 pub mod catalog;
