@@ -153,6 +153,10 @@ pub(crate) struct FilterDone {
     pub(crate) epoch: u64,
 }
 
+/// How many ids of a table's id table the filter's build reads between
+/// two releases of the file's pages (16,384 ids: 320 KiB of the table).
+const RELEASE_EVERY_IDS: usize = 16_384;
+
 impl FilterJob {
     /// Puts the tables' ids in the filter. Gives up (filter `None`) if a
     /// table cannot be read or `cancel` is set.
@@ -169,14 +173,18 @@ impl FilterJob {
             // Only the id table is read, each block checked on first use;
             // a damaged block makes the table rebuilt and the ids taken
             // again (inserting one twice changes nothing).
+            // The pass reads the whole id table through the map: its pages
+            // are given back as it goes, so that the build (which runs
+            // beside whatever the store is doing after an open) keeps no
+            // more than a few hundred KiB of the file resident.
             let taken = table.with_view(segment.as_deref(), |view| {
-                for (id, _) in view.ids() {
+                for (i, (id, _)) in view.ids().enumerate() {
                     filter.insert(id_hashes(&id));
+                    if i % RELEASE_EVERY_IDS == RELEASE_EVERY_IDS - 1 {
+                        table.release_pages();
+                    }
                 }
             });
-            // The pass read the whole id table through the map: give the
-            // pages back, so that the filter's build leaves no file pages
-            // in the resident set.
             table.release_pages();
             if taken.is_err() {
                 ok = false;
