@@ -496,10 +496,14 @@ fn recover_with(
     }
 
     for (k, (seg, end)) in segments.into_iter().zip(&ends).enumerate() {
-        // A deferred segment's watermark is set when its table is loaded.
-        if k >= deferred_below {
-            seg.publish(*end);
-        }
+        // A deferred segment's watermark covers its header (checked, for
+        // segment 0, and readable only once checked, for the others) until
+        // its table is loaded, which sets it where its frames end.
+        seg.publish(if k < deferred_below {
+            SEGMENT_HEADER_LEN
+        } else {
+            *end
+        });
         index.push_segment(seg);
     }
     Ok(Recovered {
