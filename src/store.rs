@@ -1180,6 +1180,10 @@ impl Store {
     /// Counts of events, streams, segments and bytes.
     pub fn stats(&self) -> Stats {
         let index = self.index.read();
+        // Deferred segments loaded first, so that their sizes are known (a
+        // segment that fails its checks counts as holding nothing here;
+        // reads name it).
+        let _ = index.load_all();
         // Segments holding events, and segment 0 of an empty store; a
         // segment prepared ahead of need is not counted, whether this store
         // has found it on disk yet or not.
@@ -1200,7 +1204,11 @@ impl Store {
                 .segments()
                 .last()
                 .map_or(crate::format::FORMAT_VERSION, |s| s.format_version()),
-            index_file_bytes: index.sealed().iter().map(|t| t.bytes().len() as u64).sum(),
+            index_file_bytes: index
+                .sealed()
+                .iter()
+                .map(|t| t.bytes().map_or(0, |b| b.len() as u64))
+                .sum(),
             active_index_bytes: index.active_bytes() as u64,
             first_segment: u64::from(index.first_segment()),
             first_position: index.start_position(),

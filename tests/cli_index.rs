@@ -51,10 +51,7 @@ fn store_of_small_segments(dir: &Path) -> u64 {
 /// Recomputes both checksums of an index file's bytes (FORMAT.md: the body
 /// CRC at 56..60 over 64.., the header CRC at 60..64 over 0..60).
 fn reseal(bytes: &mut [u8]) {
-    let body = crc32fast::hash(&bytes[64..]);
-    bytes[56..60].copy_from_slice(&body.to_le_bytes());
-    let header = crc32fast::hash(&bytes[..60]);
-    bytes[60..64].copy_from_slice(&header.to_le_bytes());
+    assert!(annals::index_format::reseal_index(bytes));
 }
 
 #[test]
@@ -102,7 +99,7 @@ fn verify_names_a_damaged_index_exits_8_and_a_writable_open_rebuilds_it() {
     let run = annals(["-q", "verify", dir]);
     assert_code(&run, 8);
     let expected = format!(
-        "index 0 ({}): index body fails its checksum (derived data: remove it and the \
+        "index 0 ({}): index body fails its checksum: id table block 0 (derived data: remove it and the \
          next writable open rebuilds it)",
         file.display()
     );
@@ -135,8 +132,19 @@ fn verify_finds_a_forged_stream_count_whose_checksums_pass() {
         let h = view.header();
         let entry = view.entry(0).unwrap();
         let name = String::from_utf8(view.name(&entry).unwrap().to_vec()).unwrap();
-        // Entries follow the header, the offsets and the positions.
-        (64 + 8 * h.event_count as usize, name, entry.count)
+        // Entries follow the header, the checksums, the offsets and the
+        // positions.
+        let blocks = (h.event_count as usize).div_ceil(1024)
+            + (2 * h.stream_count as usize)
+                .next_power_of_two()
+                .div_ceil(512)
+            + (8 * (16 * h.event_count as usize).div_ceil(64)).div_ceil(4096)
+            + (h.event_count as usize).div_ceil(256);
+        (
+            64 + 4 * blocks + 8 * h.event_count as usize,
+            name,
+            entry.count,
+        )
     };
     assert!(count > 1);
     let at = entries + 8;

@@ -303,13 +303,16 @@ fn damage_in_sealed_segment_with_its_index() {
     // is refused by the open or by the read that reaches it, naming the
     // file, and never returns wrong data. Damage to a frame header (which
     // reads do not need) or past the frames, where no read looks, is found
-    // by `annals verify`.
+    // by `annals verify`. With a stream catalog the open defers the sealed
+    // segment whole: its index is loaded, with the same checks, where the
+    // first read needs it, and damage the index's checks find (bytes after
+    // the last frame) makes that read rebuild the index from the segment,
+    // whose walk refuses it: the read fails, naming the file.
     let dir = tempfile::tempdir().unwrap();
     let expected = build(dir.path(), 4096, 60);
     let sealed = segments(dir.path()).remove(0);
     let original = std::fs::read(&sealed).unwrap();
     let all = frames(&original);
-    let data_end = all.last().unwrap().end;
     let in_records = |i: usize| {
         all.iter()
             .any(|f| (f.start + FRAME_HEADER_LEN..f.end).contains(&i))
@@ -330,7 +333,6 @@ fn damage_in_sealed_segment_with_its_index() {
         };
         match store.read_all(0, usize::MAX) {
             Err(Error::Corruption { file, .. }) => {
-                assert!(i < data_end, "flip at {i}, past the frames, failed a read");
                 assert_eq!(file, sealed, "flip at {i}: wrong file named");
             }
             Err(e) => panic!("flip at {i}: {e:?}"),

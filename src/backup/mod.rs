@@ -163,6 +163,8 @@ struct Snapshot {
 impl Snapshot {
     fn take(index: &RwLock<Index>) -> Result<Snapshot, Error> {
         let index = index.read();
+        // Every sealed segment opened and checked, with its watermark set.
+        index.load_all()?;
         let header = first_header(&index)?;
         let all = index.segments();
         // The last segment holding data (segment 0 for an empty store); a

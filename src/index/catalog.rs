@@ -14,8 +14,12 @@
 
 /// The first eight bytes of a catalog file.
 pub const CATALOG_MAGIC: [u8; 8] = *b"ANNALCAT";
-/// The version of the catalog format this code writes and reads.
-pub const CATALOG_VERSION: u32 = 1;
+/// The version of the catalog format this code writes and reads. Version
+/// 2 added the sealed segments' first positions, which let an open defer
+/// every sealed segment to its first use; a version-1 catalog is refused
+/// like any unusable one (the streams then come from the index files, and
+/// the next seal or clean close writes version 2).
+pub const CATALOG_VERSION: u32 = 2;
 /// Bytes of the header.
 pub const CATALOG_HEADER_LEN: usize = 48;
 /// Bytes of one stream's fixed part (then its name).
@@ -52,6 +56,9 @@ pub struct Catalog<'a> {
     pub index_crc: u32,
     /// Every stream, in the order the index holds them.
     pub streams: Vec<CatalogStream<'a>>,
+    /// The position of the first event of each sealed segment, from
+    /// segment 0 to the one whose index the catalog names (version 2).
+    pub sealed_firsts: Vec<u64>,
 }
 
 /// Encodes a catalog. `None` if a count does not fit its field.
@@ -62,6 +69,14 @@ pub fn encode_catalog(catalog: &Catalog<'_>) -> Option<Vec<u8>> {
         out.extend_from_slice(&s.first_position.to_le_bytes());
         out.extend_from_slice(&u32::try_from(s.name.len()).ok()?.to_le_bytes());
         out.extend_from_slice(s.name);
+    }
+    out.extend_from_slice(
+        &u32::try_from(catalog.sealed_firsts.len())
+            .ok()?
+            .to_le_bytes(),
+    );
+    for first in &catalog.sealed_firsts {
+        out.extend_from_slice(&first.to_le_bytes());
     }
     let body_len = u32::try_from(out.len() - CATALOG_HEADER_LEN).ok()?;
     let count = u32::try_from(catalog.streams.len()).ok()?;
@@ -150,14 +165,20 @@ pub fn decode_catalog(untrusted: &[u8]) -> Result<Catalog<'_>, String> {
         });
         at = start + len;
     }
-    if at != body.len() {
-        return Err("catalog holds bytes after its last stream".into());
+    let sealed = read_u32(body, at).ok_or("catalog segment table cut short")? as usize;
+    at += 4;
+    if body.len().saturating_sub(at) != sealed.saturating_mul(8) {
+        return Err("catalog segment table is not as long as it says".into());
     }
+    let sealed_firsts: Vec<u64> = (0..sealed)
+        .map_while(|k| read_u64(body, at + 8 * k))
+        .collect();
     Ok(Catalog {
         store_id: u64_at(STORE_ID_AT)?,
         next_position: u64_at(NEXT_POSITION_AT)?,
         index_crc: u32_at(INDEX_CRC_AT)?,
         streams,
+        sealed_firsts,
     })
 }
 
@@ -205,6 +226,7 @@ mod tests {
                     first_position: 41,
                 },
             ],
+            sealed_firsts: vec![0, 17, 30],
         };
         let bytes = encode_catalog(&catalog).unwrap();
         assert_eq!(decode_catalog(&bytes).unwrap(), catalog);

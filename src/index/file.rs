@@ -4,17 +4,25 @@
 //!
 //! A segment index is derived data. It is written when its segment is
 //! sealed (or, for the active segment, at a clean close: then it covers a
-//! prefix of the segment's frames), checked whole before it is used, and
-//! rebuilt from its segment whenever it is missing or fails a check.
+//! prefix of the segment's frames), and rebuilt from its segment whenever
+//! it is missing or fails a check.
+//!
+//! Since version 3 every part a read uses has its own checksum: a block of
+//! offsets, of hash slots, of the id filter or of the id table, and each
+//! stream's entry together with its name and its run of positions. A view
+//! made with [`PartChecks`] checks each part the first time it reads it and
+//! remembers it (an index file never changes once written), so that a read
+//! checks the bytes it uses and no others; [`decode_index`] checks them all.
 //!
 //! Layout, little-endian:
 //!
 //! | part | bytes |
 //! | --- | --- |
 //! | header | [`INDEX_HEADER_LEN`] |
+//! | checksums | 4 per block of the offsets, slots, id filter and ids: one CRC-32 each |
 //! | offsets | 4 per event: the record offset of position `first_position + i` |
 //! | positions | 4 per event: positions relative to `first_position`, grouped by stream in entry order |
-//! | entries | [`ENTRY_LEN`] per stream: first version, count, where its positions start, where its name lies |
+//! | entries | [`ENTRY_LEN`] per stream: first version, count, where its positions start, where its name lies, and the CRC-32 of the entry, its name and its positions |
 //! | slots | [`SLOT_LEN`] per slot, a power of two at least twice the streams: an open-addressed table from a name's hash to its entry |
 //! | names | the stream names, one after another |
 //! | id filter | [`id_filter_len`] bytes: a Bloom filter over the events' ids |
@@ -23,17 +31,34 @@
 #![deny(clippy::indexing_slicing)]
 
 use std::ops::Range;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The first eight bytes of every segment index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"ANNALIDX";
 /// The version of the index format this code writes and the only one it
-/// reads. Version 2 added the event-id filter and table; a version-1 file
-/// is refused like any unusable index, and rebuilt from its segment.
-pub const INDEX_VERSION: u32 = 2;
+/// reads. Version 2 added the event-id filter and table; version 3 replaced
+/// the one checksum of the whole body by one per part (see
+/// [`PartChecks`]). A file of any other version is refused like any
+/// unusable index, and rebuilt from its segment.
+pub const INDEX_VERSION: u32 = 3;
 /// Bytes of the header.
 pub const INDEX_HEADER_LEN: usize = 64;
-/// Bytes of one stream entry.
-pub const ENTRY_LEN: usize = 24;
+/// Bytes of one stream entry: 24 of fields, then the CRC-32 of those 24
+/// bytes, the stream's name and its run of positions.
+pub const ENTRY_LEN: usize = 28;
+/// Where an entry's checksum lies in it.
+const ENTRY_CRC_AT: usize = 24;
+/// Offsets per checksummed block of the offsets part (4 KiB).
+pub const OFFSETS_PER_BLOCK: usize = 1024;
+/// Hash slots per checksummed block of the slots part (4 KiB).
+pub const SLOTS_PER_BLOCK: usize = 512;
+/// Bytes per checksummed block of the id filter.
+pub const FILTER_BLOCK_LEN: usize = 4096;
+/// Entries per checksummed block of the id table (5 KiB).
+pub const IDS_PER_BLOCK: usize = 256;
+/// Bytes of one checksum of the checksums part.
+pub const BLOCK_CRC_LEN: usize = 4;
 /// Bytes of one hash slot.
 pub const SLOT_LEN: usize = 8;
 /// Bytes of one entry of the id table: the id (16) and its position
@@ -56,7 +81,8 @@ const DATA_END_AT: usize = 40;
 const LAST_FRAME_AT: usize = 44;
 const STREAM_COUNT_AT: usize = 48;
 const NAMES_LEN_AT: usize = 52;
-const BODY_CRC_AT: usize = 56;
+/// The CRC-32 of the checksums part (version 2: of the whole body).
+const CHECKSUMS_CRC_AT: usize = 56;
 const HEADER_CRC_AT: usize = 60;
 
 /// The flag of an index written at a clean close for the segment then
@@ -100,6 +126,8 @@ pub struct StreamEntry {
     pub positions_at: u32,
     name_at: u32,
     name_len: u32,
+    /// Its number in the entries part, whose check a view remembers.
+    number: u32,
 }
 
 impl StreamEntry {
@@ -147,6 +175,7 @@ fn slot_count(streams: u32) -> Option<usize> {
 /// Where each part starts, and the file's whole length.
 #[derive(Clone, Copy, Debug)]
 struct Layout {
+    checksums: usize,
     offsets: usize,
     positions: usize,
     entries: usize,
@@ -158,6 +187,78 @@ struct Layout {
     id_filter_modulus: Modulus,
     ids: usize,
     len: usize,
+    events: usize,
+    streams: usize,
+    /// The blocks of each checksummed part, and where each part's first
+    /// block's checksum is in the checksums part (in blocks).
+    offset_blocks: usize,
+    slot_blocks: usize,
+    filter_blocks: usize,
+    id_blocks: usize,
+}
+
+/// The checksummed blocks of the index, by part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Block {
+    Offsets(usize),
+    Slots(usize),
+    Filter(usize),
+    Ids(usize),
+}
+
+impl Block {
+    /// The block in words, for messages.
+    fn describe(&self) -> String {
+        match self {
+            Block::Offsets(i) => format!("offsets block {i}"),
+            Block::Slots(i) => format!("hash slots block {i}"),
+            Block::Filter(i) => format!("id filter block {i}"),
+            Block::Ids(i) => format!("id table block {i}"),
+        }
+    }
+}
+
+impl Layout {
+    fn blocks(&self) -> usize {
+        self.offset_blocks + self.slot_blocks + self.filter_blocks + self.id_blocks
+    }
+
+    /// The number of `block` in the checksums part.
+    fn block_number(&self, block: Block) -> usize {
+        match block {
+            Block::Offsets(i) => i,
+            Block::Slots(i) => self.offset_blocks + i,
+            Block::Filter(i) => self.offset_blocks + self.slot_blocks + i,
+            Block::Ids(i) => self.offset_blocks + self.slot_blocks + self.filter_blocks + i,
+        }
+    }
+
+    /// The bytes `block` covers.
+    fn block_range(&self, block: Block) -> Range<usize> {
+        let (start, end, len) = match block {
+            Block::Offsets(i) => (self.offsets, self.positions, 4 * OFFSETS_PER_BLOCK * i),
+            Block::Slots(i) => (self.slots, self.names, SLOT_LEN * SLOTS_PER_BLOCK * i),
+            Block::Filter(i) => (self.id_filter, self.ids, FILTER_BLOCK_LEN * i),
+            Block::Ids(i) => (self.ids, self.len, ID_ENTRY_LEN * IDS_PER_BLOCK * i),
+        };
+        let per = match block {
+            Block::Offsets(_) => 4 * OFFSETS_PER_BLOCK,
+            Block::Slots(_) => SLOT_LEN * SLOTS_PER_BLOCK,
+            Block::Filter(_) => FILTER_BLOCK_LEN,
+            Block::Ids(_) => ID_ENTRY_LEN * IDS_PER_BLOCK,
+        };
+        let from = start.saturating_add(len).min(end);
+        from..from.saturating_add(per).min(end)
+    }
+
+    /// Every block, in the order of their checksums.
+    fn all_blocks(&self) -> impl Iterator<Item = Block> + '_ {
+        (0..self.offset_blocks)
+            .map(Block::Offsets)
+            .chain((0..self.slot_blocks).map(Block::Slots))
+            .chain((0..self.filter_blocks).map(Block::Filter))
+            .chain((0..self.id_blocks).map(Block::Ids))
+    }
 }
 
 /// Bytes of the id filter of an index covering `events` events: 16 bits
@@ -190,17 +291,27 @@ pub fn id_hashes(id: &[u8; 16]) -> (u64, u64) {
 
 fn layout(events: u32, streams: u32, names_len: u32) -> Option<Layout> {
     let events = events as usize;
-    let offsets = INDEX_HEADER_LEN;
+    let slot_count = slot_count(streams)?;
+    let filter_len = id_filter_len(events as u32)?;
+    let offset_blocks = events.div_ceil(OFFSETS_PER_BLOCK);
+    let slot_blocks = slot_count.div_ceil(SLOTS_PER_BLOCK);
+    let filter_blocks = filter_len.div_ceil(FILTER_BLOCK_LEN);
+    let id_blocks = events.div_ceil(IDS_PER_BLOCK);
+    let blocks = offset_blocks
+        .checked_add(slot_blocks)?
+        .checked_add(filter_blocks)?
+        .checked_add(id_blocks)?;
+    let checksums = INDEX_HEADER_LEN;
+    let offsets = checksums.checked_add(blocks.checked_mul(BLOCK_CRC_LEN)?)?;
     let positions = offsets.checked_add(events.checked_mul(4)?)?;
     let entries = positions.checked_add(events.checked_mul(4)?)?;
     let slots = entries.checked_add((streams as usize).checked_mul(ENTRY_LEN)?)?;
-    let slot_count = slot_count(streams)?;
     let names = slots.checked_add(slot_count.checked_mul(SLOT_LEN)?)?;
     let id_filter = names.checked_add(names_len as usize)?;
-    let filter_len = id_filter_len(events as u32)?;
     let ids = id_filter.checked_add(filter_len)?;
     let len = ids.checked_add(events.checked_mul(ID_ENTRY_LEN)?)?;
     Some(Layout {
+        checksums,
         offsets,
         positions,
         entries,
@@ -211,6 +322,12 @@ fn layout(events: u32, streams: u32, names_len: u32) -> Option<Layout> {
         id_filter_modulus: Modulus::new((filter_len as u64) * 8),
         ids,
         len,
+        events,
+        streams: streams as usize,
+        offset_blocks,
+        slot_blocks,
+        filter_blocks,
+        id_blocks,
     })
 }
 
@@ -314,11 +431,48 @@ pub fn encode_index(
         &header.stream_count.to_le_bytes(),
     );
     put(&mut out, NAMES_LEN_AT, &header.names_len.to_le_bytes());
-    let body_crc = crc32fast::hash(out.get(INDEX_HEADER_LEN..).unwrap_or_default());
-    put(&mut out, BODY_CRC_AT, &body_crc.to_le_bytes());
-    let header_crc = crc32fast::hash(out.get(..HEADER_CRC_AT).unwrap_or_default());
-    put(&mut out, HEADER_CRC_AT, &header_crc.to_le_bytes());
+    seal(&mut out, &l);
     Some(out)
+}
+
+/// Writes every checksum of an index whose fields are in place, last:
+/// each entry's over itself, its name and its positions; each block's;
+/// then the checksums part's, and the header's.
+fn seal(out: &mut [u8], l: &Layout) {
+    for i in 0..l.streams {
+        let crc = entry_crc(out, l, i).unwrap_or(0);
+        put(
+            out,
+            l.entries + ENTRY_LEN * i + ENTRY_CRC_AT,
+            &crc.to_le_bytes(),
+        );
+    }
+    for block in l.all_blocks() {
+        let crc = crc32fast::hash(out.get(l.block_range(block)).unwrap_or_default());
+        let at = l.checksums + BLOCK_CRC_LEN * l.block_number(block);
+        put(out, at, &crc.to_le_bytes());
+    }
+    let checksums_crc = crc32fast::hash(out.get(l.checksums..l.offsets).unwrap_or_default());
+    put(out, CHECKSUMS_CRC_AT, &checksums_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(out.get(..HEADER_CRC_AT).unwrap_or_default());
+    put(out, HEADER_CRC_AT, &header_crc.to_le_bytes());
+}
+
+/// Makes every checksum of an index file right again after its fields
+/// were changed: for tests and tools that forge an index whose checksums
+/// pass, to reach the checks behind them. False, changing nothing, when
+/// the header's magic, version or sizes do not describe `bytes`.
+pub fn reseal_index(bytes: &mut [u8]) -> bool {
+    let Ok(header) = parse_index_header(bytes, false) else {
+        return false;
+    };
+    match layout(header.event_count, header.stream_count, header.names_len) {
+        Some(l) if l.len == bytes.len() => {
+            seal(bytes, &l);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// `ids` in the id table's order: by id (its bytes in order), then by
@@ -492,71 +646,109 @@ fn bucket_sort(mut keyed: Vec<(u128, u32)>) -> Vec<(u128, u32)> {
     out
 }
 
-/// A decoded, checked index over its bytes.
+/// A decoded index over its bytes: the header and the length checked, and
+/// each part either checked already (a view from [`decode_index`], or over
+/// bytes this crate built) or checked on first use through its
+/// [`PartChecks`].
 #[derive(Clone, Copy, Debug)]
 pub struct IndexView<'a> {
     bytes: &'a [u8],
     header: IndexHeader,
     layout: Layout,
+    /// Where the parts checked so far are remembered; `None` when every
+    /// part is trusted already.
+    checks: Option<&'a PartChecks>,
 }
 
-/// Decodes and checks a whole index file: header, lengths and the body's
-/// checksum. Offsets and positions are not checked one by one: every read
+/// Which parts of one index file have passed their checksums, remembered
+/// for as long as the file is mapped (it never changes), and whether one
+/// failed. One bit for the checksums part, one per block, one per stream
+/// entry: at most one bit per 28 bytes of the file.
+#[derive(Debug)]
+pub struct PartChecks {
+    bits: Box<[AtomicU64]>,
+    damaged: OnceLock<String>,
+}
+
+impl PartChecks {
+    /// The record of the parts of the index `view` covers, none checked.
+    pub fn new(view: &IndexView<'_>) -> PartChecks {
+        let l = &view.layout;
+        let bits = 1 + l.blocks() + l.streams;
+        PartChecks {
+            bits: (0..bits.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            damaged: OnceLock::new(),
+        }
+    }
+
+    /// Why a part failed its check, if one did.
+    pub fn damaged(&self) -> Option<&str> {
+        self.damaged.get().map(String::as_str)
+    }
+
+    fn is_set(&self, bit: usize) -> bool {
+        self.bits
+            .get(bit / 64)
+            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (bit % 64)) != 0)
+    }
+
+    fn set(&self, bit: usize) {
+        if let Some(w) = self.bits.get(bit / 64) {
+            w.fetch_or(1 << (bit % 64), Ordering::AcqRel);
+        }
+    }
+
+    fn fail(&self, reason: String) -> bool {
+        let _ = self.damaged.set(reason);
+        false
+    }
+}
+
+/// Decodes a whole index file and checks every part of it: header,
+/// length, the checksums part and every checksum in it. Offsets and
+/// positions are not checked one by one against the segment: every read
 /// checks the record it is pointed at (checksum, position, stream and
 /// version), so a wrong entry can fail a read but never return wrong data.
 pub fn decode_index(untrusted: &[u8]) -> Result<IndexView<'_>, String> {
+    let view = decode_index_unchecked(untrusted)?;
+    let checks = PartChecks::new(&view);
+    let checking = IndexView {
+        checks: Some(&checks),
+        ..view
+    };
+    checking.check_all()?;
+    Ok(view)
+}
+
+/// The view over bytes whose header (and its checksum) and length check
+/// out, with no part checked: for bytes this crate just built, or through
+/// [`IndexView::checked_by`], whose parts are checked as they are used.
+pub fn decode_index_unchecked(untrusted: &[u8]) -> Result<IndexView<'_>, String> {
     let header = decode_index_header(untrusted)?;
-    let l = layout(header.event_count, header.stream_count, header.names_len)
+    let layout = layout(header.event_count, header.stream_count, header.names_len)
         .ok_or("index sizes overflow")?;
-    if l.len != untrusted.len() {
+    if layout.len != untrusted.len() {
         return Err(format!(
             "index file is {} bytes where its header implies {}",
             untrusted.len(),
-            l.len
+            layout.len
         ));
-    }
-    let body = untrusted.get(INDEX_HEADER_LEN..).unwrap_or_default();
-    let stored = read_u32(untrusted, BODY_CRC_AT).ok_or("index too short")?;
-    if crc32fast::hash(body) != stored {
-        return Err("index body fails its checksum".into());
     }
     Ok(IndexView {
         bytes: untrusted,
         header,
-        layout: l,
-    })
-}
-
-/// Checks the body of an index file whose header decoded: its checksum.
-pub fn check_index_body(untrusted: &[u8]) -> Result<(), String> {
-    let body = untrusted.get(INDEX_HEADER_LEN..).unwrap_or_default();
-    let stored = read_u32(untrusted, BODY_CRC_AT).ok_or("index too short")?;
-    if crc32fast::hash(body) != stored {
-        return Err("index body fails its checksum".into());
-    }
-    Ok(())
-}
-
-/// The view over bytes whose header (and its checksum) and length check
-/// out, without the body's checksum: for bytes [`decode_index`] has checked
-/// whole, or whose body is checked later, by [`check_index_body`].
-pub fn decode_index_unchecked(bytes: &[u8]) -> Option<IndexView<'_>> {
-    let header = decode_index_header(bytes).ok()?;
-    let layout = layout(header.event_count, header.stream_count, header.names_len)?;
-    (layout.len == bytes.len()).then_some(IndexView {
-        bytes,
-        header,
         layout,
+        checks: None,
     })
 }
 
-/// The view over bytes that passed [`decode_index`], or
-/// [`decode_index_unchecked`] and [`check_index_body`], before: the header's
-/// fields and the length are read and checked again, its checksum is not.
-/// This is the view a lookup takes, once per segment per lookup, where a
-/// checksum of the header cost more than the filter test it led to. Bytes
-/// that changed since their check can make a lookup miss or land wrong,
-/// never read out of bounds; every caller checks the record it is sent to.
+/// The view over bytes that passed [`decode_index_unchecked`] before: the
+/// header's fields and the length are read and checked again, its checksum
+/// is not. This is the view a lookup takes, once per segment per lookup,
+/// where a checksum of the header cost more than the filter test it led
+/// to. Bytes that changed since their check can make a lookup miss or land
+/// wrong, never read out of bounds; every caller checks the record it is
+/// sent to.
 pub fn view_checked_before(bytes: &[u8]) -> Option<IndexView<'_>> {
     let header = parse_index_header(bytes, false).ok()?;
     let layout = layout(header.event_count, header.stream_count, header.names_len)?;
@@ -564,6 +756,7 @@ pub fn view_checked_before(bytes: &[u8]) -> Option<IndexView<'_>> {
         bytes,
         header,
         layout,
+        checks: None,
     })
 }
 
@@ -615,13 +808,141 @@ impl<'a> IndexView<'a> {
         &self.header
     }
 
+    /// The same view, checking each part on first use and remembering it
+    /// in `checks` (which must have been made for these bytes).
+    pub fn checked_by(self, checks: &'a PartChecks) -> IndexView<'a> {
+        IndexView {
+            checks: Some(checks),
+            ..self
+        }
+    }
+
+    /// The same view with every part trusted: for bytes already checked
+    /// whole.
+    pub fn trusted(self) -> IndexView<'a> {
+        IndexView {
+            checks: None,
+            ..self
+        }
+    }
+
+    /// Checks every part: the checksums part, every block and every
+    /// entry, and that the positions after every stream's run (those of
+    /// gap records, which belong to no stream) are zero. The first failure is the error.
+    pub fn check_all(&self) -> Result<(), String> {
+        let failed = |view: &IndexView<'_>| {
+            Err(view
+                .checks
+                .and_then(PartChecks::damaged)
+                .unwrap_or("index part fails its checksum")
+                .to_owned())
+        };
+        if !self.check_checksums() {
+            return failed(self);
+        }
+        for block in self.layout.all_blocks() {
+            if !self.check_block(block) {
+                return failed(self);
+            }
+        }
+        let mut used = 0usize;
+        for i in 0..self.layout.streams {
+            if !self.check_entry(i) {
+                return failed(self);
+            }
+            let at = self.layout.entries + ENTRY_LEN * i;
+            let count = read_u32(self.bytes, at + 8).unwrap_or(0) as usize;
+            let from = read_u32(self.bytes, at + 12).unwrap_or(0) as usize;
+            used = used.max(from.saturating_add(count));
+        }
+        let unused = self.layout.positions + 4 * used.min(self.layout.events)..self.layout.entries;
+        if self
+            .bytes
+            .get(unused)
+            .is_none_or(|rest| rest.iter().any(|b| *b != 0))
+        {
+            return Err("index positions no stream uses are not zero".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the checksums part passes its checksum (in the header).
+    fn check_checksums(&self) -> bool {
+        let Some(checks) = self.checks else {
+            return true;
+        };
+        if checks.is_set(0) {
+            return true;
+        }
+        let part = self
+            .bytes
+            .get(self.layout.checksums..self.layout.offsets)
+            .unwrap_or_default();
+        if read_u32(self.bytes, CHECKSUMS_CRC_AT) != Some(crc32fast::hash(part)) {
+            return checks.fail("index body fails its checksum: the checksums part".into());
+        }
+        checks.set(0);
+        true
+    }
+
+    /// Whether `block` passes its checksum, checked once.
+    fn check_block(&self, block: Block) -> bool {
+        let Some(checks) = self.checks else {
+            return true;
+        };
+        let number = self.layout.block_number(block);
+        let bit = 1 + number;
+        if checks.is_set(bit) {
+            return true;
+        }
+        if !self.check_checksums() {
+            return false;
+        }
+        let stored = read_u32(self.bytes, self.layout.checksums + BLOCK_CRC_LEN * number);
+        let bytes = self.bytes.get(self.layout.block_range(block));
+        if bytes.is_none() || stored != bytes.map(crc32fast::hash) {
+            return checks.fail(format!(
+                "index body fails its checksum: {}",
+                block.describe()
+            ));
+        }
+        checks.set(bit);
+        true
+    }
+
+    /// Whether entry `i`, with its name and positions, passes its
+    /// checksum, checked once.
+    fn check_entry(&self, i: usize) -> bool {
+        let Some(checks) = self.checks else {
+            return true;
+        };
+        let bit = 1 + self.layout.blocks() + i;
+        if checks.is_set(bit) {
+            return true;
+        }
+        let at = self.layout.entries + ENTRY_LEN * i;
+        let stored = read_u32(self.bytes, at + ENTRY_CRC_AT);
+        let computed = entry_crc(self.bytes, &self.layout, i);
+        if computed.is_none() || stored != computed {
+            return checks.fail(format!(
+                "index body fails its checksum: stream entry {i} (with its name and positions)"
+            ));
+        }
+        checks.set(bit);
+        true
+    }
+
     /// The record offset of the event at `position`, if the index covers it.
     pub fn offset(&self, position: u64) -> Option<u32> {
         let i = position.checked_sub(self.header.first_position)?;
         if i >= u64::from(self.header.event_count) {
             return None;
         }
-        read_u32(self.bytes, self.layout.offsets + 4 * i as usize)
+        let i = usize::try_from(i).ok()?;
+        if !self.check_block(Block::Offsets(i / OFFSETS_PER_BLOCK)) {
+            return None;
+        }
+        read_u32(self.bytes, self.layout.offsets + 4 * i)
     }
 
     /// The entry of stream `name`, if it has events in this segment.
@@ -633,6 +954,9 @@ impl<'a> IndexView<'a> {
         // A well-formed table has empty slots; a damaged one that passed
         // its checksum must still not loop forever.
         for _ in 0..self.layout.slot_count {
+            if !self.check_block(Block::Slots(slot / SLOTS_PER_BLOCK)) {
+                return None;
+            }
             let at = self.layout.slots + SLOT_LEN * slot;
             let entry = read_u32(self.bytes, at)?;
             if entry == 0 {
@@ -649,9 +973,9 @@ impl<'a> IndexView<'a> {
         None
     }
 
-    /// The `i`th stream entry.
+    /// The `i`th stream entry, its checksum checked.
     pub fn entry(&self, i: u32) -> Option<StreamEntry> {
-        if i >= self.header.stream_count {
+        if i >= self.header.stream_count || !self.check_entry(i as usize) {
             return None;
         }
         let at = self.layout.entries + ENTRY_LEN * i as usize;
@@ -661,14 +985,18 @@ impl<'a> IndexView<'a> {
             positions_at: read_u32(self.bytes, at + 12)?,
             name_at: read_u32(self.bytes, at + 16)?,
             name_len: read_u32(self.bytes, at + 20)?,
+            number: i,
         })
     }
 
     /// The name of the stream `entry` describes.
     pub fn name(&self, entry: &StreamEntry) -> Option<&'a [u8]> {
+        if !self.check_entry(entry.number as usize) {
+            return None;
+        }
         let start = self.layout.names.checked_add(entry.name_at as usize)?;
         let end = start.checked_add(entry.name_len as usize)?;
-        if end > self.layout.len {
+        if end > self.layout.id_filter {
             return None;
         }
         self.bytes.get(start..end)
@@ -678,7 +1006,7 @@ impl<'a> IndexView<'a> {
     /// describes, if the entry covers it.
     pub fn position(&self, entry: &StreamEntry, version: u64) -> Option<u64> {
         let i = version.checked_sub(entry.first_version)?;
-        if i >= u64::from(entry.count) {
+        if i >= u64::from(entry.count) || !self.check_entry(entry.number as usize) {
             return None;
         }
         let j = u64::from(entry.positions_at).checked_add(i)?;
@@ -689,7 +1017,8 @@ impl<'a> IndexView<'a> {
         self.header.first_position.checked_add(u64::from(relative))
     }
 
-    /// Every stream entry, in entry order.
+    /// Every stream entry, in entry order (up to the first that fails its
+    /// check).
     pub fn entries(&self) -> impl Iterator<Item = StreamEntry> + '_ {
         (0..self.header.stream_count).map_while(|i| self.entry(i))
     }
@@ -702,22 +1031,28 @@ impl<'a> IndexView<'a> {
 
     /// [`may_hold_id`](IndexView::may_hold_id) for an id whose
     /// [`id_hashes`] are at hand: a batch checked against many segments
-    /// hashes each id once.
+    /// hashes each id once. A filter block that fails its check lets every
+    /// id through (and is recorded as damage).
     pub fn may_hold_hashed(&self, (h1, h2): (u64, u64)) -> bool {
         (0..ID_FILTER_PROBES).all(|probe| {
             let bit = self
                 .layout
                 .id_filter_modulus
                 .of(h1.wrapping_add(probe.wrapping_mul(h2)));
+            let byte = (bit / 8) as usize;
+            if !self.check_block(Block::Filter(byte / FILTER_BLOCK_LEN)) {
+                return true;
+            }
             self.bytes
-                .get(self.layout.id_filter + (bit / 8) as usize)
+                .get(self.layout.id_filter + byte)
                 .is_some_and(|b| b & (1 << (bit % 8)) != 0)
         })
     }
 
     /// The `i`th entry of the id table: an id and its global position.
     pub fn id_entry(&self, i: u32) -> Option<([u8; 16], u64)> {
-        if i >= self.header.event_count {
+        if i >= self.header.event_count || !self.check_block(Block::Ids(i as usize / IDS_PER_BLOCK))
+        {
             return None;
         }
         let at = self.layout.ids.checked_add(ID_ENTRY_LEN * i as usize)?;
@@ -836,6 +1171,34 @@ pub fn merge_index(parts: &[IndexView<'_>], open: bool) -> Option<Vec<u8>> {
         ..last
     };
     encode_index(&header, &offsets, &parts, &ids)
+}
+
+/// The checksum of entry `i` as its bytes stand: over the entry's 24
+/// bytes of fields, the stream's name and its run of positions. `None`
+/// when the entry points outside its parts.
+fn entry_crc(bytes: &[u8], l: &Layout, i: usize) -> Option<u32> {
+    let at = l.entries.checked_add(ENTRY_LEN.checked_mul(i)?)?;
+    let fields = bytes.get(at..at.checked_add(ENTRY_CRC_AT)?)?;
+    let count = read_u32(bytes, at + 8)? as usize;
+    let positions_at = read_u32(bytes, at + 12)? as usize;
+    let name_at = read_u32(bytes, at + 16)? as usize;
+    let name_len = read_u32(bytes, at + 20)? as usize;
+    if positions_at.checked_add(count)? > l.events {
+        return None;
+    }
+    let run_start = l.positions.checked_add(4 * positions_at)?;
+    let run = bytes.get(run_start..run_start.checked_add(4 * count)?)?;
+    let name_start = l.names.checked_add(name_at)?;
+    let name_end = name_start.checked_add(name_len)?;
+    if name_end > l.id_filter {
+        return None;
+    }
+    let name = bytes.get(name_start..name_end)?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(fields);
+    hasher.update(name);
+    hasher.update(run);
+    Some(hasher.finalize())
 }
 
 fn put(out: &mut [u8], at: usize, bytes: &[u8]) {

@@ -311,6 +311,10 @@ pub(crate) struct FilterDone {
     pub(crate) epoch: u64,
 }
 
+/// How many ids of a table's id table the filter's build reads between
+/// two releases of the file's pages (16,384 ids: 320 KiB of the table).
+const RELEASE_EVERY_IDS: usize = 16_384;
+
 impl FilterJob {
     /// Puts the tables' ids in the filter. Gives up (filter `None`) if a
     /// table cannot be read or `cancel` is set.
@@ -324,29 +328,43 @@ impl FilterJob {
                 ok = false;
                 break;
             }
-            let Some(view) = table.view_or_rebuild(segment.as_deref()) else {
+            // Only the id table is read, each block checked on first use;
+            // a damaged block makes the table rebuilt and the ids taken
+            // again (inserting one twice changes nothing). The pass reads
+            // the whole id table through the map: its pages are given back
+            // as it goes, so that the build (which runs beside whatever the
+            // store is doing after an open) keeps no more than a few
+            // hundred KiB of the file resident. A chunk of ids at a time,
+            // their home words read first, so that the cache misses of
+            // their insertions overlap (see `touch`).
+            let taken = table.with_view(segment.as_deref(), |view| {
+                let mut ids = view.ids();
+                let mut chunk = [(0u64, 0u64); 64];
+                let mut since_release = 0usize;
+                loop {
+                    let mut n = 0;
+                    for (slot, (id, _)) in chunk.iter_mut().zip(ids.by_ref()) {
+                        *slot = id_hashes(&id);
+                        n += 1;
+                    }
+                    let Some(hashes) = chunk.get(..n).filter(|h| !h.is_empty()) else {
+                        break;
+                    };
+                    filter.touch(hashes.iter().copied());
+                    for h in hashes {
+                        filter.insert(*h, table.segment);
+                    }
+                    since_release += n;
+                    if since_release >= RELEASE_EVERY_IDS {
+                        table.release_pages();
+                        since_release = 0;
+                    }
+                }
+            });
+            table.release_pages();
+            if taken.is_err() {
                 ok = false;
                 break;
-            };
-            // A chunk of ids at a time, their home words read first, so
-            // that the cache misses of their insertions overlap (see
-            // `touch`): the whole 10 M-event store's filter is built in a
-            // fraction of the time, sooner after an open.
-            let mut ids = view.ids();
-            let mut chunk = [(0u64, 0u64); 64];
-            loop {
-                let mut n = 0;
-                for (slot, (id, _)) in chunk.iter_mut().zip(ids.by_ref()) {
-                    *slot = id_hashes(&id);
-                    n += 1;
-                }
-                let Some(hashes) = chunk.get(..n).filter(|h| !h.is_empty()) else {
-                    break;
-                };
-                filter.touch(hashes.iter().copied());
-                for h in hashes {
-                    filter.insert(*h, table.segment);
-                }
             }
         }
         FilterDone {

@@ -84,6 +84,9 @@ pub(crate) fn apply(
     if !retention.is_set() {
         return Ok(None);
     }
+    // Segments an open deferred are opened and checked first: a drop
+    // reads the tables of the segments it drops, and age reads records.
+    index.read().load_all()?;
     let Some(end) = choose(index, retention, segment_size, below, newest)? else {
         return Ok(None);
     };
@@ -225,6 +228,7 @@ fn newest_recorded_at_us(segment: &Arc<Segment>, index: &RwLock<Index>) -> Resul
         .read()
         .first_position_of(number)
         .ok_or_else(|| crate::read::internal(format!("segment {number} has no table")))?;
+    segment.ensure_open()?;
     let bytes = segment.committed_bytes();
     let body = bytes.get(SEGMENT_HEADER_LEN..).unwrap_or_default();
     let mut frames = Frames::new(body, segment.salt())

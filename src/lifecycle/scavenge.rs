@@ -115,6 +115,8 @@ pub(crate) fn run(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ScavengeReport, Error> {
     let _one_at_a_time = writer.scavenge_lock();
+    // Every deferred segment opened and checked before any is rewritten.
+    index.read().load_all()?;
     let active = writer.seal_for_scavenge(index)?;
     // Segments that retention drops are not worth rewriting.
     writer.retain_all(index);
@@ -190,6 +192,7 @@ pub(crate) fn run(
 /// What a scavenge would remove now, counted without writing anything:
 /// every sealed and active record that no read returns.
 pub(crate) fn reclaimable(index: &RwLock<Index>) -> Result<ScavengeReport, Error> {
+    index.read().load_all()?;
     let (first, end) = {
         let index = index.read();
         (index.first_segment(), index.end_segment() as u32)

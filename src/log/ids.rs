@@ -29,7 +29,6 @@ use crate::index::Index;
 use crate::index::id_hash::IdHashBuilder;
 use crate::log::batch::{Batch, Part};
 use crate::read::ids::events_by_id;
-use crate::read::internal;
 
 /// What the check decided for a batch that may go on.
 #[derive(Debug)]
@@ -104,7 +103,7 @@ pub(crate) fn check_ids(
     }
     // Fresh ids, the common case, are told apart without allocating: the
     // index holds none of them.
-    if !index.read().holds_any_id(&batch.ids).map_err(internal)? {
+    if !index.read().holds_any_id(&batch.ids)? {
         return Ok(Verdict::Fresh);
     }
     let found: Vec<Option<Placed>> = events_by_id(index, &batch.ids)?

@@ -27,8 +27,8 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use memmap2::{Mmap, MmapOptions, MmapRaw};
@@ -99,23 +99,36 @@ pub(crate) enum Access {
     Shared,
 }
 
-/// A mapped segment file.
+/// A mapped segment file, or one mapped on first use.
+///
+/// A sealed segment that the stream catalog lets the open skip is made
+/// with [`Segment::deferred`]: nothing of it is opened until
+/// [`Segment::ensure_open`] (every reader of its bytes calls it first),
+/// which opens it, maps it and checks its header exactly as an open does.
+/// Until then it has no map, and its bytes read as none.
 #[derive(Debug)]
 pub(crate) struct Segment {
     number: u64,
     path: PathBuf,
     salt: Salt,
-    map: MmapRaw,
+    /// The map, once the file is open.
+    map: OnceLock<MmapRaw>,
+    /// For a deferred segment: segment 0's header, which its own must
+    /// match when it is opened.
+    expected: Option<SegmentHeader>,
+    /// The segment size: the file's length once checked, the store's
+    /// before (a deferred segment's header check requires them equal).
+    size: usize,
     /// Bytes from the start of the file that hold synced, published frames:
     /// the watermark no read goes past.
     committed: AtomicUsize,
     /// Bytes from the start of the file past which it is a hole (reads as
     /// zeros), as the file system said at open, or as far as creation wrote.
-    data_len: usize,
+    data_len: AtomicUsize,
     /// The format version its header gives: the writer puts a control
     /// record only in a segment of version 2 or later, which a build that
     /// cannot read control records refuses.
-    format_version: u32,
+    format_version: AtomicU32,
 }
 
 impl Segment {
@@ -191,7 +204,7 @@ impl Segment {
         segment
             .committed
             .store(SEGMENT_HEADER_LEN, Ordering::Release);
-        segment.data_len = zeroed;
+        segment.data_len = AtomicUsize::new(zeroed);
         Ok((Arc::new(segment), file))
     }
 
@@ -226,30 +239,117 @@ impl Segment {
         let header = check_segment_header(&untrusted, number, file_len, first.as_ref())
             .map_err(|e| Error::corruption(segment.path(), e.offset as u64, e.reason))?;
         first.get_or_insert(header);
-        segment.format_version = segment_format_version(&untrusted).unwrap_or(MIN_FORMAT_VERSION);
+        segment.format_version =
+            AtomicU32::new(segment_format_version(&untrusted).unwrap_or(MIN_FORMAT_VERSION));
         segment.salt = Salt::new(header.store_id, number);
-        segment.data_len = data_len(&file, segment.len());
+        segment.data_len = AtomicUsize::new(data_len(&file, segment.len()));
         Ok(segment)
+    }
+
+    /// Segment `number` at `path`, to be opened on first use
+    /// ([`ensure_open`](Segment::ensure_open)) and checked then against
+    /// segment 0's header `first`. No I/O: the open that makes it has seen
+    /// the file's name in the directory, and nothing more.
+    pub(crate) fn deferred(path: PathBuf, number: u64, first: &SegmentHeader) -> Segment {
+        Segment {
+            number,
+            path,
+            salt: Salt::new(first.store_id, number),
+            map: OnceLock::new(),
+            expected: Some(*first),
+            size: usize::try_from(first.segment_size).unwrap_or(usize::MAX),
+            committed: AtomicUsize::new(0),
+            data_len: AtomicUsize::new(0),
+            format_version: AtomicU32::new(MIN_FORMAT_VERSION),
+        }
+    }
+
+    /// Whether the file is open and its header checked.
+    pub(crate) fn is_open(&self) -> bool {
+        self.map.get().is_some()
+    }
+
+    /// Opens, maps and checks a segment made with
+    /// [`deferred`](Segment::deferred), once: the same checks as
+    /// [`open`](Segment::open) (its length is the segment size; its header
+    /// passes its checksum, names this number and segment 0's store and
+    /// size). A missing file, or one that fails a check, is
+    /// `Error::Corruption` naming it (a segment the open listed cannot
+    /// vanish from a sound store); the next call tries again. A segment
+    /// opened at open passes at once.
+    pub(crate) fn ensure_open(&self) -> Result<(), Error> {
+        if self.is_open() {
+            return Ok(());
+        }
+        let Some(first) = self.expected else {
+            return Err(Error::corruption(&self.path, 0, "segment has no map"));
+        };
+        let file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::corruption(
+                    &self.path,
+                    0,
+                    format!(
+                        "segment {} is missing (it was there when the store was opened)",
+                        self.number
+                    ),
+                ));
+            }
+            Err(e) => return Err(Error::io("open segment", &self.path, e)),
+        };
+        let file_len = file
+            .metadata()
+            .map_err(|e| Error::io("inspect segment", &self.path, e))?
+            .len();
+        if file_len < (SEGMENT_HEADER_LEN + FRAME_HEADER_LEN) as u64 {
+            return Err(Error::corruption(
+                &self.path,
+                file_len,
+                format!("segment file of {file_len} bytes is too short to hold a header"),
+            ));
+        }
+        let mut untrusted = vec![0u8; SEGMENT_HEADER_LEN];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut untrusted, 0)
+            .map_err(|e| Error::io("read segment header", &self.path, e))?;
+        let map = MmapOptions::new()
+            .map_raw_read_only(&file)
+            .map_err(|e| Error::io("map segment", &self.path, e))?;
+        check_segment_header(&untrusted, self.number, file_len, Some(&first))
+            .map_err(|e| Error::corruption(&self.path, e.offset as u64, e.reason))?;
+        self.format_version.store(
+            segment_format_version(&untrusted).unwrap_or(MIN_FORMAT_VERSION),
+            Ordering::Release,
+        );
+        self.data_len
+            .store(data_len(&file, map.len()), Ordering::Release);
+        // Another thread may have opened it meanwhile: either map is of the
+        // same file, checked the same way.
+        let _ = self.map.set(map);
+        Ok(())
     }
 
     fn map(file: &File, path: PathBuf, number: u64, salt: Salt) -> Result<Segment, Error> {
         let map = MmapOptions::new()
             .map_raw_read_only(file)
             .map_err(|e| Error::io("map segment", &path, e))?;
+        let size = map.len();
         Ok(Segment {
             number,
             path,
             salt,
-            map,
+            map: OnceLock::from(map),
+            expected: None,
+            size,
             committed: AtomicUsize::new(0),
-            data_len: 0,
-            format_version: FORMAT_VERSION,
+            data_len: AtomicUsize::new(0),
+            format_version: AtomicU32::new(FORMAT_VERSION),
         })
     }
 
     /// The format version its header gives.
     pub(crate) fn format_version(&self) -> u32 {
-        self.format_version
+        self.format_version.load(Ordering::Acquire)
     }
 
     pub(crate) fn number(&self) -> u64 {
@@ -264,9 +364,10 @@ impl Segment {
         self.salt
     }
 
-    /// The size of the file, which is the size of the map.
+    /// The size of the file, which is the size of the map (the segment
+    /// size, for a deferred segment not opened yet).
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.map.get().map_or(self.size, MmapRaw::len)
     }
 
     /// Bytes from the start of the file past which the file is a hole,
@@ -274,7 +375,7 @@ impl Segment {
     /// writer zero-fills from here before it writes past it. Never more
     /// than [`len`](Segment::len).
     pub(crate) fn data_len(&self) -> usize {
-        self.data_len.min(self.len())
+        self.data_len.load(Ordering::Acquire).min(self.len())
     }
 
     /// The committed watermark: bytes below it hold published frames.
@@ -290,12 +391,16 @@ impl Segment {
 
     /// The bytes below the committed watermark.
     pub(crate) fn committed(&self) -> &[u8] {
-        let len = self.committed_len().min(self.len());
-        // SAFETY: the map is `self.len()` bytes long and lives as long as
-        // `self`; no file is shrunk while mapped (invariant 1), so the range
-        // is readable. Bytes below the watermark are never written again
-        // (invariant 2), so they may be shared as an immutable slice.
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), len) }
+        let Some(map) = self.map.get() else {
+            return &[];
+        };
+        let len = self.committed_len().min(map.len());
+        // SAFETY: the map is `map.len()` bytes long and lives as long as
+        // `self` (a set `OnceLock` is never taken back); no file is shrunk
+        // while mapped (invariant 1), so the range is readable. Bytes below
+        // the watermark are never written again (invariant 2), so they may
+        // be shared as an immutable slice.
+        unsafe { std::slice::from_raw_parts(map.as_ptr(), len) }
     }
 
     /// The whole file.
@@ -309,10 +414,13 @@ impl Segment {
     /// writes again (invariant 2). `&mut self` means the segment is not
     /// shared yet. Callers outside recovery use [`copy_out`](Segment::copy_out).
     unsafe fn whole(&mut self) -> &[u8] {
-        // SAFETY: the map is `self.len()` bytes long and readable in full
+        let Some(map) = self.map.get() else {
+            return &[];
+        };
+        // SAFETY: the map is `map.len()` bytes long and readable in full
         // (invariant 1); the caller promises that nothing writes to the file
         // while the slice lives (this function's `# Safety`).
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.len()) }
+        unsafe { std::slice::from_raw_parts(map.as_ptr(), map.len()) }
     }
 
     /// The file up to [`data_len`](Segment::data_len) for the recovery scan
@@ -342,21 +450,30 @@ impl Segment {
     /// writer in another process: the bytes may be changing while they are
     /// copied, so they are copied out through a raw pointer rather than
     /// borrowed, and the copy is checked before anything trusts it.
-    pub(crate) fn copy_out(&self, offset: usize, len: usize) -> Option<Vec<u8>> {
-        let end = offset.checked_add(len)?;
-        if end > self.len() {
+    /// A copy of `len` bytes at `offset` for a check of a few bytes: for a
+    /// segment opened on first use, read with `pread` from the file rather
+    /// than through the map (a file that was read in large runs sits in the
+    /// page cache in large folios, and touching one byte through the map
+    /// maps a whole folio, up to 2 MiB on Linux 6.x, into this process's
+    /// resident set); otherwise as [`copy_out`](Segment::copy_out). The
+    /// file is opened for the read and closed after, so that a store keeps
+    /// no descriptor per segment.
+    pub(crate) fn read_at(&self, offset: usize, len: usize) -> Option<Vec<u8>> {
+        if self.expected.is_none() || !self.is_open() {
+            return self.copy_out(offset, len);
+        }
+        if offset.checked_add(len)? > self.len() {
             return None;
         }
+        let file = File::open(&self.path).ok()?;
         let mut copy = vec![0u8; len];
-        // SAFETY: `offset..end` lies inside the map (checked above), which
-        // stays readable while `self` lives (invariant 1). No reference to
-        // the mapped bytes is created, so bytes another process is writing
-        // at this moment reach only the copy, whose checksums are verified
-        // before use.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(offset), copy.as_mut_ptr(), len);
-        }
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut copy, offset as u64).ok()?;
         Some(copy)
+    }
+
+    /// A deferred segment not opened yet has no bytes: `None`.
+    pub(crate) fn copy_out(&self, offset: usize, len: usize) -> Option<Vec<u8>> {
+        copy_from(self.map.get()?, offset, len)
     }
 
     /// The committed bytes as a [`Bytes`] that keeps the segment mapped:
@@ -367,6 +484,24 @@ impl Segment {
             segment: Arc::clone(self),
         })
     }
+}
+
+/// A copy of `len` bytes at `offset` of `map`, or `None` past its end; see
+/// [`Segment::copy_out`].
+fn copy_from(map: &MmapRaw, offset: usize, len: usize) -> Option<Vec<u8>> {
+    let end = offset.checked_add(len)?;
+    if end > map.len() {
+        return None;
+    }
+    let mut copy = vec![0u8; len];
+    // SAFETY: `offset..end` lies inside the map (checked above), which stays
+    // readable while it lives (invariant 1). No reference to the mapped
+    // bytes is created, so bytes another process is writing at this moment
+    // reach only the copy, whose checksums are verified before use.
+    unsafe {
+        std::ptr::copy_nonoverlapping(map.as_ptr().add(offset), copy.as_mut_ptr(), len);
+    }
+    Some(copy)
 }
 
 /// Where the data of `file` (of `len` bytes) ends: the start of the hole
@@ -423,6 +558,10 @@ pub(crate) fn map_immutable(file: &File) -> std::io::Result<Mapped> {
     // rename), and the map is never written through, so sharing it as an
     // immutable slice is sound.
     let map = unsafe { Mmap::map(file) }?;
+    // Lookups read a few scattered parts of an index: no readahead, so that
+    // a cold file's pages come into the page cache (and this process's
+    // resident set) one at a time, not in large runs. Best effort.
+    let _ = map.advise(memmap2::Advice::Random);
     Ok(Mapped(Bytes::from_owner(map)))
 }
 

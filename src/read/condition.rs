@@ -301,7 +301,7 @@ fn first_version_from(
                 .first()
                 .copied()
                 .ok_or_else(|| super::internal(format!("stream '{stream}' lost a version"))),
-            Some(Err(reason)) => Err(super::internal(reason)),
+            Some(Err(e)) => Err(e),
             None => Err(super::internal(format!("stream '{stream}' vanished"))),
         }
     };

@@ -28,7 +28,7 @@ pub(crate) fn events_by_id(
     loop {
         let (hits, planned) = {
             let index = index.read();
-            let hits = index.find_ids(ids).map_err(internal)?;
+            let hits = index.find_ids(ids)?;
             if hits.iter().all(Option::is_none) {
                 return Ok(ids.iter().map(|_| None).collect());
             }

@@ -86,7 +86,7 @@ pub(crate) fn plan(
     };
     for position in positions {
         let (segment, offset) = index
-            .location(position)
+            .location(position)?
             .ok_or_else(|| internal(format!("position {position} is not in the index")))?;
         // Newest first: a read rarely leaves the segment it is in.
         let number = u64::from(segment);
@@ -284,8 +284,7 @@ pub(crate) fn control_record(
     let events = read_planned(index, |index| {
         let positions = index
             .stream_positions(name, version, 1)
-            .ok_or_else(|| internal(format!("control stream '{name}' vanished")))?
-            .map_err(internal)?;
+            .ok_or_else(|| internal(format!("control stream '{name}' vanished")))??;
         Ok(plan(
             index,
             positions.into_iter(),

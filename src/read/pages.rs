@@ -9,7 +9,7 @@ use std::ops::Range;
 use parking_lot::RwLock;
 
 use super::filter::{Filter, FilteredPage};
-use super::{internal, plan, read_planned};
+use super::{plan, read_planned};
 use crate::error::Error;
 use crate::event::RecordedEvent;
 use crate::index::Index;
@@ -82,8 +82,7 @@ fn stream_range(
             let count = (to.saturating_sub(from)).min(want as u64) as usize;
             let positions = index
                 .stream_positions(stream, from, count)
-                .ok_or_else(not_found)?
-                .map_err(internal)?;
+                .ok_or_else(not_found)??;
             let name = index.shared_name(stream).ok_or_else(not_found)?;
             reached.set((from + positions.len() as u64, to));
             plan(index, positions.into_iter(), Some((name, from)))

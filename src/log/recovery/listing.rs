@@ -35,6 +35,9 @@ pub(super) struct Listing {
     pub temps: Vec<PathBuf>,
     /// Segment index files left half-written by a crash.
     pub index_temps: Vec<PathBuf>,
+    /// The numbers of the segments that have an index file (of any
+    /// content: checked when used).
+    pub indexes: std::collections::HashSet<u64>,
 }
 
 pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
@@ -115,12 +118,17 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
     let first = base.as_ref().map_or(0, |b| u64::from(b.first_segment));
     let below = segments.partition_point(|(n, _)| *n < first);
     let mut dropped: Vec<PathBuf> = segments.drain(..below).map(|(_, path)| path).collect();
-    dropped.extend(
-        indexes
-            .into_iter()
-            .filter(|(n, _)| *n < first)
-            .map(|(_, path)| path),
-    );
+    // The index files of the segments kept, by number (an open defers a
+    // sealed segment only when its index file is there).
+    let mut numbers = std::collections::HashSet::with_capacity(indexes.len());
+    for (n, path) in indexes {
+        if n < first {
+            dropped.push(path);
+        } else {
+            numbers.insert(n);
+        }
+    }
+    let indexes = numbers;
     for (k, (number, _)) in segments.iter().enumerate() {
         let expected = first + k as u64;
         if *number != expected {
@@ -149,6 +157,7 @@ pub(super) fn list(dir: &Path) -> Result<Listing, Error> {
         dropped,
         temps,
         index_temps,
+        indexes,
     })
 }
 

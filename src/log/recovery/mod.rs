@@ -1,6 +1,10 @@
-//! The open: every segment header is checked, sealed segments come from
-//! their index files while those check out (`crate::index::persist`), the
-//! rest of the log is scanned and checked frame by frame, and the one kind
+//! The open: every segment file is listed (present, regular, numbered
+//! without a gap); the sealed segments a stream catalog covers are deferred
+//! to their first use (`Segment::deferred`, `Table::deferred`), where their
+//! header and index are checked as here; every other segment header is
+//! checked, sealed segments come from their index files while those check
+//! out (`crate::index::persist`), the rest of the log is scanned and
+//! checked frame by frame, and the one kind
 //! of damage that is expected after a crash — a torn tail of the active
 //! segment — is repaired. Everything else is refused.
 //!
@@ -21,6 +25,7 @@
 //! | damage in a sealed segment | any frame of a scanned sealed segment fails a check, or non-zero bytes follow its end | `Corruption`; nothing modified | `recovery_table::damage_in_sealed_segment` |
 //! | damage in a sealed segment with its index | the index's checks (its last frame, the bytes after it) fail, or a read reaches a damaged record | the index is unusable and the segment scanned, as above; a damaged record fails its read with `Corruption` | `recovery_table::damage_in_sealed_segment_with_its_index` |
 //! | unusable segment index | an index file missing, damaged, cut, foreign, stale or claiming what its segment does not hold | `warn!`, listed in the report; the log is scanned from that segment on and (writable) the index written again; open | `segment_index::*` |
+//! | sealed segments a catalog covers | the catalog (version 2) lists their first positions, each has an index file in the listing, and the last one's index is the one it names | segments `1..n-1` deferred: not opened; the first use opens one, checks its header and loads its index (rebuilt from its frames if unusable); a failure there is `Corruption` naming the file, from that read | `lazy_open::*` |
 //! | unusable stream catalog | the catalog (of a seal or a clean close) damaged, cut, foreign, or not describing the log as it is | `warn!`, listed in the report; the streams come from the index files; open | `segment_index::a_clean_close_writes_a_catalog_and_any_damage_to_it_is_ignored`, `segment_index::a_catalog_that_does_not_describe_the_log_is_ignored` |
 //! | inconsistent frame | a frame whose checksums pass but whose positions or versions do not follow on | `Corruption`; nothing modified | `recovery_table::inconsistent_positions` |
 //! | bad or foreign header | a header that fails its checksum, magic or version, names another number, store or size, or a file whose length is not the segment size | `Corruption`; nothing modified | `recovery_table::bad_or_foreign_header` |
@@ -31,7 +36,9 @@
 //! | bad first frame, segment after | the first frame of a segment fails a check and another segment follows it (one is prepared only after a frame of this one was durable) | `Corruption`; nothing modified | `regressions::damage_to_the_first_frame_of_a_segment_before_a_prepared_one_is_refused` |
 //!
 //! A writable open ends by syncing the directory, so that a segment name a
-//! crash left unsynced is durable before any append goes into it; a
+//! crash left unsynced is durable before any append goes into it (after a
+//! clean close the writer's first write does it, when it removes the
+//! clean close's index); a
 //! read-only open scans the last two segments from copies, since a live
 //! writer may be appending to them.
 //!
@@ -61,7 +68,7 @@ use crate::index::persist::{
     BASE_FILE, CATALOG_FILE, Unusable, index_file_name, load_table, read_catalog,
     sealed_index_bytes, write_index,
 };
-use crate::index::{Entry, Index, Table};
+use crate::index::{Deferred, Entry, Index, Table};
 use crate::io::FileIo;
 use crate::log::segment::{Access, Segment, map_immutable};
 use crate::options::TornTail;
@@ -114,7 +121,7 @@ pub(crate) enum Mode {
 
 /// Scans the store in `dir` and rebuilds its index; see the table above.
 pub(crate) fn recover(dir: &Path, io: &dyn FileIo, mode: Mode) -> Result<Recovered, Error> {
-    recover_with(dir, io, mode, true)
+    recover_with(dir, io, mode, true, true)
 }
 
 /// Recovers without the catalog, which is unusable for `reason`: logged,
@@ -131,19 +138,21 @@ fn catalog_unusable(
         %reason,
         "stream catalog unusable: taking the streams from the segment indexes"
     );
-    let mut recovered = recover_with(dir, io, mode, false)?;
+    let mut recovered = recover_with(dir, io, mode, false, false)?;
     recovered.report.unusable_indexes.push((file, reason));
     Ok(recovered)
 }
 
 /// [`recover`], taking the streams from the catalog (of the last seal or
 /// of a clean close) when `use_catalog` and it fits, or else from the index
-/// files.
+/// files; and, when `defer` and the catalog allows, deferring the sealed
+/// segments it covers to their first use.
 fn recover_with(
     dir: &Path,
     io: &dyn FileIo,
     mode: Mode,
     use_catalog: bool,
+    defer: bool,
 ) -> Result<Recovered, Error> {
     let listing = list(dir)?;
     let writable = matches!(mode, Mode::Writable(..));
@@ -170,14 +179,34 @@ fn recover_with(
         count.saturating_sub(2)
     };
 
+    // With a catalog that names the last sealed segment's index, the
+    // sealed segments before that one are deferred: nothing of them is
+    // opened now (the listing has shown them present and numbered without
+    // a gap), and each is opened and checked on first use (see
+    // `Segment::deferred` and `Table::deferred`). Segment 0 is opened for
+    // the store's header, and the last sealed one to tie the catalog to
+    // the files.
+    let catalog_bytes = if use_catalog { read_catalog(dir) } else { None };
+    let catalog = catalog_bytes.as_deref().map(decode_catalog);
+    let deferred_below = match &catalog {
+        // A log that retention cut is opened whole: the catalog's segment
+        // table counts from segment 0 (and a cut log holds few segments).
+        Some(Ok(c)) if defer && listing.base.is_none() => deferrable(c, count, &listing.indexes),
+        _ => 0,
+    };
     let mut first: Option<SegmentHeader> = None;
-    let mut segments: Vec<Segment> = Vec::with_capacity(count);
+    let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(count);
     for (number, path) in listing.segments {
-        segments.push(Segment::open(path, number, &mut first)?);
+        let k = segments.len();
+        let segment = match &first {
+            Some(h) if k < deferred_below => Segment::deferred(path, number, h),
+            _ => Segment::open(path, number, &mut first)?,
+        };
+        segments.push(Arc::new(segment));
     }
     let header = first.ok_or_else(|| Error::corruption(dir, 0, "no segment header read"))?;
     let paths: Vec<PathBuf> = segments.iter().map(|s| s.path().to_path_buf()).collect();
-    let salts: Vec<Salt> = segments.iter().map(Segment::salt).collect();
+    let salts: Vec<Salt> = segments.iter().map(|s| s.salt()).collect();
 
     // Sealed segments come from their index files, without a scan, for as
     // long as each one checks out; the rest of the log is scanned. After a
@@ -212,17 +241,71 @@ fn recover_with(
     // it names are not read: the catalog gives every stream as it stood
     // there, if the log reaches that index where the catalog says. Only
     // the later index files' tables are merged, and the rest scanned.
-    let catalog_bytes = if use_catalog { read_catalog(dir) } else { None };
-    let catalog = match catalog_bytes.as_deref().map(decode_catalog) {
+    let catalog = match catalog {
         None => None,
         Some(Ok(c)) if c.store_id == header.store_id => Some(c),
         Some(Ok(_)) => return catalog_unusable(dir, io, mode, "of another store".into()),
         Some(Err(reason)) => return catalog_unusable(dir, io, mode, reason),
     };
     let mut catalog_installed = false;
+    if let (Some(c), true) = (&catalog, deferred_below > 0) {
+        // Segments 0..deferred_below from the catalog, each table loaded on
+        // first use; the last sealed one's index loaded now and required
+        // to be the one the catalog names.
+        let mut deferred = Ok(());
+        for (k, segment) in segments.iter().enumerate().take(deferred_below) {
+            let positions = c.sealed_firsts[k]..c.sealed_firsts[k + 1];
+            let table = Table::deferred(
+                Deferred {
+                    dir: dir.to_path_buf(),
+                    segment: Arc::clone(segment),
+                    store_id: header.store_id,
+                },
+                positions,
+            )
+            .ok_or_else(|| "segment number beyond 2^32".to_owned());
+            deferred = table.and_then(|t| index.push_deferred(t));
+            if deferred.is_err() {
+                break;
+            }
+        }
+        let last = &segments[deferred_below];
+        let tied = deferred
+            .map_err(Unusable::Bad)
+            .and_then(|()| load_table(dir, last, header.store_id, index.len()))
+            .and_then(|t| match t.header() {
+                Some(h)
+                    if !h.open
+                        && t.header_crc() == Some(c.index_crc)
+                        && h.first_position + u64::from(h.event_count) == c.next_position =>
+                {
+                    index.push_loaded(t, false).map_err(Unusable::Bad)
+                }
+                _ => Err(Unusable::Bad("not the index the catalog names".into())),
+            });
+        if tied.is_err() {
+            // The last sealed index is not the one the catalog names (or
+            // unusable itself): open every segment and take the log from
+            // the index files as far as they go, which judges the catalog
+            // and names what is wrong.
+            return recover_with(dir, io, mode, use_catalog, false);
+        }
+        if let Err(reason) = index.install_catalog(c) {
+            return catalog_unusable(dir, io, mode, reason);
+        }
+        catalog_installed = true;
+        from = deferred_below + 1;
+        ends.resize(from, SEGMENT_HEADER_LEN);
+        if let (Some(h), Some(end)) = (
+            index.sealed().last().and_then(Table::header),
+            ends.last_mut(),
+        ) {
+            *end = h.data_end as usize;
+        }
+    }
     while from < count {
         let segment = &segments[from];
-        let later_data = segments.get(from + 1).is_some_and(holds_data);
+        let later_data = segments.get(from + 1).is_some_and(|s| holds_data(s));
         let loaded = load_table(dir, segment, header.store_id, index.len()).and_then(|t| {
             // The header was checked when the table was made; the body is
             // checked where it is first used (merging its streams below
@@ -296,7 +379,7 @@ fn recover_with(
             // An index file before the one the catalog names was unusable,
             // and the log is scanned from it on: the report names that
             // file, and the streams come from the index files and the scan.
-            return recover_with(dir, io, mode, false);
+            return recover_with(dir, io, mode, false, false);
         }
         // No index file the log reaches is the one the catalog names.
         let reason = "not written with the log as it is (stale)".to_owned();
@@ -315,7 +398,16 @@ fn recover_with(
                 } else {
                     Access::Exclusive
                 };
-                seg.scan_bytes(access)
+                // Scanned segments are opened above and not shared yet;
+                // were one shared, its bytes are copied rather than
+                // borrowed.
+                if Arc::strong_count(seg) == 1 && Arc::weak_count(seg) == 0 {
+                    Arc::get_mut(seg).map_or(std::borrow::Cow::Owned(Vec::new()), |s| {
+                        s.scan_bytes(access)
+                    })
+                } else {
+                    std::borrow::Cow::Owned(seg.copy_out(0, seg.data_len()).unwrap_or_default())
+                }
             })
             .collect();
         let bytes: Vec<&[u8]> = contents.iter().map(|c| &**c).collect();
@@ -421,15 +513,29 @@ fn recover_with(
         // A crash right after a segment was renamed into place, before the
         // directory was synced, leaves a name that is not durable yet; the
         // writer may append into that segment, so make the names durable
-        // before anything is acknowledged.
-        io.sync_dir(dir)
-            .map_err(|e| Error::io("sync data directory", dir, e))?;
+        // before anything is acknowledged. Not after a clean close (the
+        // open took the clean close's index of the active segment): the
+        // writer removes that index and syncs the directory before its
+        // first write anyway (`Engine::stale_index`), so no append can be
+        // acknowledged before the names are durable, and a reopen that
+        // only reads costs no directory sync (milliseconds on a busy disk).
+        if !clean_end {
+            io.sync_dir(dir)
+                .map_err(|e| Error::io("sync data directory", dir, e))?;
+        }
         persist_rebuilt(dir, io, &mut index);
     }
 
-    for (seg, end) in segments.into_iter().zip(&ends) {
-        seg.publish(*end);
-        index.push_segment(Arc::new(seg));
+    for (k, (seg, end)) in segments.into_iter().zip(&ends).enumerate() {
+        // A deferred segment's watermark covers its header (checked, for
+        // segment 0, and readable only once checked, for the others) until
+        // its table is loaded, which sets it where its frames end.
+        seg.publish(if k < deferred_below {
+            SEGMENT_HEADER_LEN
+        } else {
+            *end
+        });
+        index.push_segment(seg);
     }
     Ok(Recovered {
         store_id: header.store_id,
@@ -456,6 +562,34 @@ fn remove_dropped(dir: &Path, io: &dyn FileIo, dropped: &[PathBuf]) -> Result<()
             .map_err(|e| Error::io("sync data directory", dir, e))?;
     }
     Ok(())
+}
+
+/// How many segments, from 0, the open may defer with catalog `c` in a
+/// store of `count` segments: those before the last sealed one the catalog
+/// covers, when its segment table is well formed (strictly increasing
+/// first positions from 0, below the position it reached) and at least
+/// one segment follows the ones it covers, and every one of them has an
+/// index file. 0 when nothing can be deferred.
+fn deferrable(
+    c: &crate::index::catalog::Catalog<'_>,
+    count: usize,
+    indexes: &std::collections::HashSet<u64>,
+) -> usize {
+    let n = c.sealed_firsts.len();
+    // A sealed segment without an index file is scanned at this open (and
+    // its index written by a writable one), as before catalogs deferred
+    // anything: "remove it and the next open rebuilds it" stays true.
+    if (0..n as u64).any(|k| !indexes.contains(&k)) {
+        return 0;
+    }
+    let increasing = c.sealed_firsts.windows(2).all(|w| w[0] < w[1]);
+    let fits = c.sealed_firsts.first() == Some(&0)
+        && c.sealed_firsts.last().is_some_and(|l| *l < c.next_position);
+    if n >= 2 && n < count && increasing && fits {
+        n - 1
+    } else {
+        0
+    }
 }
 
 /// Whether `segment` holds a frame: its first frame's length word is set.
