@@ -44,7 +44,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::format::{FRAME_FIRST_POSITION_AT, Frames, SEGMENT_HEADER_LEN};
+use crate::format::{FRAME_FIRST_POSITION_AT, Frame, Frames, SEGMENT_HEADER_LEN};
 use crate::lifecycle::{StreamKey, StreamState, key, key_of_control_stream};
 use crate::log::segment::{Mapped, Segment};
 use active_ids::ActiveIds;
@@ -453,30 +453,8 @@ fn rebuild_sealed(
         .based_at(SEGMENT_HEADER_LEN)
         .expecting(positions.start);
     while let Some(frame) = frames.next_frame() {
-        for (at, r) in frame.records.iter().filter(|(_, r)| !r.gap) {
-            let stream = name(r.stream, "stream id").map_err(|e| corrupt(*at, e))?;
-            if !index.stream_ids.contains_key(stream) {
-                let id = index.add_stream(stream).map_err(|e| corrupt(*at, e))?;
-                if let Some(s) = index.streams.get_mut(id as usize) {
-                    s.next_version = r.version;
-                }
-            }
-        }
-        let entries = frame.records.iter().map(|(at, r)| Entry {
-            stream: r.stream,
-            event_type: r.event_type,
-            version: r.version,
-            offset: *at as u32,
-            id: r.id,
-            control: None,
-        });
         index
-            .push_frame(
-                index.active.segment,
-                frame.at..frame.end(),
-                frame.header.first_position,
-                entries,
-            )
+            .push_segment_frame(&frame)
             .map_err(|r| corrupt(r.offset as usize, r.reason))?;
     }
     let end = frames.finish();
@@ -515,33 +493,7 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
         .based_at(SEGMENT_HEADER_LEN)
         .expecting(header.first_position);
     while let Some(frame) = frames.next_frame() {
-        // A stream that began in an earlier segment goes on here from the
-        // version it had reached: the segment alone says which.
-        for (_, r) in frame.records.iter().filter(|(_, r)| !r.gap) {
-            let Ok(stream) = name(r.stream, "stream id") else {
-                return None;
-            };
-            if !index.stream_ids.contains_key(stream) {
-                let id = index.add_stream(stream).ok()?;
-                index.streams.get_mut(id as usize)?.next_version = r.version;
-            }
-        }
-        let entries = frame.records.iter().map(|(at, r)| Entry {
-            stream: r.stream,
-            event_type: r.event_type,
-            version: r.version,
-            offset: *at as u32,
-            id: r.id,
-            control: None,
-        });
-        index
-            .push_frame(
-                index.active.segment,
-                frame.at..frame.end(),
-                frame.header.first_position,
-                entries,
-            )
-            .ok()?;
+        index.push_segment_frame(&frame).ok()?;
     }
     let end = header.first_position + u64::from(header.event_count);
     if !frames.finish().is_clean() || index.len() != end {
@@ -2139,6 +2091,40 @@ impl Index {
         }
         self.last = None;
         Ok(())
+    }
+
+    /// Takes `frame`, a checked frame of the segment this index (of that
+    /// one segment alone, being rebuilt) is for. A stream that began in an
+    /// earlier segment goes on here from the version it had reached: the
+    /// segment alone says which.
+    fn push_segment_frame(&mut self, frame: &Frame<'_, '_>) -> Result<(), Refused> {
+        for (at, r) in frame.records.iter().filter(|(_, r)| !r.gap) {
+            let refused = |reason: String| Refused {
+                offset: *at as u64,
+                reason,
+            };
+            let stream = name(r.stream, "stream id").map_err(refused)?;
+            if !self.stream_ids.contains_key(stream) {
+                let id = self.add_stream(stream).map_err(refused)?;
+                if let Some(s) = self.streams.get_mut(id as usize) {
+                    s.next_version = r.version;
+                }
+            }
+        }
+        let entries = frame.records.iter().map(|(at, r)| Entry {
+            stream: r.stream,
+            event_type: r.event_type,
+            version: r.version,
+            offset: *at as u32,
+            id: r.id,
+            control: None,
+        });
+        self.push_frame(
+            self.active.segment,
+            frame.at..frame.end(),
+            frame.header.first_position,
+            entries,
+        )
     }
 
     /// The names of the streams from the `start`th on, in the order they
