@@ -1907,9 +1907,15 @@ impl Index {
             .partition_point(|first| *first <= s.first_position)
             .saturating_sub(1);
         for table in self.sealed.iter().skip(start) {
-            let view = table.view_or_rebuild(self.segment(table.segment))?;
-            if let Some(entry) = view.stream(s.name.as_bytes()) {
-                return Some(entry.versions().start);
+            // The stream's entry alone, checked on first use, as a read
+            // checks it.
+            let first = self
+                .sealed_lookup(table, |view| {
+                    view.stream(s.name.as_bytes()).map(|e| e.versions().start)
+                })
+                .ok()?;
+            if first.is_some() {
+                return first;
             }
         }
         (!s.active.is_empty()).then_some(s.active_first_version)
