@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::event::{EventData, RecordedEvent};
 use crate::format::padded_record_len;
 use crate::log::batch::{Batch, batch_capacity};
-use crate::read::{Failed, execute_into, plan};
+use crate::read::{execute_into, plan, read_planned_with};
 use crate::store::Store;
 
 /// How many positions one [`read_log`] examines at most, however few
@@ -152,9 +152,10 @@ pub fn read_log(store: &Store, from_position: u64, max_count: usize) -> Result<L
             let from = from.max(index.start_position());
             Ok::<_, Error>(plan(index, from..to.max(from), None)?.keeping_control())
         };
-        let mut chunk = Vec::new();
-        let run = |plan, chunk: &mut Vec<LogRecord>| {
-            chunk.clear();
+        // As every read does: planned again, once, after a failing
+        // segment's tables are rebuilt.
+        let chunk = read_planned_with(index, make_plan, |plan| {
+            let mut chunk = Vec::new();
             execute_into(plan, &mut |event, control| {
                 chunk.push(if control {
                     LogRecord::Control(event)
@@ -162,24 +163,8 @@ pub fn read_log(store: &Store, from_position: u64, max_count: usize) -> Result<L
                     LogRecord::Event(event)
                 });
             })
-        };
-        // As every read does: a record that is not what the index says
-        // may mean the segment's index is wrong rather than the record, so
-        // the segment's tables are rebuilt and the read planned again,
-        // once.
-        match run(make_plan(&index.read())?, &mut chunk) {
-            Ok(()) => {}
-            Err(Failed {
-                error,
-                segment: Some(segment),
-            }) => {
-                if !index.write().distrust(segment) {
-                    return Err(error);
-                }
-                run(make_plan(&index.read())?, &mut chunk).map_err(|f| f.error)?;
-            }
-            Err(f) => return Err(f.error),
-        }
+            .map(|()| chunk)
+        })?;
         for record in chunk {
             if page.records.len() == max_count {
                 break;

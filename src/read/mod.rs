@@ -156,9 +156,20 @@ pub(crate) fn read_planned(
     index: &parking_lot::RwLock<Index>,
     make_plan: impl Fn(&Index) -> Result<Plan, Error>,
 ) -> Result<Vec<RecordedEvent>, Error> {
+    read_planned_with(index, make_plan, execute)
+}
+
+/// [`read_planned`], with `run` doing the executing (a read that keeps
+/// more than the events, say); planned again and run again, once, after
+/// the failing segment's tables are rebuilt.
+pub(crate) fn read_planned_with<T>(
+    index: &parking_lot::RwLock<Index>,
+    make_plan: impl Fn(&Index) -> Result<Plan, Error>,
+    mut run: impl FnMut(Plan) -> Result<T, Failed>,
+) -> Result<T, Error> {
     let plan = make_plan(&index.read())?;
-    match execute(plan) {
-        Ok(events) => Ok(events),
+    match run(plan) {
+        Ok(out) => Ok(out),
         Err(Failed {
             error,
             segment: Some(segment),
@@ -167,7 +178,7 @@ pub(crate) fn read_planned(
                 return Err(error);
             }
             let plan = make_plan(&index.read())?;
-            execute(plan).map_err(|f| f.error)
+            run(plan).map_err(|f| f.error)
         }
         Err(f) => Err(f.error),
     }
