@@ -6,13 +6,13 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::error::Error;
 use crate::event::{
     AppendCondition, AppendResult, EventData, ExpectedVersion, RecordedEvent, StreamAppend,
 };
-use crate::index::Index;
+use crate::index::shared::SharedIndex;
 use crate::io::{DIR_MODE, FILE_MODE};
 use crate::lifecycle::scavenge::ScavengeReport;
 use crate::lifecycle::{Op, StreamLimits};
@@ -58,7 +58,7 @@ pub struct Store {
     /// store keeps whatever the caller asked for).
     options: Options,
     /// Shared with the subscriptions, which may outlive the store.
-    index: Arc<RwLock<Index>>,
+    index: Arc<SharedIndex>,
     /// Commit notifications for live subscriptions; closed when the store
     /// is.
     commits: Arc<Commits>,
@@ -141,7 +141,7 @@ impl Store {
         let options = options.segment_size(recovered.segment_size);
         let metrics = Arc::<Recorder>::default();
         let writer = Writer::resume(dir.clone(), &recovered, &options, Arc::clone(&metrics))?;
-        let index = Arc::new(RwLock::new(recovered.index));
+        let index = Arc::new(SharedIndex::new(recovered.index));
         crate::lifecycle::load(&index)?;
         // Retention set tighter than the store was written with, or a
         // store reopened after its segments aged out: applied before the
@@ -200,7 +200,7 @@ impl Store {
             offset: recovered.write_offset,
         };
         let follower = Follower::new(dir.clone(), recovered.first_header(), tail);
-        let index = Arc::new(RwLock::new(recovered.index));
+        let index = Arc::new(SharedIndex::new(recovered.index));
         crate::lifecycle::load(&index)?;
         Ok(Store {
             dir,
@@ -983,12 +983,12 @@ impl Store {
     /// The writer and the index, for tests that drive a commit group
     /// directly.
     #[cfg(test)]
-    pub(crate) fn parts_for_tests(&self) -> (&Writer, &RwLock<Index>) {
+    pub(crate) fn parts_for_tests(&self) -> (&Writer, &SharedIndex) {
         (self.writer.as_ref().expect("a writable store"), &self.index)
     }
 
     /// The index, for the replication read ([`crate::replication::read_log`]).
-    pub(crate) fn index(&self) -> &RwLock<Index> {
+    pub(crate) fn index(&self) -> &SharedIndex {
         &self.index
     }
 

@@ -80,7 +80,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::RwLock;
 
 use crate::error::Error;
 use crate::format::{Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_segment_header};
@@ -91,6 +90,7 @@ use crate::index::persist::{
     BASE_FILE, CATALOG_FILE, index_file_name, sealed_index_bytes, write_base, write_catalog,
     write_index,
 };
+use crate::index::shared::SharedIndex;
 use crate::io::{FILE_MODE, FileIo};
 use crate::log::segment::{self, Segment};
 use crate::options::Options;
@@ -161,7 +161,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(index: &RwLock<Index>) -> Result<Snapshot, Error> {
+    fn take(index: &SharedIndex) -> Result<Snapshot, Error> {
         let index = index.read();
         // Every sealed segment opened and checked, with its watermark set.
         index.load_all()?;
@@ -279,7 +279,7 @@ enum Plan {
 /// see the module's documentation.
 pub(crate) fn backup(
     origin: &Path,
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     options: &Options,
     dest: &Path,
 ) -> Result<BackupReport, Error> {

@@ -31,7 +31,7 @@ const TAG_MASK: u64 = 0xffff_ffff_0000_0000;
 const INDEX_MASK: u64 = 0xffff_ffff;
 
 /// The active segment's ids; see the module's docs.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ActiveIds {
     /// The id of each event, in position order.
     ids: Vec<[u8; 16]>,

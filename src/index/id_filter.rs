@@ -304,7 +304,7 @@ pub(crate) struct FilterJob {
 
 /// A finished [`FilterJob`]: the filter and what it covers, or `None`
 /// for the filter when some table could not be read.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct FilterDone {
     pub(crate) filter: Option<Arc<IdFilter>>,
     pub(crate) end: u64,

@@ -35,6 +35,7 @@ pub mod file;
 pub(crate) mod id_filter;
 pub(crate) mod id_hash;
 pub(crate) mod persist;
+pub(crate) mod shared;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -576,8 +577,22 @@ struct Stream {
     active: Vec<u64>,
 }
 
+impl Clone for Stream {
+    fn clone(&self) -> Stream {
+        Stream {
+            name: Arc::clone(&self.name),
+            next_version: self.next_version,
+            first_position: self.first_position,
+            first_version: self.first_version,
+            first_held: AtomicU64::new(self.first_held.load(Ordering::Relaxed)),
+            active_first_version: self.active_first_version,
+            active: self.active.clone(),
+        }
+    }
+}
+
 /// The active segment, indexed event by event.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Active {
     segment: u32,
     first_position: u64,
@@ -595,8 +610,9 @@ struct Active {
     ids: ActiveIds,
 }
 
-/// Positions, streams and segments of one store.
-#[derive(Debug, Default)]
+/// Positions, streams and segments of one store. Cloned once, at open,
+/// for the second copy that readers and the writer share (see [`shared`]).
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Index {
     store_id: u64,
     /// The number of the log's first segment: 0, or later once `$all`
@@ -1139,9 +1155,23 @@ impl Index {
     /// file (more than one when the segment was reopened after a clean
     /// close).
     pub(crate) fn seal(&mut self) -> Vec<Table> {
+        let table = self.sealing_table();
+        self.seal_with(table)
+    }
+
+    /// The table [`seal`](Index::seal) makes of the active segment's
+    /// events: built apart from the sealing, so that the two copies of a
+    /// shared index take one table built once.
+    pub(crate) fn sealing_table(&self) -> Option<Table> {
+        self.active_table(false)
+    }
+
+    /// [`seal`](Index::seal) with the table [`sealing_table`](Index::sealing_table)
+    /// made of this index (or of a copy of it).
+    pub(crate) fn seal_with(&mut self, table: Option<Table>) -> Vec<Table> {
         let segment = self.active.segment;
         let next = self.len();
-        if let Some(table) = self.active_table(false) {
+        if let Some(table) = table {
             self.push_table(table);
         }
         for id in std::mem::take(&mut self.active.streams) {
@@ -1506,37 +1536,29 @@ impl Index {
         true
     }
 
-    /// Rebuilds the tables of segment `segment` from the segment itself,
-    /// after a read found a record that is not what they say; true if it
-    /// replaced them. The tables of an index file are checked at open and
-    /// on first use, but a file can pass every check and still send a read
-    /// to the wrong record (written by a faulty build, or forged with good
-    /// checksums): derived data, so the segment decides. False, leaving
-    /// everything as it was, when the tables were built from the segment
-    /// in the first place or the segment itself fails its checks (then the
-    /// record really is damaged).
-    pub(crate) fn distrust(&mut self, segment: u32) -> bool {
-        let Some(start) = self.sealed.iter().position(|t| t.segment == segment) else {
-            return false;
-        };
+    /// The tables of segment `segment` rebuilt from the segment itself,
+    /// after a read found a record that is not what they say; to be put in
+    /// place with [`replace_distrusted`](Index::replace_distrusted). The
+    /// tables of an index file are checked at open and on first use, but a
+    /// file can pass every check and still send a read to the wrong record
+    /// (written by a faulty build, or forged with good checksums): derived
+    /// data, so the segment decides. `None` when the tables were built from
+    /// the segment in the first place or the segment itself fails its
+    /// checks (then the record really is damaged).
+    pub(crate) fn distrusted(&self, segment: u32) -> Option<Table> {
+        let start = self.sealed.iter().position(|t| t.segment == segment)?;
         let run: Vec<&Table> = self.sealed[start..]
             .iter()
             .take_while(|t| t.segment == segment)
             .collect();
         if !run.iter().any(|t| t.is_persisted()) {
-            return false;
+            return None;
         }
-        let (Some(first), Some(last)) = (
-            run.first().and_then(|t| t.header()),
-            run.last().and_then(|t| t.header()),
-        ) else {
-            return false;
-        };
-        let Ok(event_count) =
+        let first = run.first().and_then(|t| t.header())?;
+        let last = run.last().and_then(|t| t.header())?;
+        let event_count =
             u32::try_from(last.first_position + u64::from(last.event_count) - first.first_position)
-        else {
-            return false;
-        };
+                .ok()?;
         let header = IndexHeader {
             event_count,
             data_end: last.data_end,
@@ -1544,17 +1566,20 @@ impl Index {
             open: last.open,
             ..first
         };
-        let rebuilt = self
+        let table = self
             .segment(segment)
             .and_then(|s| rebuild(s, &header))
-            .and_then(|bytes| Table::new(bytes, true));
-        let Some(table) = rebuilt else {
-            return false;
-        };
+            .and_then(|bytes| Table::new(bytes, true))?;
         tracing::warn!(
             segment,
             "a read found a record its segment index does not describe; index rebuilt in memory from the segment"
         );
+        Some(table)
+    }
+
+    /// Puts `table`, from [`distrusted`](Index::distrusted), in place of
+    /// the tables of `segment`; true if it replaced them.
+    pub(crate) fn replace_distrusted(&mut self, segment: u32, table: Table) -> bool {
         let replaced = self.replace_tables(segment, table);
         if replaced {
             // The store-wide filter took its ids from the distrusted

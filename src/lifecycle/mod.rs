@@ -27,12 +27,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::event::RecordedEvent;
 use crate::index::Index;
+use crate::index::shared::SharedIndex;
 
 /// The prefix of every control stream's name. Appends to streams whose ids
 /// start with it are refused: the namespace is annals'.
@@ -387,7 +387,7 @@ impl<'a> Visibility<'a> {
 }
 
 /// Keeps the events of `events` that a read may return now.
-pub(crate) fn retain_visible(index: &RwLock<Index>, events: &mut Vec<RecordedEvent>) {
+pub(crate) fn retain_visible(index: &SharedIndex, events: &mut Vec<RecordedEvent>) {
     let index = index.read();
     if let Some(mut v) = Visibility::of(&index) {
         events.retain(|e| v.shows(e));
@@ -399,7 +399,7 @@ pub(crate) fn retain_visible(index: &RwLock<Index>, events: &mut Vec<RecordedEve
 /// record there that holds no state this build reads is skipped with a
 /// warning: a version-1 store may hold a user stream of such a name, and
 /// its checksum passed, so it is not damage.
-pub(crate) fn load(index: &RwLock<Index>) -> Result<(), Error> {
+pub(crate) fn load(index: &SharedIndex) -> Result<(), Error> {
     let found: Vec<(Arc<str>, StreamKey, u64)> = {
         let index = index.read();
         index
@@ -416,16 +416,24 @@ pub(crate) fn load(index: &RwLock<Index>) -> Result<(), Error> {
             })
             .collect()
     };
+    let mut states = Vec::new();
     for (name, key, last) in found {
         let record = crate::read::control_record(index, &name, last)?;
         match StreamState::decode(&record.data) {
-            Some(state) => index.write().set_lifecycle(key, state),
+            Some(state) => states.push((key, state)),
             None => tracing::warn!(
                 stream = %name,
                 position = record.position,
                 "a stream named like a control stream whose last record holds no lifecycle state; ignored"
             ),
         }
+    }
+    if !states.is_empty() {
+        index.update(|index| {
+            for (key, state) in &states {
+                index.set_lifecycle(*key, *state);
+            }
+        });
     }
     Ok(())
 }

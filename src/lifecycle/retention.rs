@@ -30,13 +30,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::error::Error;
 use crate::format::{Frames, SEGMENT_HEADER_LEN};
-use crate::index::Index;
 use crate::index::base::encode_base;
 use crate::index::persist::{CATALOG_FILE, index_file_name, write_base, write_catalog};
+use crate::index::shared::SharedIndex;
 use crate::io::FileIo;
 use crate::log::segment::Segment;
 
@@ -75,7 +75,7 @@ pub(crate) struct Dropped {
 pub(crate) fn apply(
     dir: &Path,
     io: &dyn FileIo,
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     retention: Retention,
     segment_size: u64,
     below: u32,
@@ -119,8 +119,7 @@ pub(crate) fn apply(
         return Ok(None);
     }
     index
-        .write()
-        .apply_cut(&cut)
+        .update(|index| index.apply_cut(&cut))
         .map_err(crate::read::internal)?;
     newest.lock().retain(|n, _| *n >= end);
     if catalog_named.is_some_and(|n| n < end) {
@@ -170,7 +169,7 @@ pub(crate) fn apply(
 /// (sealed and active, at `segment_size` bytes each) pass the byte limit,
 /// and while the newest event of the oldest is older than the age limit.
 fn choose(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     retention: Retention,
     segment_size: u64,
     below: u32,
@@ -222,7 +221,7 @@ fn choose(
 /// step back. Read once a segment (the caller keeps it): sealed segments
 /// never change, and a scavenge only removes records, so a kept value
 /// errs towards keeping the segment.
-fn newest_recorded_at_us(segment: &Arc<Segment>, index: &RwLock<Index>) -> Result<u64, Error> {
+fn newest_recorded_at_us(segment: &Arc<Segment>, index: &SharedIndex) -> Result<u64, Error> {
     let number = segment.number() as u32;
     let first_position = index
         .read()

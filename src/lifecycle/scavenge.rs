@@ -31,7 +31,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::RwLock;
 
 use crate::error::Error;
 use crate::format::{
@@ -39,11 +38,12 @@ use crate::format::{
     RecordFields, SEGMENT_HEADER_LEN, Salt, SegmentHeader, encode_frame_header, encode_record,
     encode_segment_header, seal_record, set_gap_lengths, set_record_flags,
 };
+use crate::index::Table;
 use crate::index::base::encode_base;
 use crate::index::file::{IndexHeader, encode_index, stream_parts};
 use crate::index::persist::write_base;
 use crate::index::persist::{write_catalog, write_index};
-use crate::index::{Index, Table};
+use crate::index::shared::SharedIndex;
 use crate::io::FileIo;
 use crate::log::segment::{Segment, file_name, map_immutable};
 use crate::log::writer::Writer;
@@ -111,7 +111,7 @@ pub(crate) fn run(
     dir: &Path,
     io: &Arc<dyn FileIo>,
     writer: &Writer,
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ScavengeReport, Error> {
     let _one_at_a_time = writer.scavenge_lock();
@@ -191,7 +191,7 @@ pub(crate) fn run(
 
 /// What a scavenge would remove now, counted without writing anything:
 /// every sealed and active record that no read returns.
-pub(crate) fn reclaimable(index: &RwLock<Index>) -> Result<ScavengeReport, Error> {
+pub(crate) fn reclaimable(index: &SharedIndex) -> Result<ScavengeReport, Error> {
     index.read().load_all()?;
     let (first, end) = {
         let index = index.read();
@@ -259,7 +259,7 @@ struct Rewrite {
 /// Turns every stream's count and age limits into a truncation bound,
 /// with one control record per stream whose bound moves, so that what the
 /// scavenge removes by them stays removed whatever the limits become.
-fn lock_in_limits(writer: &Writer, index: &RwLock<Index>) -> Result<(), Error> {
+fn lock_in_limits(writer: &Writer, index: &SharedIndex) -> Result<(), Error> {
     let limited: Vec<Arc<str>> = {
         let index = index.read();
         if !index.has_lifecycle() {
@@ -306,7 +306,7 @@ fn lock_in_limits(writer: &Writer, index: &RwLock<Index>) -> Result<(), Error> {
 
 /// Reads sealed segment `number` and writes it anew in memory without
 /// its removable records; `None` when it has none.
-fn plan_segment(index: &RwLock<Index>, number: u32) -> Result<Option<Rewrite>, Error> {
+fn plan_segment(index: &SharedIndex, number: u32) -> Result<Option<Rewrite>, Error> {
     let (segment, first_position) = {
         let index = index.read();
         let segment = index
@@ -511,7 +511,7 @@ fn segment_store_id(untrusted: &Bytes) -> Result<u64, Error> {
 fn swap_in(
     dir: &Path,
     io: &dyn FileIo,
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     number: u32,
     plan: Rewrite,
 ) -> Result<(), Error> {
@@ -573,8 +573,10 @@ fn swap_in(
     }
     let table = Table::from_map(mapped, true)
         .ok_or_else(|| crate::read::internal("scavenged index unreadable".into()))?;
-    let mut index = index.write();
-    if !index.replace_segment(segment) || !index.replace_tables(number, table) {
+    let replaced = index.update(|index| {
+        index.replace_segment(Arc::clone(&segment)) && index.replace_tables(number, table.clone())
+    });
+    if !replaced {
         return Err(crate::read::internal(format!(
             "segment {number} changed under a scavenge"
         )));

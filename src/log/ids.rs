@@ -20,13 +20,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use uuid::Uuid;
 
 use crate::error::Error;
 use crate::event::{AppendResult, ExpectedVersion};
-use crate::index::Index;
 use crate::index::id_hash::IdHashBuilder;
+use crate::index::shared::SharedIndex;
 use crate::log::batch::{Batch, Part};
 use crate::read::ids::events_by_id;
 
@@ -88,7 +87,7 @@ pub(crate) struct Now<'a> {
 /// [`Pending`].
 pub(crate) fn check_ids(
     batch: &Batch,
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     now: &Now<'_>,
 ) -> Result<Verdict, Error> {
     if batch.ids.is_empty() {

@@ -15,9 +15,10 @@
 //! the batches placed before it in the group are committed, so no append
 //! can land between the check and the write.
 //!
-//! Readers never wait for a sync: the index's write lock is taken only to
-//! add a synced frame's entries, after the sync returned, and readers hold
-//! its read lock only to copy the entries they read (see [`crate::read`]).
+//! Readers and the writer never wait for each other: a synced frame's
+//! entries go to whichever copy of the index no reader holds, which then
+//! becomes the one readers take (see [`crate::index::shared`]), and readers
+//! hold a copy only to copy the entries they read (see [`crate::read`]).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::error::{Error, Limit};
 use crate::event::{AppendCondition, AppendResult, ExpectedVersion};
@@ -39,6 +40,7 @@ use crate::format::{
 use crate::index::catalog::set_index_crc;
 use crate::index::id_filter::FilterDone;
 use crate::index::persist::{index_file_name, sealed_index_bytes, write_catalog, write_index};
+use crate::index::shared::SharedIndex;
 use crate::index::{Entry, Index, Table};
 use crate::io::FileIo;
 use crate::lifecycle::retention::{self, Retention};
@@ -217,7 +219,7 @@ impl Writer {
     pub(crate) fn append(
         &self,
         batch: Batch,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
         check: &dyn Fn(&AppendCondition) -> Result<(), Error>,
     ) -> Outcome {
         if self.poisoned.load(Ordering::Acquire) {
@@ -253,7 +255,7 @@ impl Writer {
         &self,
         batches: Vec<Batch>,
         first_position: u64,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
     ) -> Result<Vec<AppendResult>, Error> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
@@ -390,7 +392,7 @@ impl Writer {
     fn ensure_control_segment(
         &self,
         engine: &mut Engine,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
     ) -> Result<(), Error> {
         if engine.active.format_version() < FORMAT_VERSION {
             if index.read().active_segment_has_events() {
@@ -424,7 +426,7 @@ impl Writer {
     /// segment first.
     pub(crate) fn control(
         &self,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
         stream: &str,
         expected: Option<ExpectedVersion>,
         op: Op,
@@ -474,7 +476,7 @@ impl Writer {
     /// written (a scavenge rewrites that file too, and must not race the
     /// writer's own). Returns the number of the segment now active, the
     /// first one a scavenge leaves alone.
-    pub(crate) fn seal_for_scavenge(&self, index: &RwLock<Index>) -> Result<u32, Error> {
+    pub(crate) fn seal_for_scavenge(&self, index: &SharedIndex) -> Result<u32, Error> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
@@ -491,7 +493,7 @@ impl Writer {
     /// Applies `$all` retention to the sealed segments before `below`; see
     /// [`retention`](crate::lifecycle::retention). Its failures cost only
     /// disk space until the next try: warnings, never a failed append.
-    fn retain(&self, engine: &Engine, index: &RwLock<Index>, below: u32) {
+    fn retain(&self, engine: &Engine, index: &SharedIndex, below: u32) {
         let applied = retention::apply(
             &engine.dir,
             &*engine.io,
@@ -509,7 +511,7 @@ impl Writer {
     /// Applies `$all` retention to every sealed segment, holding the
     /// writer's lock (so that no seal runs meanwhile): what a writable
     /// open and a scavenge (which holds the scavenge lock already) do.
-    pub(crate) fn retain_all(&self, index: &RwLock<Index>) {
+    pub(crate) fn retain_all(&self, index: &SharedIndex) {
         if !self.retention.is_set() || self.is_poisoned() {
             return;
         }
@@ -548,7 +550,7 @@ impl Writer {
     /// on a background thread, at open, so that neither the open nor the
     /// first appends wait for it. Without background work it is built
     /// after the first append instead, on the appending thread.
-    pub(crate) fn start_id_filter(&self, index: &RwLock<Index>) {
+    pub(crate) fn start_id_filter(&self, index: &SharedIndex) {
         let mut engine = self.engine.lock();
         if engine.prepare_ahead {
             engine.tend_id_filter(index);
@@ -558,7 +560,7 @@ impl Writer {
     /// Takes a finished id filter job into the index, if the writer is
     /// free (never waiting for it): for lookups on a store that nothing
     /// is appended to, where no frame would take it.
-    pub(crate) fn poll_id_filter(&self, index: &RwLock<Index>) {
+    pub(crate) fn poll_id_filter(&self, index: &SharedIndex) {
         if let Some(mut engine) = self.engine.try_lock()
             && engine.prepare_ahead
         {
@@ -566,7 +568,7 @@ impl Writer {
         }
     }
 
-    pub(crate) fn close(&self, index: &RwLock<Index>) {
+    pub(crate) fn close(&self, index: &SharedIndex) {
         let mut engine = self.engine.lock();
         if engine.closed {
             return;
@@ -631,7 +633,7 @@ impl Writer {
     fn commit_group(
         &self,
         engine: &mut Engine,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
         group: Vec<Batch>,
         check: &dyn Fn(&AppendCondition) -> Result<(), Error>,
     ) -> Vec<Outcome> {
@@ -778,7 +780,7 @@ impl Writer {
     fn flush(
         &self,
         engine: &mut Engine,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
         members: &mut Vec<Member>,
         results: &mut Vec<(u64, Outcome)>,
     ) {
@@ -805,51 +807,56 @@ impl Writer {
             // The watermark moves first: a reader may copy a location out
             // of the index and read it after the lock is gone.
             engine.active.publish(frame_end);
-            let mut index = index.write();
-            let entries = members.iter().flat_map(|m| {
-                let mut at = frame_start + m.frame_offset;
-                let records = &m.batch.records;
-                let ids = &m.batch.ids;
-                m.batch
-                    .parts
-                    .iter()
-                    .zip(&m.first_versions)
-                    .flat_map(move |(part, first)| {
-                        let first = *first;
-                        records
-                            .get(part.records.clone())
-                            .unwrap_or_default()
-                            .iter()
-                            .enumerate()
-                            .map(move |(i, (len, event_type))| {
-                                let id = ids.get(part.records.start + i).copied();
-                                (part, first + i as u64, *len, event_type, id)
-                            })
-                    })
-                    .map(move |(part, version, len, event_type, id)| {
-                        let entry = Entry {
-                            stream: part.stream.as_bytes(),
-                            event_type: event_type.as_bytes(),
-                            version,
-                            offset: at as u32,
-                            id: id.unwrap_or_default(),
-                            control: m.batch.control.as_deref(),
-                        };
-                        at += len;
-                        entry
-                    })
-            });
+            let entries: Vec<Entry<'_>> = members
+                .iter()
+                .flat_map(|m| {
+                    let mut at = frame_start + m.frame_offset;
+                    let records = &m.batch.records;
+                    let ids = &m.batch.ids;
+                    m.batch
+                        .parts
+                        .iter()
+                        .zip(&m.first_versions)
+                        .flat_map(move |(part, first)| {
+                            let first = *first;
+                            records
+                                .get(part.records.clone())
+                                .unwrap_or_default()
+                                .iter()
+                                .enumerate()
+                                .map(move |(i, (len, event_type))| {
+                                    let id = ids.get(part.records.start + i).copied();
+                                    (part, first + i as u64, *len, event_type, id)
+                                })
+                        })
+                        .map(move |(part, version, len, event_type, id)| {
+                            let entry = Entry {
+                                stream: part.stream.as_bytes(),
+                                event_type: event_type.as_bytes(),
+                                version,
+                                offset: at as u32,
+                                id: id.unwrap_or_default(),
+                                control: m.batch.control.as_deref(),
+                            };
+                            at += len;
+                            entry
+                        })
+                })
+                .collect();
             // The frame's ids go into the active segment's id table one
             // by one, each into a random slot; touching all their slots
             // first lets those cache misses overlap.
-            for m in members.iter() {
-                index.touch_active_ids(&m.batch.ids);
-            }
-            let pushed = index.push_frame(
+            let touch = |index: &Index| {
+                for m in members.iter() {
+                    index.touch_active_ids(&m.batch.ids);
+                }
+            };
+            let pushed = index.publish_frame(
                 segment,
                 frame_start..frame_end,
                 engine.frame_first_position,
-                entries,
+                &entries,
+                touch,
             );
             if let Err(refused) = pushed {
                 // The frame is durable but the index disagrees with it: a
@@ -889,7 +896,7 @@ impl Writer {
 
     /// Seals the active segment and makes the next one active, creating it
     /// unless it was prepared ahead.
-    fn rotate(&self, engine: &mut Engine, index: &RwLock<Index>) -> Result<(), Error> {
+    fn rotate(&self, engine: &mut Engine, index: &SharedIndex) -> Result<(), Error> {
         if self.is_poisoned() {
             return Err(Error::Poisoned);
         }
@@ -913,7 +920,8 @@ impl Writer {
         // With it, the catalog of the streams as they stand at the seal
         // (O(streams) to encode, once a segment): an open after a crash
         // takes the streams from it and merges only the later segments'.
-        let sealed = index.write().seal();
+        let table = index.read().sealing_table();
+        let sealed = index.update(|index| index.seal_with(table.clone()));
         let catalog = index.read().catalog_bytes();
         let sealed_number = engine.active.number();
         let existing = u32::try_from(number)
@@ -938,7 +946,7 @@ impl Writer {
                         .create_segment(number)
                         .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?,
                 };
-                index.write().push_segment(Arc::clone(&segment));
+                index.update(|index| index.push_segment(Arc::clone(&segment)));
                 (segment, file)
             }
         };
@@ -991,7 +999,7 @@ impl Engine {
     /// background thread (or here, without background work). Called after
     /// a durable frame; costs a check of a flag and two positions when
     /// nothing is to be done.
-    fn tend_id_filter(&mut self, index: &RwLock<Index>) {
+    fn tend_id_filter(&mut self, index: &SharedIndex) {
         if let Some((handle, _)) = &self.id_filter
             && !handle.is_finished()
         {
@@ -1000,9 +1008,7 @@ impl Engine {
         if let Some((handle, _)) = self.id_filter.take() {
             match handle.join() {
                 Ok(done) => {
-                    // A filter it replaces is freed after the lock.
-                    let old = index.write().install_id_filter(done);
-                    drop(old);
+                    index.update(|index| index.install_id_filter(done.clone()));
                 }
                 Err(_) => tracing::warn!("the id filter thread panicked"),
             }
@@ -1022,8 +1028,7 @@ impl Engine {
             }
         } else {
             let done = job.run(&cancel);
-            let old = index.write().install_id_filter(done);
-            drop(old);
+            index.update(|index| index.install_id_filter(done.clone()));
         }
     }
 
@@ -1035,7 +1040,7 @@ impl Engine {
     /// needs, ready before any append waits. Waiting for half a segment
     /// keeps a small store from paying a whole segment of disk for nothing,
     /// and still leaves the preparation half a segment of appends to finish.
-    fn prepare_next(&mut self, index: &RwLock<Index>) {
+    fn prepare_next(&mut self, index: &SharedIndex) {
         let number = self.active.number() + 1;
         if !self.prepare_ahead
             || (number == 1 && self.write_offset < self.active.len() / 2)
@@ -1242,7 +1247,7 @@ impl IndexWrite {
     /// Waits for the write, then swaps the segment's tables built in
     /// memory for the file's mapped bytes, which frees the memory. A
     /// failed write is a warning: the next open rebuilds the file.
-    fn finish_into(self, index: &RwLock<Index>) {
+    fn finish_into(self, index: &SharedIndex) {
         let number = self.number;
         let mapped = self.finish().and_then(|(path, written)| {
             let file = std::fs::File::open(&path)?;
@@ -1262,7 +1267,7 @@ impl IndexWrite {
         });
         match mapped.map(|m| Table::from_map(m, true)) {
             Ok(Some(table)) => {
-                index.write().replace_tables(number as u32, table);
+                index.update(|index| index.replace_tables(number as u32, table.clone()));
             }
             Ok(None) => tracing::warn!(
                 segment = number,
@@ -1457,7 +1462,7 @@ mod tests {
                 assert!(index.read().id_filter_covers_all().unwrap().capacity() > capacity);
                 // A read that distrusts a table throws the filter away;
                 // it is built again from the rebuilt table.
-                assert!(index.write().distrust(1));
+                assert!(index.distrust(1));
                 assert!(index.read().id_filter_covers_all().is_none());
                 next = filter_holds_every_id(&store, next);
                 // A scavenge rewrites segments in place of the old ones,

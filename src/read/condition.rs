@@ -42,12 +42,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::{Bound, Range};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-
 use super::pages;
 use crate::error::Error;
 use crate::event::AppendCondition;
-use crate::index::Index;
+use crate::index::shared::SharedIndex;
 use crate::read::filter::Filter;
 
 /// The most streams a stream-prefix clause may match for the check to go
@@ -86,7 +84,7 @@ impl Conditions {
     /// [`Error::CheckpointAhead`] when the position is not in the log.
     pub(crate) fn check(
         &mut self,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
         condition: &AppendCondition,
     ) -> Result<(), Error> {
         let end = index.read().len();
@@ -109,7 +107,7 @@ impl Conditions {
     /// The first position in `from..end` whose event passes `filter`.
     fn first_match(
         &mut self,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
         filter: &Filter,
         from: u64,
         end: u64,
@@ -134,7 +132,7 @@ impl Conditions {
     /// they are more than [`PREFIX_STREAMS_MAX`] and `capped`.
     fn streams_with_prefixes(
         &mut self,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
         prefixes: &[String],
         capped: bool,
     ) -> Option<Vec<Arc<str>>> {
@@ -172,7 +170,7 @@ impl Conditions {
     /// the event-type summaries.
     fn by_types(
         &mut self,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
         filter: &Filter,
         types: &[String],
         from: u64,
@@ -209,7 +207,7 @@ impl Conditions {
     /// up to the end of the log).
     fn summary(
         &mut self,
-        index: &RwLock<Index>,
+        index: &SharedIndex,
         segment: u32,
         span: &Range<u64>,
     ) -> Result<&Summary, Error> {
@@ -252,7 +250,7 @@ impl Conditions {
 
 /// The first match at or after `from` among the events of `streams`.
 fn by_streams(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     filter: &Filter,
     streams: &[Arc<str>],
     from: u64,
@@ -286,11 +284,7 @@ fn by_streams(
 /// The first version of `stream` whose position is at or after `from`;
 /// `None` when every event of it is before (or it has none). A binary
 /// search over the stream's positions.
-fn first_version_from(
-    index: &RwLock<Index>,
-    stream: &str,
-    from: u64,
-) -> Result<Option<u64>, Error> {
+fn first_version_from(index: &SharedIndex, stream: &str, from: u64) -> Result<Option<u64>, Error> {
     let index = index.read();
     let Some(last) = index.stream_version(stream) else {
         return Ok(None);
@@ -328,7 +322,7 @@ fn first_version_from(
 }
 
 /// The first position in `range` whose event passes `filter`.
-fn scan(index: &RwLock<Index>, filter: &Filter, range: Range<u64>) -> Result<Option<u64>, Error> {
+fn scan(index: &SharedIndex, filter: &Filter, range: Range<u64>) -> Result<Option<u64>, Error> {
     let mut at = range.start;
     while at < range.end {
         let take = (range.end - at).min(CHUNK_EVENTS as u64) as usize;

@@ -12,14 +12,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::error::Error;
 use crate::format::{
     FRAME_HEADER_LEN, Frames, SEGMENT_HEADER_LEN, SegmentHeader, decode_frame_header,
 };
+use crate::index::Entry;
 use crate::index::persist::{BASE_FILE, read_base};
-use crate::index::{Entry, Index};
+use crate::index::shared::SharedIndex;
 use crate::io::RealIo;
 use crate::log::recovery::{Mode, recover};
 use crate::log::segment::{self, Segment};
@@ -56,7 +57,7 @@ impl Follower {
     /// takes the log as an open would now, and returns where it ends.
     /// Otherwise the follower would wait for ever before a segment that is
     /// gone, and its maps would keep the dropped files' blocks allocated.
-    fn reload_if_cut(&self, index: &RwLock<Index>) -> Result<Option<Tail>, Error> {
+    fn reload_if_cut(&self, index: &SharedIndex) -> Result<Option<Tail>, Error> {
         use std::os::unix::fs::MetadataExt;
         let path = self.dir.join(BASE_FILE);
         let identity = match std::fs::metadata(&path) {
@@ -92,22 +93,22 @@ impl Follower {
         };
         // The lifecycle states go in before any reader sees the new index:
         // without them a deleted stream would read as present.
-        let fresh = RwLock::new(recovered.index);
+        let fresh = SharedIndex::new(recovered.index);
         crate::lifecycle::load(&fresh)?;
-        let fresh = fresh.into_inner();
+        let fresh = fresh.into_current();
         tracing::info!(
             dir = %self.dir.display(),
             first_segment = fresh.first_segment(),
             "the writer's retention dropped segments: the read-only store took the log again"
         );
-        *index.write() = fresh;
+        index.replace(fresh);
         Ok(Some(tail))
     }
 
     /// Takes every complete frame the writer has written since the last
     /// refresh into `index`, announces them, and returns how many events
     /// were added.
-    pub(crate) fn refresh(&self, index: &RwLock<Index>, commits: &Commits) -> Result<u64, Error> {
+    pub(crate) fn refresh(&self, index: &SharedIndex, commits: &Commits) -> Result<u64, Error> {
         let mut tail = self.tail.lock();
         let before = index.read().len();
         let reloaded = match self.reload_if_cut(index)? {
@@ -137,7 +138,7 @@ impl Follower {
     /// subscription goes, and the next subscription starts another.
     pub(crate) fn start_refresher(
         self: &Arc<Self>,
-        index: &Arc<RwLock<Index>>,
+        index: &Arc<SharedIndex>,
         commits: &Arc<Commits>,
         interval: Duration,
     ) -> Result<(), Error> {
@@ -207,13 +208,13 @@ pub(crate) struct Tail {
 ///
 /// The caller holds the tail's lock, so this is the only thread that adds
 /// to the index of a read-only store. Frames are copied and checked with no
-/// index lock held; the write lock is taken only to add a checked frame's
-/// entries (or a segment), so readers never wait for a follower's copies
-/// and checksums.
+/// index lock held, and a checked frame's entries are published as the
+/// writer publishes its own (see [`crate::index::shared`]), so readers never
+/// wait for a follower's copies and checksums, nor the follower for them.
 pub(crate) fn follow(
     dir: &Path,
     first: SegmentHeader,
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     tail: &mut Tail,
 ) -> Result<u64, Error> {
     let start = index.read().len();
@@ -240,7 +241,7 @@ pub(crate) fn follow(
                 let seg = Segment::open(path, u64::from(number), &mut Some(first))?;
                 seg.publish(SEGMENT_HEADER_LEN);
                 let seg = Arc::new(seg);
-                index.write().push_segment(Arc::clone(&seg));
+                index.update(|index| index.push_segment(Arc::clone(&seg)));
                 seg
             }
         };
@@ -274,7 +275,7 @@ pub(crate) fn follow(
 /// recovery, and a shorter frame written in its place), so nothing from the
 /// first copy is trusted: only the frame the walker checks in the second
 /// copy is taken, and the tail moves to where that frame ends.
-fn take_frame(seg: &Segment, offset: usize, index: &RwLock<Index>) -> Result<Option<usize>, Error> {
+fn take_frame(seg: &Segment, offset: usize, index: &SharedIndex) -> Result<Option<usize>, Error> {
     let salt = seg.salt();
     let Some(head) = seg.copy_out(offset, FRAME_HEADER_LEN) else {
         return Ok(None);
@@ -289,35 +290,40 @@ fn take_frame(seg: &Segment, offset: usize, index: &RwLock<Index>) -> Result<Opt
     let Some(frame) = frames.next_frame() else {
         return Ok(None);
     };
-    let entries = frame.records.iter().map(|(at, r)| Entry {
-        stream: r.stream,
-        event_type: r.event_type,
-        version: r.version,
-        offset: *at as u32,
-        id: r.id,
-        // A control record's state, so that a follower sees deletions as
-        // the writer commits them.
-        control: r
-            .control
-            .then(|| {
-                let start = at.checked_sub(offset)?;
-                copy.get(start + r.data.start..start + r.data.end)
-            })
-            .flatten(),
-    });
+    let entries: Vec<Entry<'_>> = frame
+        .records
+        .iter()
+        .map(|(at, r)| Entry {
+            stream: r.stream,
+            event_type: r.event_type,
+            version: r.version,
+            offset: *at as u32,
+            id: r.id,
+            // A control record's state, so that a follower sees deletions as
+            // the writer commits them.
+            control: r
+                .control
+                .then(|| {
+                    let start = at.checked_sub(offset)?;
+                    copy.get(start + r.data.start..start + r.data.end)
+                })
+                .flatten(),
+        })
+        .collect();
     // Readers copy a location out of the index and read it after the
     // lock is gone, so the watermark must be past the frame before any of
-    // its entries can be seen; publishing under the write lock, after the
-    // index took the frame, keeps a refused frame below no watermark.
-    let mut index = index.write();
+    // its entries can be seen. A frame the index refuses is then below the
+    // watermark but in no index entry, so no read reaches it, and the
+    // refusal is an error that stops the follower there.
+    seg.publish(frame.end());
     index
-        .push_frame(
+        .publish_frame(
             seg.number() as u32,
             frame.at..frame.end(),
             frame.header.first_position,
-            entries,
+            &entries,
+            |_| {},
         )
         .map_err(|r| Error::corruption(seg.path(), r.offset, r.reason))?;
-    seg.publish(frame.end());
     Ok(Some(frame.end()))
 }

@@ -10,18 +10,17 @@
 //! segment's tables are rebuilt from the segment and the lookup made again,
 //! once. An id table is derived data and never decides an answer alone.
 
-use parking_lot::RwLock;
-
 use crate::error::Error;
 use crate::event::RecordedEvent;
-use crate::index::{IdHit, Index};
+use crate::index::IdHit;
+use crate::index::shared::SharedIndex;
 
 use super::{Failed, execute, internal, plan};
 
 /// The stored event of each id of `ids`, `None` for an id the store does
 /// not hold, in the order of `ids`.
 pub(crate) fn events_by_id(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     ids: &[[u8; 16]],
 ) -> Result<Vec<Option<RecordedEvent>>, Error> {
     let mut retried = false;
@@ -44,7 +43,7 @@ pub(crate) fn events_by_id(
                 error,
                 segment: Some(segment),
             }) if !retried => {
-                if !index.write().distrust(segment) {
+                if !index.distrust(segment) {
                     return Err(error);
                 }
                 retried = true;
@@ -59,7 +58,7 @@ pub(crate) fn events_by_id(
                 id,
                 position,
             }) => {
-                let rebuilt = !retried && table.is_some_and(|t| index.write().distrust(t));
+                let rebuilt = !retried && table.is_some_and(|t| index.distrust(t));
                 if !rebuilt {
                     return Err(internal(format!(
                         "the index puts event id {} at position {position}, whose record has another id",
@@ -109,7 +108,7 @@ fn match_ids(
 
 /// The stored event with id `id`, if there is one.
 pub(crate) fn find_event(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     id: uuid::Uuid,
 ) -> Result<Option<RecordedEvent>, Error> {
     let mut found = events_by_id(index, &[id.into_bytes()])?;

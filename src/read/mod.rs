@@ -9,14 +9,15 @@
 //! Turning index locations into [`RecordedEvent`]s happens in two steps so that
 //! readers and the writer never wait on each other's real work.
 //!
-//! [`plan`] runs under the index's read lock and only copies: each event's
-//! location and the segments they point into. [`execute`] runs with no lock held and does the costly part:
-//! every record's checksum is checked before its bytes are trusted, and the
-//! payloads become slices of the segment maps, not copies. The writer takes
-//! the index's write lock only to add a synced frame's entries, so a reader
-//! holds the writer up for at most the copy of the entries it reads, and the
-//! writer holds a reader up for at most the push of one frame's entries;
-//! neither ever waits for the other's checksums, decoding or `fdatasync`.
+//! [`plan`] runs under a read lock of the index's current copy (see
+//! [`crate::index::shared`]) and only copies: each event's location and
+//! the segments they point into. [`execute`] runs with no lock held and
+//! does the costly part: every record's checksum is checked before its
+//! bytes are trusted, and the payloads become slices of the segment maps,
+//! not copies. The writer adds a synced frame to whichever copy no reader
+//! holds and then points readers at it, so it never waits for a reader,
+//! and a reader never waits for the writer's push, checksums, decoding or
+//! `fdatasync`.
 //!
 //! Locations a plan copied stay valid after the lock is released: a
 //! location enters the index only after its frame is synced and its
@@ -42,6 +43,7 @@ use crate::error::Error;
 use crate::event::RecordedEvent;
 use crate::format::decode_record_bytes;
 use crate::index::Index;
+use crate::index::shared::SharedIndex;
 use crate::log::segment::Segment;
 
 /// What a read copied out of the index under its lock.
@@ -150,10 +152,10 @@ impl From<Error> for Failed {
 /// Plans a read with `make_plan` under the index's read lock and executes
 /// it with no lock held. When a record is not what the index says, the
 /// index of its segment may be wrong rather than the record: the segment's
-/// tables are rebuilt from the segment (see [`Index::distrust`]) and the
+/// tables are rebuilt from the segment (see [`SharedIndex::distrust`]) and the
 /// read planned again, once.
 pub(crate) fn read_planned(
-    index: &parking_lot::RwLock<Index>,
+    index: &SharedIndex,
     make_plan: impl Fn(&Index) -> Result<Plan, Error>,
 ) -> Result<Vec<RecordedEvent>, Error> {
     read_planned_with(index, make_plan, execute)
@@ -163,7 +165,7 @@ pub(crate) fn read_planned(
 /// more than the events, say); planned again and run again, once, after
 /// the failing segment's tables are rebuilt.
 pub(crate) fn read_planned_with<T>(
-    index: &parking_lot::RwLock<Index>,
+    index: &SharedIndex,
     make_plan: impl Fn(&Index) -> Result<Plan, Error>,
     mut run: impl FnMut(Plan) -> Result<T, Failed>,
 ) -> Result<T, Error> {
@@ -174,7 +176,7 @@ pub(crate) fn read_planned_with<T>(
             error,
             segment: Some(segment),
         }) => {
-            if !index.write().distrust(segment) {
+            if !index.distrust(segment) {
                 return Err(error);
             }
             let plan = make_plan(&index.read())?;
@@ -288,7 +290,7 @@ pub(crate) fn execute_into(
 /// stream's state from. One that is not flagged as a control record is
 /// damage.
 pub(crate) fn control_record(
-    index: &parking_lot::RwLock<Index>,
+    index: &SharedIndex,
     name: &Arc<str>,
     version: u64,
 ) -> Result<RecordedEvent, Error> {

@@ -6,13 +6,11 @@
 use std::cell::Cell;
 use std::ops::Range;
 
-use parking_lot::RwLock;
-
 use super::filter::{Filter, FilteredPage};
 use super::{plan, read_planned};
 use crate::error::Error;
 use crate::event::RecordedEvent;
-use crate::index::Index;
+use crate::index::shared::SharedIndex;
 use crate::lifecycle::{is_reserved, retain_visible};
 
 /// How many events a filtered read examines at most per call, unless it
@@ -30,7 +28,7 @@ const FILTER_CHUNK_EVENTS: u64 = 512;
 /// starts at the first version a read may return, and goes on past expired
 /// events until it has `max_count` or reaches the end.
 pub(crate) fn stream(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     stream: &str,
     from_version: u64,
     max_count: usize,
@@ -40,7 +38,7 @@ pub(crate) fn stream(
 
 /// As [`stream`], only versions below `to_version`.
 fn stream_range(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     stream: &str,
     from_version: u64,
     to_version: u64,
@@ -104,7 +102,7 @@ fn stream_range(
 /// to the first version a read may return. Events hidden by an age limit
 /// are the oldest, so a page stops at the first run of them.
 pub(crate) fn stream_backward(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     name: &str,
     from_version: u64,
     max_count: usize,
@@ -145,7 +143,7 @@ pub(crate) fn stream_backward(
 /// removed events and control records (so positions may jump) until it
 /// has `max_count` or reaches the end.
 pub(crate) fn all(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     from_position: u64,
     max_count: usize,
 ) -> Result<Vec<RecordedEvent>, Error> {
@@ -156,7 +154,7 @@ pub(crate) fn all(
 /// to `until` (or the end of the log), and the position after the last
 /// one examined: where the next page starts, past any removed events.
 pub(crate) fn all_until(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     from_position: u64,
     until: u64,
     max_count: usize,
@@ -189,7 +187,7 @@ pub(crate) fn all_until(
 /// (or the last event, when that is past the end) down, skipping removed
 /// events and control records.
 pub(crate) fn all_backward(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     from_position: u64,
     max_count: usize,
 ) -> Result<Vec<RecordedEvent>, Error> {
@@ -233,7 +231,7 @@ fn backward_range(from: u64, last: u64, max_count: usize) -> Option<Range<u64>> 
 /// `max_examined` events from `from_position` on (and at least one, when
 /// there is one and `max_count` is not 0).
 pub(crate) fn filtered(
-    index: &RwLock<Index>,
+    index: &SharedIndex,
     from_position: u64,
     max_count: usize,
     max_examined: usize,

@@ -14,15 +14,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
-
 use super::commits::{Commits, Seen};
 use super::filter::Filter;
 use super::follow::Follower;
 use super::pages;
 use crate::error::Error;
 use crate::event::RecordedEvent;
-use crate::index::Index;
+use crate::index::shared::SharedIndex;
 
 /// How many events a subscription reads from the index at a time: the
 /// most it ever holds.
@@ -83,7 +81,7 @@ enum Target {
 
 /// The shared parts of the store a subscription reads through.
 pub(crate) struct Source {
-    pub index: Arc<RwLock<Index>>,
+    pub index: Arc<SharedIndex>,
     pub commits: Arc<Commits>,
     /// For a subscription on a read-only store: the follower whose
     /// refresher thread feeds the index.

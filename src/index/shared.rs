@@ -1,0 +1,357 @@
+//! The index as readers and the writer share it: two copies, so that the
+//! writer never waits for a reader and a reader never waits for the writer.
+//!
+//! A single lock over one index made each wait for the other. The writer
+//! needs the index exclusively for the moment it adds a synced frame, and a
+//! reader holds it shared while it plans a read; on two cores with more
+//! runnable threads than cores, a reader is sometimes descheduled while it
+//! holds the lock, and the writer (and, the lock being fair, every reader
+//! behind it) then waits a whole scheduler tick, 4 ms at 250 Hz, before it
+//! can acknowledge. No amount of shortening the readers' sections removes
+//! that: only a writer that never needs what a reader holds does.
+//!
+//! So there are two copies of the index, each behind its own lock, and
+//! `current` says which one readers take. The copy readers are not
+//! directed to has, at most, readers that took it before the last switch.
+//! The writer adds a frame to that copy with a `try_write` (no waiting),
+//! switches readers to it, and then adds the frame to the copy it left
+//! with another `try_write`. When a `try_write` fails because a reader is
+//! still on that copy, the frame is kept, owned, in that copy's list of
+//! changes it is behind on, and the next write to it takes them first.
+//! Only when both copies are held by readers at the moment of a commit
+//! does the writer wait, and then for the copy readers are not directed
+//! to: new readers never queue behind it.
+//!
+//! The copy readers are directed to always holds every frame published,
+//! so a read that starts after an append returned sees it, and each copy
+//! takes frames whole and in order, so a read sees whole batches.
+//!
+//! What this costs: each frame is added twice (once per copy), the memory
+//! the index keeps per stream and per active event is held twice (the
+//! sealed segments' tables are shared, not copied), and changes other
+//! than frames ([`SharedIndex::update`]: a seal, a scavenge's swap, a
+//! rebuilt table, a follower's reload) wait for the readers of each copy
+//! in turn. Those are rare, and a reader waits on them at most for the
+//! change itself.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+
+use super::{Entry, Index, Refused};
+
+/// The index, held in two copies; see the module's docs.
+#[derive(Debug)]
+pub(crate) struct SharedIndex {
+    copies: [RwLock<Index>; 2],
+    /// The copy readers take (0 or 1). Changed only under `behind`'s lock.
+    current: AtomicUsize,
+    /// The frames each copy has yet to take, oldest first. The copy that
+    /// `current` names is never behind. The lock also makes every change
+    /// one at a time.
+    behind: Mutex<[Vec<OwnedFrame>; 2]>,
+}
+
+/// A frame kept for a copy that could not take it when it was published.
+#[derive(Debug)]
+struct OwnedFrame {
+    segment: u32,
+    frame: Range<usize>,
+    first_position: u64,
+    entries: Vec<OwnedEntry>,
+}
+
+/// An [`Entry`] that owns its bytes.
+#[derive(Debug)]
+struct OwnedEntry {
+    stream: Box<[u8]>,
+    event_type: Box<[u8]>,
+    version: u64,
+    offset: u32,
+    id: [u8; 16],
+    control: Option<Box<[u8]>>,
+}
+
+impl OwnedFrame {
+    fn new(
+        segment: u32,
+        frame: Range<usize>,
+        first_position: u64,
+        entries: &[Entry<'_>],
+    ) -> OwnedFrame {
+        let entries = entries
+            .iter()
+            .map(|e| OwnedEntry {
+                stream: e.stream.into(),
+                event_type: e.event_type.into(),
+                version: e.version,
+                offset: e.offset,
+                id: e.id,
+                control: e.control.map(Into::into),
+            })
+            .collect();
+        OwnedFrame {
+            segment,
+            frame,
+            first_position,
+            entries,
+        }
+    }
+
+    fn apply(&self, index: &mut Index) -> Result<(), Refused> {
+        let entries = self.entries.iter().map(|e| Entry {
+            stream: &e.stream,
+            event_type: &e.event_type,
+            version: e.version,
+            offset: e.offset,
+            id: e.id,
+            control: e.control.as_deref(),
+        });
+        index.push_frame(
+            self.segment,
+            self.frame.clone(),
+            self.first_position,
+            entries,
+        )
+    }
+}
+
+impl SharedIndex {
+    /// Shares `index` between readers and the writer.
+    pub(crate) fn new(index: Index) -> SharedIndex {
+        let copy = index.clone();
+        SharedIndex {
+            copies: [RwLock::new(index), RwLock::new(copy)],
+            current: AtomicUsize::new(0),
+            behind: Mutex::new([Vec::new(), Vec::new()]),
+        }
+    }
+
+    /// The index as of now, for reading: it holds every frame published
+    /// before this call. Hold it only to copy out what a read needs (see
+    /// `crate::read`): a copy held by a reader is one the writer must go
+    /// around.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Index> {
+        self.copies[self.current.load(Ordering::Acquire)].read()
+    }
+
+    /// Adds a synced frame (see [`Index::push_frame`]) to both copies,
+    /// waiting for no reader unless both copies are held at this moment.
+    /// `prepare` runs on each copy just before it takes the frame (to warm
+    /// what the push touches). On return, readers see the frame. A frame
+    /// refused leaves both copies as they were.
+    pub(crate) fn publish_frame(
+        &self,
+        segment: u32,
+        frame: Range<usize>,
+        first_position: u64,
+        entries: &[Entry<'_>],
+        prepare: impl Fn(&Index),
+    ) -> Result<(), Refused> {
+        let mut behind = self.behind.lock();
+        let current = self.current.load(Ordering::Relaxed);
+        let other = 1 - current;
+        let push = |index: &mut Index| {
+            prepare(index);
+            index.push_frame(
+                segment,
+                frame.clone(),
+                first_position,
+                entries.iter().copied(),
+            )
+        };
+        // The copy readers are not on first; failing that, the one they
+        // are on, if no reader holds it this moment; failing both, wait
+        // for the stragglers on the copy no new reader takes.
+        if let Some(mut index) = self.copies[other].try_write() {
+            catch_up(&mut index, &mut behind[other])?;
+            push(&mut index)?;
+            drop(index);
+            self.current.store(other, Ordering::Release);
+            match self.copies[current].try_write() {
+                Some(mut index) => push(&mut index)?,
+                None => behind[current].push(OwnedFrame::new(
+                    segment,
+                    frame.clone(),
+                    first_position,
+                    entries,
+                )),
+            }
+        } else if let Some(mut index) = self.copies[current].try_write() {
+            push(&mut index)?;
+            behind[other].push(OwnedFrame::new(
+                segment,
+                frame.clone(),
+                first_position,
+                entries,
+            ));
+        } else {
+            let mut index = self.copies[other].write();
+            catch_up(&mut index, &mut behind[other])?;
+            push(&mut index)?;
+            drop(index);
+            self.current.store(other, Ordering::Release);
+            behind[current].push(OwnedFrame::new(
+                segment,
+                frame.clone(),
+                first_position,
+                entries,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Makes a change other than a frame to both copies: `change` runs on
+    /// each, and what it returns for the first is returned. It must do the
+    /// same to both (it sees the same index twice). Waits for the readers
+    /// of each copy in turn, switching readers to the changed copy between
+    /// the two, so a reader waits at most for the change itself. Keep the
+    /// costly part of a change outside: compute under [`read`](Self::read),
+    /// then change.
+    pub(crate) fn update<R>(&self, mut change: impl FnMut(&mut Index) -> R) -> R {
+        let mut behind = self.behind.lock();
+        let current = self.current.load(Ordering::Relaxed);
+        let other = 1 - current;
+        let out = {
+            let mut index = self.copies[other].write();
+            if let Err(refused) = catch_up(&mut index, &mut behind[other]) {
+                // Both copies took the frame once already, so this is a
+                // bug; the copy goes on without it (as the current one
+                // did not) rather than in a different state.
+                tracing::error!(reason = %refused.reason, "index copy could not take a frame the other took");
+            }
+            change(&mut index)
+        };
+        self.current.store(other, Ordering::Release);
+        let mut index = self.copies[current].write();
+        let second = change(&mut index);
+        // What the change gave back (an index part it replaced, say) is
+        // freed with no lock held.
+        drop(index);
+        drop(second);
+        out
+    }
+
+    /// Rebuilds the tables of sealed segment `segment` from the segment
+    /// (see [`Index::distrusted`]), building them once for both copies; true
+    /// if it replaced them.
+    pub(crate) fn distrust(&self, segment: u32) -> bool {
+        let Some(table) = self.read().distrusted(segment) else {
+            return false;
+        };
+        self.update(|index| index.replace_distrusted(segment, table.clone()))
+    }
+
+    /// The index readers would take, taken out: for an index shared only
+    /// while it is made (a follower's reload).
+    pub(crate) fn into_current(self) -> Index {
+        let current = self.current.load(Ordering::Relaxed);
+        let [a, b] = self.copies;
+        if current == 0 { a } else { b }.into_inner()
+    }
+
+    /// Puts `index` in place of both copies (a follower's reload).
+    pub(crate) fn replace(&self, index: Index) {
+        let mut behind = self.behind.lock();
+        let current = self.current.load(Ordering::Relaxed);
+        let other = 1 - current;
+        let copy = index.clone();
+        *self.copies[other].write() = index;
+        behind[other].clear();
+        self.current.store(other, Ordering::Release);
+        *self.copies[current].write() = copy;
+        behind[current].clear();
+    }
+}
+
+/// Adds to `index` the frames it is behind on, in order.
+fn catch_up(index: &mut Index, behind: &mut Vec<OwnedFrame>) -> Result<(), Refused> {
+    for frame in behind.drain(..) {
+        frame.apply(index)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(stream: &'static str, version: u64, offset: u32) -> Entry<'static> {
+        Entry {
+            stream: stream.as_bytes(),
+            event_type: b"t",
+            version,
+            offset,
+            id: [offset as u8; 16],
+            control: None,
+        }
+    }
+
+    #[test]
+    fn a_frame_published_while_a_reader_holds_each_copy_reaches_both() {
+        let shared = SharedIndex::new(Index::new(1));
+        // A reader on the current copy: the writer goes to the other one.
+        let first_reader = shared.read();
+        shared
+            .publish_frame(0, 64..128, 0, &[entry("a", 0, 64)], |_| {})
+            .unwrap();
+        assert_eq!(first_reader.len(), 0, "a held copy changes under no reader");
+        assert_eq!(shared.read().len(), 1);
+        // The copy the first reader holds is behind; a second frame goes
+        // to the copy readers are on, and the held copy stays behind.
+        shared
+            .publish_frame(0, 128..192, 1, &[entry("a", 1, 128)], |_| {})
+            .unwrap();
+        assert_eq!(shared.read().len(), 2);
+        assert_eq!(shared.read().stream_version("a"), Some(1));
+        drop(first_reader);
+        // Both copies are free: a third frame catches the lagging one up.
+        shared
+            .publish_frame(0, 192..256, 2, &[entry("b", 0, 192)], |_| {})
+            .unwrap();
+        for copy in &shared.copies {
+            let index = copy.read();
+            assert_eq!(index.len(), 3);
+            assert_eq!(index.stream_version("a"), Some(1));
+            assert_eq!(index.stream_version("b"), Some(0));
+        }
+        assert!(shared.behind.lock().iter().all(Vec::is_empty));
+    }
+
+    #[test]
+    fn a_refused_frame_leaves_both_copies_as_they_were() {
+        let shared = SharedIndex::new(Index::new(1));
+        shared
+            .publish_frame(0, 64..128, 0, &[entry("a", 0, 64)], |_| {})
+            .unwrap();
+        // Version 5 where 1 is next.
+        assert!(
+            shared
+                .publish_frame(0, 128..192, 1, &[entry("a", 5, 128)], |_| {})
+                .is_err()
+        );
+        for copy in &shared.copies {
+            assert_eq!(copy.read().len(), 1);
+        }
+    }
+
+    #[test]
+    fn an_update_reaches_both_copies_after_their_frames() {
+        let shared = SharedIndex::new(Index::new(1));
+        let reader = shared.read();
+        shared
+            .publish_frame(0, 64..128, 0, &[entry("a", 0, 64)], |_| {})
+            .unwrap();
+        drop(reader);
+        let mut runs = 0;
+        let len = shared.update(|index| {
+            runs += 1;
+            index.len()
+        });
+        assert_eq!((len, runs), (1, 2));
+        for copy in &shared.copies {
+            assert_eq!(copy.read().len(), 1);
+        }
+    }
+}
