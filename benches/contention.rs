@@ -14,7 +14,9 @@
 //!   while two of its own readers read 100-event streams flat out.
 //! - `read_stream_1_writer`: the latency of a 100-event `read_stream` of a
 //!   random stream, with no writer and with one thread appending single
-//!   events flat out.
+//!   events flat out; and the floor's read of a stream's records, with no
+//!   writer and with its own writer appending flat out, as the machine's
+//!   share of that ratio.
 //!
 //! The run ends with a table of medians, p99s, ratios and the issue's
 //! targets. The data lives under `ANNALS_BENCH_DIR` (never tmpfs).
@@ -263,11 +265,22 @@ fn bench_append(c: &mut Criterion, fx: &Fixture, rec: &Recorder) {
     group.finish();
 }
 
-/// `read_stream_1_writer`: annals' stream reads with and without a writer.
+/// `read_stream_1_writer`: annals' stream reads with and without a writer,
+/// and the floor's beside them (its reads of a map while its own writer
+/// appends and syncs flat out): how much of a reader's tail under a
+/// writer is the machine's (the writer's thread, its sync's kernel work,
+/// two cores), not annals'.
 fn bench_read(c: &mut Criterion, fx: &Fixture, rec: &Recorder) {
     let mut group = c.benchmark_group("read_stream_1_writer");
     configure(&mut group);
-    for (label, writing) in [("quiet", false), ("1_writer", true)] {
+    let floor_bytes = fx.layout.commit_bytes(1);
+    let cases = [
+        ("quiet", "annals", false),
+        ("1_writer", "annals", true),
+        ("floor_quiet", "floor", false),
+        ("floor_1_writer", "floor", true),
+    ];
+    for (label, system, writing) in cases {
         let key = format!("read_stream_1_writer/{label}");
         rec.expect(&key, SAMPLES);
         let mut rng = Rng::new(common::seed() ^ 0x18);
@@ -279,16 +292,20 @@ fn bench_read(c: &mut Criterion, fx: &Fixture, rec: &Recorder) {
                         scope.spawn(|| {
                             let one = events(1);
                             while !stop.load(Ordering::Relaxed) {
-                                fx.annals
-                                    .append("writer", ExpectedVersion::Any, &one)
-                                    .expect("append");
+                                if system == "annals" {
+                                    fx.annals
+                                        .append("writer", ExpectedVersion::Any, &one)
+                                        .expect("append");
+                                } else {
+                                    fx.floor.append(&floor_bytes);
+                                }
                             }
                         });
                     }
                     let mut ops = Vec::with_capacity(iters as usize);
                     for _ in 0..iters {
                         let t = Instant::now();
-                        fx.read("annals", &mut rng, None, false);
+                        fx.read(system, &mut rng, None, false);
                         ops.push(t.elapsed());
                     }
                     stop.store(true, Ordering::Relaxed);
@@ -365,6 +382,19 @@ fn summary(rec: &Recorder) {
         show(rw),
         fmt_ratio(ratio(rw, rq)),
         verdict(ratio(rw, rq).is_some_and(|r| r <= 1.5))
+    );
+    let (fq, fw) = (
+        p("read_stream_1_writer/floor_quiet", 99.0),
+        p("read_stream_1_writer/floor_1_writer", 99.0),
+    );
+    println!(
+        "the floor's read of 100 records beside it: no writer p50 {} p99 {}; its own writer \
+         p50 {} p99 {}; p99 ratio {} (the machine's share of the ratio above)",
+        show(p("read_stream_1_writer/floor_quiet", 50.0)),
+        show(fq),
+        show(p("read_stream_1_writer/floor_1_writer", 50.0)),
+        show(fw),
+        fmt_ratio(ratio(fw, fq)),
     );
 }
 

@@ -1165,8 +1165,10 @@ pub struct Stats {
     pub format_version: u32,
     /// Bytes of the sealed segments' indexes (their files, mapped).
     pub index_file_bytes: u64,
-    /// Bytes of memory the active segment's event-by-event index takes;
-    /// the only index memory that grows with events.
+    /// Bytes of memory the active segment's event-by-event index takes,
+    /// in both of the copies that let readers and the writer work without
+    /// waiting for each other; the only index memory that grows with
+    /// events.
     pub active_index_bytes: u64,
     /// The number of the log's first segment: 0, or later once `$all`
     /// retention ([`Options::retain_bytes`]) dropped the oldest.
@@ -1209,7 +1211,9 @@ impl Store {
                 .iter()
                 .map(|t| t.bytes().map_or(0, |b| b.len() as u64))
                 .sum(),
-            active_index_bytes: index.active_bytes() as u64,
+            // The two copies hold the same entries (one may lag by a few
+            // frames): twice the one read here.
+            active_index_bytes: 2 * index.active_bytes() as u64,
             first_segment: u64::from(index.first_segment()),
             first_position: index.start_position(),
         }

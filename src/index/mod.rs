@@ -21,7 +21,10 @@
 //! next version and the first segment holding it (about 100 bytes plus the
 //! name, with the hash map's share); a stream read finds its events in
 //! sealed segments by probing their tables' hash slots, from that first
-//! segment on.
+//! segment on. A store holds its index twice (see [`shared`]: readers and
+//! the writer each use the copy the other is not on), so each of these
+//! figures counts twice, names excepted (the copies share them), and the
+//! sealed segments' tables once (the copies share them too).
 //!
 //! A table may be deferred ([`Table::deferred`]): an open with a stream
 //! catalog makes the tables of the sealed segments it covers without
@@ -528,7 +531,7 @@ fn hash_ids(global: Option<(&IdFilter, u64)>, ids: &[[u8; 16]], out: &mut [((u64
 }
 
 /// A plan to drop the oldest sealed segments ([`Index::plan_cut`]).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Cut {
     /// The log's first segment when planned.
     from: u32,

@@ -17,7 +17,10 @@
 //! switches readers to it, and then adds the frame to the copy it left
 //! with another `try_write`. When a `try_write` fails because a reader is
 //! still on that copy, the frame is kept, owned, in that copy's list of
-//! changes it is behind on, and the next write to it takes them first.
+//! changes it is behind on, and the next write to it takes them first. If
+//! the copy readers are not directed to is held, the frame goes to the
+//! one they are (if no reader holds it that moment), and the other is
+//! left behind.
 //! Only when both copies are held by readers at the moment of a commit
 //! does the writer wait, and then for the copy readers are not directed
 //! to: new readers never queue behind it.
@@ -26,13 +29,14 @@
 //! so a read that starts after an append returned sees it, and each copy
 //! takes frames whole and in order, so a read sees whole batches.
 //!
-//! What this costs: each frame is added twice (once per copy), the memory
-//! the index keeps per stream and per active event is held twice (the
-//! sealed segments' tables are shared, not copied), and changes other
-//! than frames ([`SharedIndex::update`]: a seal, a scavenge's swap, a
-//! rebuilt table, a follower's reload) wait for the readers of each copy
-//! in turn. Those are rare, and a reader waits on them at most for the
-//! change itself.
+//! Changes other than frames ([`SharedIndex::update`]: a seal, a
+//! scavenge's swap, a rebuilt table, the id filter, a follower's reload)
+//! go the same way, kept as closures for a copy that is not free.
+//!
+//! What this costs: each change is made twice (once per copy; a frame
+//! kept for later is copied first), and the memory the index keeps per
+//! stream and per active event is held twice (the names and the sealed
+//! segments' tables are shared, not copied).
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,14 +51,22 @@ pub(crate) struct SharedIndex {
     copies: [RwLock<Index>; 2],
     /// The copy readers take (0 or 1). Changed only under `behind`'s lock.
     current: AtomicUsize,
-    /// The frames each copy has yet to take, oldest first. The copy that
+    /// The changes each copy has yet to take, oldest first. The copy that
     /// `current` names is never behind. The lock also makes every change
     /// one at a time.
-    behind: Mutex<[Vec<OwnedFrame>; 2]>,
+    behind: Mutex<[Vec<Kept>; 2]>,
 }
 
-/// A frame kept for a copy that could not take it when it was published.
-#[derive(Debug)]
+/// A change kept for a copy that could not take it when it was made.
+struct Kept(Box<dyn FnOnce(&mut Index) + Send>);
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Kept(..)")
+    }
+}
+
+/// A frame kept for a copy, with its entries' bytes owned.
 struct OwnedFrame {
     segment: u32,
     frame: Range<usize>,
@@ -63,7 +75,6 @@ struct OwnedFrame {
 }
 
 /// An [`Entry`] that owns its bytes.
-#[derive(Debug)]
 struct OwnedEntry {
     stream: Box<[u8]>,
     event_type: Box<[u8]>,
@@ -74,12 +85,7 @@ struct OwnedEntry {
 }
 
 impl OwnedFrame {
-    fn new(
-        segment: u32,
-        frame: Range<usize>,
-        first_position: u64,
-        entries: &[Entry<'_>],
-    ) -> OwnedFrame {
+    fn kept(segment: u32, frame: Range<usize>, first_position: u64, entries: &[Entry<'_>]) -> Kept {
         let entries = entries
             .iter()
             .map(|e| OwnedEntry {
@@ -91,15 +97,16 @@ impl OwnedFrame {
                 control: e.control.map(Into::into),
             })
             .collect();
-        OwnedFrame {
+        let frame = OwnedFrame {
             segment,
             frame,
             first_position,
             entries,
-        }
+        };
+        Kept(Box::new(move |index| frame.apply(index)))
     }
 
-    fn apply(&self, index: &mut Index) -> Result<(), Refused> {
+    fn apply(self, index: &mut Index) {
         let entries = self.entries.iter().map(|e| Entry {
             stream: &e.stream,
             event_type: &e.event_type,
@@ -108,12 +115,15 @@ impl OwnedFrame {
             id: e.id,
             control: e.control.as_deref(),
         });
-        index.push_frame(
-            self.segment,
-            self.frame.clone(),
-            self.first_position,
-            entries,
-        )
+        // The other copy took this frame already, from the same state, so
+        // a refusal here is a bug; this copy goes on without the frame
+        // rather than stop taking changes.
+        if let Err(refused) =
+            index.push_frame(self.segment, self.frame, self.first_position, entries)
+        {
+            tracing::error!(reason = %refused.reason, "an index copy refused a frame the other took");
+            debug_assert!(false, "an index copy refused a frame the other took");
+        }
     }
 }
 
@@ -128,7 +138,7 @@ impl SharedIndex {
         }
     }
 
-    /// The index as of now, for reading: it holds every frame published
+    /// The index as of now, for reading: it holds every change made
     /// before this call. Hold it only to copy out what a read needs (see
     /// `crate::read`): a copy held by a reader is one the writer must go
     /// around.
@@ -136,11 +146,10 @@ impl SharedIndex {
         self.copies[self.current.load(Ordering::Acquire)].read()
     }
 
-    /// Adds a synced frame (see [`Index::push_frame`]) to both copies,
-    /// waiting for no reader unless both copies are held at this moment.
+    /// Adds a synced frame (see [`Index::push_frame`]) to the index.
     /// `prepare` runs on each copy just before it takes the frame (to warm
-    /// what the push touches). On return, readers see the frame. A frame
-    /// refused leaves both copies as they were.
+    /// what the push touches). On return, readers see the frame; a frame
+    /// refused leaves the index as it was.
     pub(crate) fn publish_frame(
         &self,
         segment: u32,
@@ -149,9 +158,6 @@ impl SharedIndex {
         entries: &[Entry<'_>],
         prepare: impl Fn(&Index),
     ) -> Result<(), Refused> {
-        let mut behind = self.behind.lock();
-        let current = self.current.load(Ordering::Relaxed);
-        let other = 1 - current;
         let push = |index: &mut Index| {
             prepare(index);
             index.push_frame(
@@ -161,86 +167,80 @@ impl SharedIndex {
                 entries.iter().copied(),
             )
         };
-        // The copy readers are not on first; failing that, the one they
-        // are on, if no reader holds it this moment; failing both, wait
-        // for the stragglers on the copy no new reader takes.
-        if let Some(mut index) = self.copies[other].try_write() {
-            catch_up(&mut index, &mut behind[other])?;
-            push(&mut index)?;
-            drop(index);
-            self.current.store(other, Ordering::Release);
-            match self.copies[current].try_write() {
-                Some(mut index) => push(&mut index)?,
-                None => behind[current].push(OwnedFrame::new(
-                    segment,
-                    frame.clone(),
-                    first_position,
-                    entries,
-                )),
-            }
-        } else if let Some(mut index) = self.copies[current].try_write() {
-            push(&mut index)?;
-            behind[other].push(OwnedFrame::new(
-                segment,
-                frame.clone(),
-                first_position,
-                entries,
-            ));
-        } else {
-            let mut index = self.copies[other].write();
-            catch_up(&mut index, &mut behind[other])?;
-            push(&mut index)?;
-            drop(index);
-            self.current.store(other, Ordering::Release);
-            behind[current].push(OwnedFrame::new(
-                segment,
-                frame.clone(),
-                first_position,
-                entries,
-            ));
-        }
-        Ok(())
+        self.change(push, Result::is_ok, |_| {
+            OwnedFrame::kept(segment, frame.clone(), first_position, entries)
+        })
     }
 
-    /// Makes a change other than a frame to both copies: `change` runs on
-    /// each, and what it returns for the first is returned. It must do the
-    /// same to both (it sees the same index twice). Waits for the readers
-    /// of each copy in turn, switching readers to the changed copy between
-    /// the two, so a reader waits at most for the change itself. Keep the
-    /// costly part of a change outside: compute under [`read`](Self::read),
-    /// then change.
-    pub(crate) fn update<R>(&self, mut change: impl FnMut(&mut Index) -> R) -> R {
+    /// Makes a change other than a frame to the index: `change` runs on
+    /// each copy (now, or when the copy is next free), and what it returns
+    /// for the first is returned, once readers see it. It must do the same
+    /// to both copies: it sees the same index twice. Keep the costly part
+    /// of a change outside it: compute under [`read`](Self::read), then
+    /// change.
+    pub(crate) fn update<R>(&self, change: impl FnMut(&mut Index) -> R + Send + 'static) -> R {
+        self.change(
+            change,
+            |_| true,
+            |mut change| Kept(Box::new(move |index| drop(change(index)))),
+        )
+    }
+
+    /// Runs `apply` on one copy and points readers at it, then runs it on
+    /// the other or keeps it there (made by `keep`) until that copy is
+    /// free; see the module's docs. When `applied` says the first run
+    /// changed nothing (a refused frame), the other copy is left alone.
+    fn change<R, C: FnMut(&mut Index) -> R>(
+        &self,
+        mut apply: C,
+        applied: impl Fn(&R) -> bool,
+        keep: impl FnOnce(C) -> Kept,
+    ) -> R {
         let mut behind = self.behind.lock();
         let current = self.current.load(Ordering::Relaxed);
         let other = 1 - current;
-        let out = {
-            let mut index = self.copies[other].write();
-            if let Err(refused) = catch_up(&mut index, &mut behind[other]) {
-                // Both copies took the frame once already, so this is a
-                // bug; the copy goes on without it (as the current one
-                // did not) rather than in a different state.
-                tracing::error!(reason = %refused.reason, "index copy could not take a frame the other took");
-            }
-            change(&mut index)
+        // The copy readers are not on first; failing that, the one they
+        // are on, if no reader holds it this moment; failing both, wait
+        // for the stragglers on the copy no new reader takes.
+        let (first, mut index) = match self.copies[other].try_write() {
+            Some(index) => (other, index),
+            None => match self.copies[current].try_write() {
+                Some(index) => (current, index),
+                None => (other, self.copies[other].write()),
+            },
         };
-        self.current.store(other, Ordering::Release);
-        let mut index = self.copies[current].write();
-        let second = change(&mut index);
-        // What the change gave back (an index part it replaced, say) is
-        // freed with no lock held.
+        catch_up(&mut index, &mut behind[first]);
+        let out = apply(&mut index);
         drop(index);
-        drop(second);
+        if !applied(&out) {
+            return out;
+        }
+        if first == current {
+            behind[other].push(keep(apply));
+            return out;
+        }
+        self.current.store(other, Ordering::Release);
+        match self.copies[current].try_write() {
+            Some(mut index) => {
+                let second = apply(&mut index);
+                // What the change gave back (an index part it replaced,
+                // say) is freed with no copy locked.
+                drop(index);
+                drop(second);
+            }
+            None => behind[current].push(keep(apply)),
+        }
         out
     }
 
     /// Rebuilds the tables of sealed segment `segment` from the segment
-    /// (see [`Index::distrusted`]), building them once for both copies; true
-    /// if it replaced them.
+    /// (see [`Index::distrusted`]), building them once for both copies;
+    /// true if it replaced them.
     pub(crate) fn distrust(&self, segment: u32) -> bool {
         let Some(table) = self.read().distrusted(segment) else {
             return false;
         };
-        self.update(|index| index.replace_distrusted(segment, table.clone()))
+        self.update(move |index| index.replace_distrusted(segment, table.clone()))
     }
 
     /// The index readers would take, taken out: for an index shared only
@@ -250,32 +250,19 @@ impl SharedIndex {
         let [a, b] = self.copies;
         if current == 0 { a } else { b }.into_inner()
     }
-
-    /// Puts `index` in place of both copies (a follower's reload).
-    pub(crate) fn replace(&self, index: Index) {
-        let mut behind = self.behind.lock();
-        let current = self.current.load(Ordering::Relaxed);
-        let other = 1 - current;
-        let copy = index.clone();
-        *self.copies[other].write() = index;
-        behind[other].clear();
-        self.current.store(other, Ordering::Release);
-        *self.copies[current].write() = copy;
-        behind[current].clear();
-    }
 }
 
-/// Adds to `index` the frames it is behind on, in order.
-fn catch_up(index: &mut Index, behind: &mut Vec<OwnedFrame>) -> Result<(), Refused> {
-    for frame in behind.drain(..) {
-        frame.apply(index)?;
+/// Makes `index` take the changes it is behind on, in order.
+fn catch_up(index: &mut Index, behind: &mut Vec<Kept>) {
+    for Kept(change) in behind.drain(..) {
+        change(index);
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn entry(stream: &'static str, version: u64, offset: u32) -> Entry<'static> {
         Entry {
@@ -344,14 +331,38 @@ mod tests {
             .publish_frame(0, 64..128, 0, &[entry("a", 0, 64)], |_| {})
             .unwrap();
         drop(reader);
-        let mut runs = 0;
-        let len = shared.update(|index| {
-            runs += 1;
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let len = shared.update(move |index| {
+            counted.fetch_add(1, Ordering::Relaxed);
             index.len()
         });
-        assert_eq!((len, runs), (1, 2));
+        assert_eq!((len, runs.load(Ordering::Relaxed)), (1, 2));
         for copy in &shared.copies {
             assert_eq!(copy.read().len(), 1);
+        }
+    }
+
+    #[test]
+    fn an_update_kept_for_a_held_copy_runs_after_the_frames_before_it() {
+        let shared = SharedIndex::new(Index::new(1));
+        let held = shared.read();
+        shared
+            .publish_frame(0, 64..128, 0, &[entry("a", 0, 64)], |_| {})
+            .unwrap();
+        // The copy `held` is on is behind by the frame; the update is kept
+        // for it too, and must see the frame when it runs there.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        shared.update(move |index| log.lock().push(index.len()));
+        assert_eq!(*seen.lock(), vec![1], "the held copy took nothing yet");
+        drop(held);
+        shared
+            .publish_frame(0, 128..192, 1, &[entry("a", 1, 128)], |_| {})
+            .unwrap();
+        assert_eq!(*seen.lock(), vec![1, 1]);
+        for copy in &shared.copies {
+            assert_eq!(copy.read().len(), 2);
         }
     }
 }

@@ -429,7 +429,7 @@ pub(crate) fn load(index: &SharedIndex) -> Result<(), Error> {
         }
     }
     if !states.is_empty() {
-        index.update(|index| {
+        index.update(move |index| {
             for (key, state) in &states {
                 index.set_lifecycle(*key, *state);
             }

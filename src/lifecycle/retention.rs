@@ -119,7 +119,10 @@ pub(crate) fn apply(
         return Ok(None);
     }
     index
-        .update(|index| index.apply_cut(&cut))
+        .update({
+            let cut = Arc::new(cut.clone());
+            move |index| index.apply_cut(&cut)
+        })
         .map_err(crate::read::internal)?;
     newest.lock().retain(|n, _| *n >= end);
     if catalog_named.is_some_and(|n| n < end) {

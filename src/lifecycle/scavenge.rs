@@ -573,7 +573,7 @@ fn swap_in(
     }
     let table = Table::from_map(mapped, true)
         .ok_or_else(|| crate::read::internal("scavenged index unreadable".into()))?;
-    let replaced = index.update(|index| {
+    let replaced = index.update(move |index| {
         index.replace_segment(Arc::clone(&segment)) && index.replace_tables(number, table.clone())
     });
     if !replaced {

@@ -921,7 +921,7 @@ impl Writer {
         // (O(streams) to encode, once a segment): an open after a crash
         // takes the streams from it and merges only the later segments'.
         let table = index.read().sealing_table();
-        let sealed = index.update(|index| index.seal_with(table.clone()));
+        let sealed = index.update(move |index| index.seal_with(table.clone()));
         let catalog = index.read().catalog_bytes();
         let sealed_number = engine.active.number();
         let existing = u32::try_from(number)
@@ -946,7 +946,8 @@ impl Writer {
                         .create_segment(number)
                         .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?,
                 };
-                index.update(|index| index.push_segment(Arc::clone(&segment)));
+                let pushed = Arc::clone(&segment);
+                index.update(move |index| index.push_segment(Arc::clone(&pushed)));
                 (segment, file)
             }
         };
@@ -1008,7 +1009,7 @@ impl Engine {
         if let Some((handle, _)) = self.id_filter.take() {
             match handle.join() {
                 Ok(done) => {
-                    index.update(|index| index.install_id_filter(done.clone()));
+                    index.update(move |index| index.install_id_filter(done.clone()));
                 }
                 Err(_) => tracing::warn!("the id filter thread panicked"),
             }
@@ -1028,7 +1029,7 @@ impl Engine {
             }
         } else {
             let done = job.run(&cancel);
-            index.update(|index| index.install_id_filter(done.clone()));
+            index.update(move |index| index.install_id_filter(done.clone()));
         }
     }
 
@@ -1267,7 +1268,7 @@ impl IndexWrite {
         });
         match mapped.map(|m| Table::from_map(m, true)) {
             Ok(Some(table)) => {
-                index.update(|index| index.replace_tables(number as u32, table.clone()));
+                index.update(move |index| index.replace_tables(number as u32, table.clone()));
             }
             Ok(None) => tracing::warn!(
                 segment = number,
@@ -1363,6 +1364,52 @@ mod tests {
             matches!(outcomes[1], Err(Error::Poisoned)),
             "{:?}",
             outcomes[1]
+        );
+    }
+
+    /// A reader that holds the index (descheduled while it plans a read,
+    /// say) never holds up an append: appends on the very thread that
+    /// holds it, across seals and the id filter's installs, each of which
+    /// would wait for that reader forever if the writer needed its copy.
+    /// The reader's copy stays as it was, and takes everything once free.
+    #[test]
+    fn appends_and_seals_never_wait_for_a_reader_holding_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options::default().segment_size(crate::format::MIN_SEGMENT_SIZE);
+        let store = Store::open_with(dir.path(), options).unwrap();
+        let (_, index) = store.parts_for_tests();
+        let segments_before = index.read().end_segment();
+        let held = index.read();
+        let payload = vec![7u8; 1024];
+        let mut appended = 0u64;
+        // Enough to fill several of the smallest segments.
+        let target = 4 * crate::format::MIN_SEGMENT_SIZE / 1024;
+        while appended < target {
+            let e = EventData::new("T", payload.clone());
+            store.append("s", ExpectedVersion::Any, &[e]).unwrap();
+            appended += 1;
+        }
+        assert_eq!(held.len(), 0, "the held copy changed under its reader");
+        assert_eq!(held.end_segment(), segments_before);
+        // A reader now sees every append, and so does the held copy once
+        // its reader lets go and the next change reaches it.
+        assert_eq!(store.global_position(), appended);
+        assert!(index.read().end_segment() > segments_before + 2);
+        drop(held);
+        store
+            .append(
+                "s",
+                ExpectedVersion::Any,
+                &[EventData::new("T", b"x".to_vec())],
+            )
+            .unwrap();
+        let events = store.read_stream("s", 0, usize::MAX).unwrap();
+        assert_eq!(events.len() as u64, appended + 1);
+        assert!(
+            events
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.version == i as u64)
         );
     }
 

@@ -101,7 +101,7 @@ impl Follower {
             first_segment = fresh.first_segment(),
             "the writer's retention dropped segments: the read-only store took the log again"
         );
-        index.replace(fresh);
+        index.update(move |index| *index = fresh.clone());
         Ok(Some(tail))
     }
 
@@ -241,7 +241,8 @@ pub(crate) fn follow(
                 let seg = Segment::open(path, u64::from(number), &mut Some(first))?;
                 seg.publish(SEGMENT_HEADER_LEN);
                 let seg = Arc::new(seg);
-                index.update(|index| index.push_segment(Arc::clone(&seg)));
+                let pushed = Arc::clone(&seg);
+                index.update(move |index| index.push_segment(Arc::clone(&pushed)));
                 seg
             }
         };
