@@ -379,11 +379,15 @@
 //! expected-version check and its own all-or-nothing result, and they share
 //! one write and one `fdatasync`. A lone appender never waits for company.
 //! Reads run in parallel with each other and with appends and never wait
-//! for an `fdatasync`; they see only whole, synced batches. A read holds the
-//! index's lock only to copy the locations it reads, and checks and decodes
-//! records with no lock held; the writer holds it only to add a synced
-//! frame's entries. Neither waits for the other's real work (PERFORMANCE.md,
-//! "Readers and the writer", has the figures and what is still missed). The next
+//! for an `fdatasync`; they see only whole, synced batches, and a read that
+//! starts after an append returned sees it. Readers and the writer never
+//! wait for each other: the index is held in two copies, a read holds one
+//! only to copy the locations it reads (it checks and decodes records with
+//! no lock held), and the writer adds each synced frame to the copy no
+//! reader holds, then points new reads at it. The cost is the index's
+//! memory per stream and per active-segment event, held twice, and each
+//! frame added twice (PERFORMANCE.md, "Readers and the writer", has the
+//! figures and what is still missed). The next
 //! segment is prepared on a background thread before it is needed, so the
 //! append that fills a segment does not pay for creating the next one
 //! ([`Options::prepare_segments_ahead`]).

@@ -36,7 +36,10 @@
 //! What this costs: each change is made twice (once per copy; a frame
 //! kept for later is copied first), and the memory the index keeps per
 //! stream and per active event is held twice (the names and the sealed
-//! segments' tables are shared, not copied).
+//! segments' tables are shared, not copied). A reader that holds a copy
+//! for long (a backup opening every deferred segment, say) makes the
+//! changes kept for that copy pile up, each frame's entries owned, until
+//! it lets go; the writer goes on meanwhile, where one lock made it wait.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,12 +52,23 @@ use super::{Entry, Index, Refused};
 #[derive(Debug)]
 pub(crate) struct SharedIndex {
     copies: [RwLock<Index>; 2],
-    /// The copy readers take (0 or 1). Changed only under `behind`'s lock.
+    /// The copy readers take (0 or 1). Changed only under `changes`' lock.
     current: AtomicUsize,
-    /// The changes each copy has yet to take, oldest first. The copy that
-    /// `current` names is never behind. The lock also makes every change
+    /// What each copy has yet to take. The lock also makes every change
     /// one at a time.
-    behind: Mutex<[Vec<Kept>; 2]>,
+    changes: Mutex<Changes>,
+}
+
+/// The changes the copies have yet to take.
+#[derive(Debug, Default)]
+struct Changes {
+    /// For each copy, the changes it is behind on, oldest first. The copy
+    /// that `current` names is never behind.
+    behind: [Vec<Kept>; 2],
+    /// Whether the second copy was made. An open makes only one: cloning
+    /// the index costs about as much as the rest of an open after a clean
+    /// close, so the first change pays for it instead.
+    second_made: bool,
 }
 
 /// A change kept for a copy that could not take it when it was made.
@@ -130,11 +144,10 @@ impl OwnedFrame {
 impl SharedIndex {
     /// Shares `index` between readers and the writer.
     pub(crate) fn new(index: Index) -> SharedIndex {
-        let copy = index.clone();
         SharedIndex {
-            copies: [RwLock::new(index), RwLock::new(copy)],
+            copies: [RwLock::new(index), RwLock::new(Index::default())],
             current: AtomicUsize::new(0),
-            behind: Mutex::new([Vec::new(), Vec::new()]),
+            changes: Mutex::new(Changes::default()),
         }
     }
 
@@ -196,9 +209,17 @@ impl SharedIndex {
         applied: impl Fn(&R) -> bool,
         keep: impl FnOnce(C) -> Kept,
     ) -> R {
-        let mut behind = self.behind.lock();
+        let mut changes = self.changes.lock();
         let current = self.current.load(Ordering::Relaxed);
         let other = 1 - current;
+        if !changes.second_made {
+            // No reader was ever directed to the other copy, so its lock
+            // is free.
+            let copy = self.copies[current].read().clone();
+            *self.copies[other].write() = copy;
+            changes.second_made = true;
+        }
+        let behind = &mut changes.behind;
         // The copy readers are not on first; failing that, the one they
         // are on, if no reader holds it this moment; failing both, wait
         // for the stragglers on the copy no new reader takes.
@@ -303,7 +324,7 @@ mod tests {
             assert_eq!(index.stream_version("a"), Some(1));
             assert_eq!(index.stream_version("b"), Some(0));
         }
-        assert!(shared.behind.lock().iter().all(Vec::is_empty));
+        assert!(shared.changes.lock().behind.iter().all(Vec::is_empty));
     }
 
     #[test]
