@@ -20,18 +20,30 @@
 //! id. Removals (a frame the index refused is undone, last event first)
 //! shift the entries after a freed slot back where they belong, as linear
 //! probing needs.
+//!
+//! The hash is the one every in-memory id structure shares
+//! ([`IdKey::hash`]), so that the writer's check of a batch computes it
+//! once for the store-wide filter and this table
+//! ([`index_of_hashed`](ActiveIds::index_of_hashed)); an insertion
+//! computes it again (a few instructions) rather than carrying it through
+//! the frame. Its key is secret, so ids that crowd one run of slots
+//! cannot be chosen on purpose (see `id_hash`); should they crowd it
+//! anyway, a probe reads more slots, never answers wrongly.
 
-use super::id_hash::IdHashBuilder;
+use super::id_hash::IdKey;
 
 /// The fewest slots a non-empty table has.
 const MIN_SLOTS: usize = 64;
+/// log2 of the most slots a table has: 2^32, twice the events a segment
+/// could index (a slot's index has 32 bits).
+const MAX_BITS: u32 = 32;
 /// A slot's tag: the high 32 bits of the id's hash.
 const TAG_MASK: u64 = 0xffff_ffff_0000_0000;
 /// A slot's event: its index in the segment, plus one.
 const INDEX_MASK: u64 = 0xffff_ffff;
 
 /// The active segment's ids; see the module's docs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct ActiveIds {
     /// The id of each event, in position order.
     ids: Vec<[u8; 16]>,
@@ -40,9 +52,22 @@ pub(crate) struct ActiveIds {
     /// hash) and, below it, the index in `ids` of the first event with
     /// that id, plus one.
     slots: Vec<u64>,
-    /// log2 of the slot count: a tag's home slot is its top `bits` bits.
-    bits: u32,
-    hasher: IdHashBuilder,
+    /// 64 minus log2 of the slot count: a tag's home slot is its top bits,
+    /// `tag >> shift`, always below the slot count. 64 while there are no
+    /// slots (then every slot is out of range, whatever `home` says).
+    shift: u32,
+    key: IdKey,
+}
+
+impl Default for ActiveIds {
+    fn default() -> ActiveIds {
+        ActiveIds {
+            ids: Vec::new(),
+            slots: Vec::new(),
+            shift: 64,
+            key: IdKey::get(),
+        }
+    }
 }
 
 impl ActiveIds {
@@ -56,10 +81,13 @@ impl ActiveIds {
             ids: Vec::with_capacity(events),
             ..ActiveIds::default()
         };
-        // The table holds at most half its slots; the doubling keeps the
-        // bounds of `grow` (never past 2^32 slots).
-        while events.saturating_mul(2) > table.slots.len() && table.bits < 32 {
-            table.grow();
+        if events > 0 {
+            // At most half full, and within `grow`'s bounds (never past
+            // 2^32 slots); made at its size at once, not doubled there.
+            let bits = (usize::BITS - (events.saturating_mul(2) - 1).leading_zeros())
+                .clamp(MIN_SLOTS.trailing_zeros(), MAX_BITS);
+            table.slots = vec![0; 1 << bits];
+            table.shift = 64 - bits;
         }
         table
     }
@@ -80,14 +108,13 @@ impl ActiveIds {
 
     /// The tag of an id: the high half of its hash, shifted into place.
     fn tag(&self, id: &[u8; 16]) -> u64 {
-        self.hasher.hash_id(id) & TAG_MASK
+        self.key.hash(id) & TAG_MASK
     }
 
-    /// The slot where the probe for a tag starts.
+    /// The slot where the probe for a tag starts: below the slot count
+    /// whenever there are slots (see `shift`).
     fn home(&self, tag: u64) -> usize {
-        // `bits` is 6..=32 once there are slots (see `grow`), so the shift
-        // is in range; with no slots nothing is probed.
-        (tag >> (64 - self.bits.clamp(1, 32))) as usize & self.mask()
+        (tag >> (self.shift & 63)) as usize
     }
 
     fn mask(&self) -> usize {
@@ -101,7 +128,9 @@ impl ActiveIds {
 
     /// Appends the id of the next event. An id already held keeps its
     /// first event (only a store written before ids were unique repeats
-    /// one).
+    /// one). Inlined into the index's push of each event: the common
+    /// case, an empty home slot, is a hash, a load and a store.
+    #[inline]
     pub(crate) fn push(&mut self, id: [u8; 16]) {
         if (self.ids.len() + 1) * 2 > self.slots.len() {
             self.grow();
@@ -111,35 +140,56 @@ impl ActiveIds {
         // wrong.
         if let Ok(index) = u32::try_from(self.ids.len() + 1) {
             let tag = self.tag(&id);
-            let mask = self.mask();
-            let mut at = self.home(tag);
-            for _ in 0..self.slots.len() {
-                match self.slots.get(at).copied() {
-                    Some(0) => {
-                        if let Some(slot) = self.slots.get_mut(at) {
-                            *slot = tag | u64::from(index);
-                        }
-                        break;
-                    }
-                    Some(slot) if slot & TAG_MASK == tag && self.id_at(slot) == Some(&id) => break,
-                    Some(_) => at = (at + 1) & mask,
-                    None => break,
-                }
+            let at = self.home(tag);
+            match self.slots.get_mut(at) {
+                // An empty home slot: the id is nowhere further on either.
+                Some(slot) if *slot == 0 => *slot = tag | u64::from(index),
+                _ => self.insert_probing(&id, tag | u64::from(index), at),
             }
         }
         self.ids.push(id);
     }
 
-    /// The index of the first event with id `id`.
-    pub(crate) fn index_of(&self, id: &[u8; 16]) -> Option<usize> {
-        if self.ids.is_empty() {
-            return None;
-        }
-        let tag = self.tag(id);
+    /// Puts `entry` in the first empty slot from `at` on, unless an entry
+    /// for `id` comes first.
+    fn insert_probing(&mut self, id: &[u8; 16], entry: u64, mut at: usize) {
         let mask = self.mask();
+        // At most half full, so an empty slot ends the probe; the bound is
+        // for a table out of step, which must still not loop.
+        for _ in 0..self.slots.len() {
+            let Some(&slot) = self.slots.get(at) else {
+                return;
+            };
+            if slot == 0 {
+                if let Some(s) = self.slots.get_mut(at) {
+                    *s = entry;
+                }
+                return;
+            }
+            if (slot ^ entry) & TAG_MASK == 0 && self.id_at(slot) == Some(id) {
+                return;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The index of the first event with id `id`.
+    #[cfg(test)]
+    pub(crate) fn index_of(&self, id: &[u8; 16]) -> Option<usize> {
+        self.index_of_hashed(id, self.key.hash(id))
+    }
+
+    /// [`index_of`](ActiveIds::index_of) with the id's hash at hand
+    /// ([`IdKey::hash`]): the writer's check has it from the store-wide
+    /// filter's lookup.
+    #[inline]
+    pub(crate) fn index_of_hashed(&self, id: &[u8; 16], hash: u64) -> Option<usize> {
+        let tag = hash & TAG_MASK;
         let mut at = self.home(tag);
-        // At most half full, so an empty slot ends every probe; the bound
-        // is for a table out of step, which must still not loop.
+        let mask = self.mask();
+        // At most half full, so an empty slot ends every probe (and most
+        // end at the first, the home slot); the bound is for a table out
+        // of step, which must still not loop. An empty table has no slot.
         for _ in 0..self.slots.len() {
             let slot = *self.slots.get(at)?;
             if slot == 0 {
@@ -157,9 +207,6 @@ impl ActiveIds {
     /// that the cache misses of a frame's insertions overlap rather than
     /// follow one another.
     pub(crate) fn touch(&self, ids: &[[u8; 16]]) {
-        if self.slots.is_empty() {
-            return;
-        }
         let sum = ids.iter().fold(0u64, |sum, id| {
             let at = self.home(self.tag(id));
             sum ^ self.slots.get(at).copied().unwrap_or_default()
@@ -222,15 +269,18 @@ impl ActiveIds {
     }
 
     /// Doubles the table (or makes the first). Entries move in slot order
-    /// to their homes in the new table, found from their tags alone.
+    /// to their homes in the new table, found from their tags alone. Kept
+    /// out of line: it runs once per doubling, and [`push`](ActiveIds::push)
+    /// is inlined where each event is indexed.
+    #[inline(never)]
     fn grow(&mut self) {
-        let bits = (self.bits + 1).max(MIN_SLOTS.trailing_zeros());
-        if bits > 32 {
+        let bits = (64 - self.shift + 1).max(MIN_SLOTS.trailing_zeros());
+        if bits > MAX_BITS {
             // Half of 2^32 slots are already in use: no segment gets here.
             return;
         }
         let old = std::mem::replace(&mut self.slots, vec![0; 1 << bits]);
-        self.bits = bits;
+        self.shift = 64 - bits;
         let mask = self.mask();
         for slot in old.into_iter().filter(|s| *s != 0) {
             let mut at = self.home(slot & TAG_MASK);

@@ -10,10 +10,10 @@
 //! blocked Bloom filter) made a fresh id one cache miss, but each id it
 //! let through by mistake (0.5–3 % of them) was then looked for in every
 //! sealed segment. This one is a table of fingerprints: each id of a
-//! sealed segment leaves one 16-bit entry, [`FINGERPRINT_BITS`] bits of
-//! its second [`id_hashes`] hash and the low [`TAG_BITS`] bits of its
-//! segment's number (its tag), four to a 64-bit word, the id's home word
-//! chosen by its first hash; an entry goes in the first word with a free
+//! sealed segment leaves one 16-bit entry, [`FINGERPRINT_BITS`] low bits
+//! of its hash and the low [`TAG_BITS`] bits of its segment's number (its
+//! tag), four to a 64-bit word, the id's home word chosen by the hash's
+//! top bits; an entry goes in the first word with a free
 //! slot from its home word on (linear probing, a word at a time, round the
 //! home word's 64-byte line first). A lookup reads the home word, and the
 //! next ones only while they are full, and answers with the set of tags whose
@@ -27,6 +27,16 @@
 //! words, so it passes about once in 280 in a full filter (measured in the
 //! tests below), against once in 30 to 200 for the Bloom filter at its 1
 //! to 2 bytes an event.
+//!
+//! The hash is the in-memory one ([`IdKey::hash`]), not the on-disk
+//! filters' [`id_hashes`](super::file::id_hashes): nothing of this filter
+//! is on disk, so it is free to use the hash that the writer's check
+//! computes anyway for a batch's repeat check and the active segment's id
+//! table, once per id for all three (two on-disk hashes cost an id about
+//! 25 instructions more). And since that hash's key is a secret of the
+//! process, ids chosen to share one home word (which would make the
+//! linear probes of inserts and lookups long) cannot be computed, as they
+//! can for the unseeded on-disk hashes.
 //!
 //! It is derived data and lives only in memory (nothing of it is on disk):
 //! built from the sealed segments' id tables on a background thread that a
@@ -52,7 +62,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::Table;
-use super::file::id_hashes;
+use super::id_hash::IdKey;
 use crate::log::segment::Segment;
 
 /// Bits of an id's fingerprint in its entry (never all zero, so that an
@@ -89,6 +99,13 @@ const LANES_FINGERPRINT: u64 = LANES_LOW * (0xffff << TAG_BITS & 0xffff);
 /// crosses lanes, unlike the shorter `(x - low) & !x & high`).
 fn zero_lanes(x: u64) -> u64 {
     !(((x & LANES_LOW15) + LANES_LOW15) | x) & LANES_HIGH
+}
+
+/// Whether some 16-bit lane of `x` is zero. The shorter form is exact for
+/// this question: a borrow starts only at a zero lane, so it can mark
+/// lanes above one, never make one up where there is none.
+fn has_zero_lane(x: u64) -> bool {
+    x.wrapping_sub(LANES_LOW) & !x & LANES_HIGH != 0
 }
 
 /// One cache line of the table: 32 slots of 16 bits, four to a word.
@@ -162,13 +179,20 @@ impl IdFilter {
     }
 
     /// An id's home word and fingerprint (shifted into place, never zero),
-    /// from its [`id_hashes`]: the first hash picks the word by
-    /// multiply-shift (no division), the second's top bits the fingerprint.
-    fn place(&self, (h1, h2): (u64, u64)) -> (usize, u16) {
+    /// from its [`IdKey::hash`]: the top bits pick the word by
+    /// multiply-shift (no division), the low bits are the fingerprint.
+    fn place(&self, hash: u64) -> (usize, u16) {
         let words = self.lines.len() as u64 * 8;
-        let home = ((u128::from(h1) * u128::from(words)) >> 64) as usize;
-        let fingerprint = ((h2 >> (64 - FINGERPRINT_BITS)) as u16).max(1);
+        let home = ((u128::from(hash) * u128::from(words)) >> 64) as usize;
+        let fingerprint = (hash as u16 & ((1 << FINGERPRINT_BITS) - 1)).max(1);
         (home, fingerprint << TAG_BITS)
+    }
+
+    /// Word `at` of the table.
+    fn word(&self, at: usize) -> Option<&AtomicU64> {
+        self.lines
+            .get(at / 8)
+            .and_then(|Line(words)| words.get(at % 8))
     }
 
     /// Calls `visit` on the words of the probe sequence from `home` until
@@ -179,28 +203,33 @@ impl IdFilter {
     fn probe(&self, home: usize, mut visit: impl FnMut(&AtomicU64) -> bool) -> bool {
         let lines = self.lines.len();
         let (mut line, offset) = (home / 8, home % 8);
-        for _ in 0..lines {
-            let Some(Line(words)) = self.lines.get(line) else {
-                return false;
-            };
-            for k in 0..8 {
-                if words.get((offset + k) & 7).is_some_and(&mut visit) {
-                    return true;
-                }
+        let mut at = offset;
+        // One word after the other, round the line and on to the next when
+        // back at `offset`. (Two nested loops, round a line inside, made
+        // the compiler compute all eight word indexes before reading the
+        // first word: most of a lookup's cost, when nearly every lookup
+        // reads one or two words.)
+        for _ in 0..lines.saturating_mul(8) {
+            let word = self.lines.get(line).and_then(|Line(words)| words.get(at));
+            if word.is_some_and(&mut visit) {
+                return true;
             }
-            line += 1;
-            if line == lines {
-                line = 0;
+            at = (at + 1) & 7;
+            if at == offset {
+                line += 1;
+                if line == lines {
+                    line = 0;
+                }
             }
         }
         false
     }
 
-    /// Adds an id of segment `segment`, by its [`id_hashes`]: in the
+    /// Adds an id of segment `segment`, by its [`IdKey::hash`]: in the
     /// first word of its probe sequence with a free slot, so that a lookup
     /// (which stops at such a word) reaches it.
-    pub(crate) fn insert(&self, hashes: (u64, u64), segment: u32) {
-        let (home, fingerprint) = self.place(hashes);
+    pub(crate) fn insert(&self, hash: u64, segment: u32) {
+        let (home, fingerprint) = self.place(hash);
         let entry = fingerprint | tag_of(segment);
         let placed = self.probe(home, |word| {
             let mut v = word.load(Ordering::Relaxed);
@@ -228,7 +257,7 @@ impl IdFilter {
         }
     }
 
-    /// Reads the home word of each id by its [`id_hashes`], all before
+    /// Reads the home word of each id by its [`IdKey::hash`], all before
     /// any is looked up. A lookup's loop ends on a test of the word it
     /// loaded, and when that branch is mispredicted (a full home word is
     /// not rare) the processor waits for the load before it goes on to
@@ -236,26 +265,73 @@ impl IdFilter {
     /// rather than overlap. These loads have no branch on their values:
     /// 100 fresh ids in a 14-segment store took 5.5 µs with them, 9.6 µs
     /// without (PERFORMANCE.md).
-    pub(crate) fn touch(&self, hashes: impl Iterator<Item = (u64, u64)>) {
+    pub(crate) fn touch(&self, hashes: impl Iterator<Item = u64>) {
         let sum = hashes.fold(0u64, |sum, h| {
             let (home, _) = self.place(h);
-            let word = self
-                .lines
-                .get(home / 8)
-                .and_then(|Line(words)| words.get(home % 8));
-            sum ^ word.map_or(0, |w| w.load(Ordering::Relaxed))
+            sum ^ self.word(home).map_or(0, |w| w.load(Ordering::Relaxed))
         });
         std::hint::black_box(sum);
     }
 
+    /// The tags of the segments that may hold each id, by its
+    /// [`IdKey::hash`] in `hashes`, into `out` (as long): what
+    /// [`tags`](IdFilter::tags) answers for each, for a batch. A first
+    /// pass reads every id's home word and, with no branch on what it
+    /// holds, settles the common case there (a free slot and no entry with
+    /// the id's fingerprint: no segment holds the id); the others get the
+    /// whole probe after. A lookup's loop ends on a test of the word it
+    /// loaded, and when that branch is mispredicted (a full home word is
+    /// not rare) the processor waits for the load before it goes on to the
+    /// next id, so that a batch's cache misses follow one another rather
+    /// than overlap; the first pass lets them overlap (as [`touch`]
+    /// did before each lookup: 100 fresh ids in a 14-segment store took
+    /// 5.5 µs with it, 9.6 µs without, PERFORMANCE.md) and answers most
+    /// ids in the same pass.
+    ///
+    /// [`touch`]: IdFilter::touch
+    pub(crate) fn tags_of_all(&self, hashes: &[u64], out: &mut [Tags]) {
+        if self.overflowed.load(Ordering::Relaxed) {
+            out.fill(Tags::ALL);
+            return;
+        }
+        for (tags, h) in out.iter_mut().zip(hashes) {
+            let (home, fingerprint) = self.place(*h);
+            // A word that cannot be read (never: `place` stays in the
+            // table) counts as full, and sends the id to the whole probe.
+            let v = self
+                .word(home)
+                .map_or(u64::MAX, |w| w.load(Ordering::Relaxed));
+            let wanted = LANES_LOW * u64::from(fingerprint);
+            let settled = !has_zero_lane((v & LANES_FINGERPRINT) ^ wanted) & has_zero_lane(v);
+            // No tag when settled, every tag (look further) when not.
+            *tags = Tags(u16::from(settled).wrapping_sub(1));
+        }
+        for (tags, h) in out.iter_mut().zip(hashes) {
+            if *tags == Tags::ALL {
+                let (home, fingerprint) = self.place(*h);
+                *tags = self.tags_probing(home, LANES_LOW * u64::from(fingerprint));
+            }
+        }
+    }
+
     /// The tags of the segments that may hold an id, by its
-    /// [`id_hashes`]: empty means no segment the filter covers holds it.
-    /// Reads its probe sequence up to the first word with a free slot
-    /// (an entry lies only there or before), usually one to three words
-    /// of one cache line.
-    pub(crate) fn tags(&self, hashes: (u64, u64)) -> Tags {
-        let (home, fingerprint) = self.place(hashes);
-        let wanted = LANES_LOW * u64::from(fingerprint);
+    /// [`IdKey::hash`]: empty means no segment the filter covers holds it.
+    /// One id at a time, by the whole probe: the reference the tests hold
+    /// [`tags_of_all`](IdFilter::tags_of_all) to.
+    #[cfg(test)]
+    pub(crate) fn tags(&self, hash: u64) -> Tags {
+        let (home, fingerprint) = self.place(hash);
+        self.tags_probing(home, LANES_LOW * u64::from(fingerprint))
+    }
+
+    /// The tags of the segments that may hold an id whose home word is
+    /// `home` and whose fingerprint, in every lane, is `wanted`. Reads its
+    /// probe sequence up to the first word with a free slot (an entry lies
+    /// only there or before), usually one to three words of one cache
+    /// line. Out of line: [`tags_of_all`](IdFilter::tags_of_all) settles
+    /// most ids without it.
+    #[inline(never)]
+    fn tags_probing(&self, home: usize, wanted: u64) -> Tags {
         let mut tags = 0u16;
         self.probe(home, |word| {
             let v = word.load(Ordering::Relaxed);
@@ -339,12 +415,13 @@ impl FilterJob {
             // their insertions overlap (see `touch`).
             let taken = table.with_view(segment.as_deref(), |view| {
                 let mut ids = view.ids();
-                let mut chunk = [(0u64, 0u64); 64];
+                let key = IdKey::get();
+                let mut chunk = [0u64; 64];
                 let mut since_release = 0usize;
                 loop {
                     let mut n = 0;
                     for (slot, (id, _)) in chunk.iter_mut().zip(ids.by_ref()) {
-                        *slot = id_hashes(&id);
+                        *slot = key.hash(&id);
                         n += 1;
                     }
                     let Some(hashes) = chunk.get(..n).filter(|h| !h.is_empty()) else {
@@ -379,6 +456,10 @@ impl FilterJob {
 mod tests {
     use super::*;
 
+    fn hash(id: &[u8; 16]) -> u64 {
+        IdKey::get().hash(id)
+    }
+
     fn id(i: u64) -> [u8; 16] {
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&i.to_le_bytes());
@@ -399,13 +480,13 @@ mod tests {
     fn never_forgets_and_rarely_guesses() {
         let f = IdFilter::with_capacity(100_000);
         for i in 0..100_000 {
-            f.insert(id_hashes(&id(i)), (i / 7_000) as u32);
+            f.insert(hash(&id(i)), (i / 7_000) as u32);
         }
         for i in 0..100_000 {
-            assert!(f.tags(id_hashes(&id(i))).has((i / 7_000) as u32), "id {i}");
+            assert!(f.tags(hash(&id(i))).has((i / 7_000) as u32), "id {i}");
         }
         let false_maybes = (1_000_000..1_100_000)
-            .filter(|i| !f.tags(id_hashes(&id(*i))).is_empty())
+            .filter(|i| !f.tags(hash(&id(*i))).is_empty())
             .count();
         // Full (four-fifths of its slots): a fresh id meets about 15
         // entries, each with one chance in 4,095 of its fingerprint.
@@ -418,11 +499,11 @@ mod tests {
     #[test]
     fn a_tiny_filter_still_answers() {
         let f = IdFilter::with_capacity(0);
-        assert!(f.tags(id_hashes(&id(1))).is_empty());
-        f.insert(id_hashes(&id(1)), 17);
-        assert_eq!(f.tags(id_hashes(&id(1))), Tags(1 << 1));
-        assert!(f.tags(id_hashes(&id(1))).has(1));
-        assert!(!f.tags(id_hashes(&id(1))).has(2));
+        assert!(f.tags(hash(&id(1))).is_empty());
+        f.insert(hash(&id(1)), 17);
+        assert_eq!(f.tags(hash(&id(1))), Tags(1 << 1));
+        assert!(f.tags(hash(&id(1))).has(1));
+        assert!(!f.tags(hash(&id(1))).has(2));
         assert_eq!(capacity_for(10), MIN_CAPACITY);
         assert_eq!(capacity_for(1 << 20), 5 << 18);
     }
@@ -434,10 +515,13 @@ mod tests {
     fn an_overfull_filter_answers_maybe_everywhere() {
         let f = IdFilter::with_capacity(0);
         for i in 0..100 {
-            f.insert(id_hashes(&id(i)), i as u32);
+            f.insert(hash(&id(i)), i as u32);
         }
-        assert_eq!(f.tags(id_hashes(&id(5))), Tags::ALL);
-        assert_eq!(f.tags(id_hashes(&id(1_000))), Tags::ALL);
+        assert_eq!(f.tags(hash(&id(5))), Tags::ALL);
+        assert_eq!(f.tags(hash(&id(1_000))), Tags::ALL);
+        let mut all = [Tags::default(); 2];
+        f.tags_of_all(&[hash(&id(5)), hash(&id(1_000))], &mut all);
+        assert_eq!(all, [Tags::ALL; 2]);
     }
 
     /// The seed of a randomized test: `ANNALS_SEED` when set (to replay a
@@ -450,7 +534,10 @@ mod tests {
                 use std::hash::{BuildHasher, RandomState};
                 RandomState::new().hash_one(0u8)
             });
-        println!("seed {seed} (replay with ANNALS_SEED={seed})");
+        println!(
+            "seed {seed} (replay with ANNALS_SEED={seed} {})",
+            IdKey::replay()
+        );
         seed
     }
 
@@ -480,11 +567,11 @@ mod tests {
             for k in 0..fill {
                 let i = next() % space;
                 let segment = (k * u64::from(segments) / fill.max(1)) as u32 + 3;
-                f.insert(id_hashes(&id(i)), segment);
+                f.insert(hash(&id(i)), segment);
                 model.entry(i).or_default().push(segment);
             }
             for (i, segments) in &model {
-                let tags = f.tags(id_hashes(&id(*i)));
+                let tags = f.tags(hash(&id(*i)));
                 for s in segments {
                     assert!(
                         tags.has(*s),
@@ -492,9 +579,17 @@ mod tests {
                     );
                 }
             }
+            // A batch's lookup answers as one id's at a time, for stored
+            // and fresh ids alike.
+            let hashes: Vec<u64> = (0..space + 200).map(|i| hash(&id(i))).collect();
+            let mut all = vec![Tags::default(); hashes.len()];
+            f.tags_of_all(&hashes, &mut all);
+            for (k, (h, tags)) in hashes.iter().zip(&all).enumerate() {
+                assert_eq!(*tags, f.tags(*h), "seed {seed} round {round}: id {k}");
+            }
             if fill <= capacity && capacity > 500 {
                 let fresh = (0..2_000)
-                    .filter(|k| !f.tags(id_hashes(&id(space + k))).is_empty())
+                    .filter(|k| !f.tags(hash(&id(space + k))).is_empty())
                     .count();
                 assert!(
                     fresh < 60,
@@ -510,22 +605,22 @@ mod tests {
     fn lookups_during_an_extension_find_what_was_there() {
         let f = Arc::new(IdFilter::with_capacity(20_000));
         for i in 0..10_000 {
-            f.insert(id_hashes(&id(i)), 1);
+            f.insert(hash(&id(i)), 1);
         }
         let writer = {
             let f = Arc::clone(&f);
             std::thread::spawn(move || {
                 for i in 10_000..20_000 {
-                    f.insert(id_hashes(&id(i)), 2);
+                    f.insert(hash(&id(i)), 2);
                 }
             })
         };
         for round in 0..5 {
             for i in 0..10_000 {
-                assert!(f.tags(id_hashes(&id(i))).has(1), "round {round} id {i}");
+                assert!(f.tags(hash(&id(i))).has(1), "round {round} id {i}");
             }
         }
         writer.join().unwrap();
-        assert!((10_000..20_000).all(|i| f.tags(id_hashes(&id(i))).has(2)));
+        assert!((10_000..20_000).all(|i| f.tags(hash(&id(i))).has(2)));
     }
 }

@@ -1,38 +1,124 @@
-//! The hasher of the in-memory maps and sets keyed by event id: the active
-//! segment's ids, the ids of a commit group's earlier batches, and a
-//! batch's own ids when it is checked for repeats.
+//! The hash of event ids in memory: one 64-bit value per id that every
+//! in-memory structure keyed by id shares (a batch's repeat check, the
+//! store-wide id filter, the active segment's id table, the ids of a
+//! commit group's earlier batches), so that an append hashes each of its
+//! ids once for all of them, not once per structure.
 //!
 //! The std hasher (SipHash-1-3) cost about 150 instructions per 16-byte
-//! id, and an append of a batch of 100 hashes each id three to four times
-//! (its repeat check, its lookup, its insertion, and a share of the
-//! rehashing as the map grows): that was a third of the CPU an append of
-//! 100 fresh ids spent over the version before ids were checked. This one
-//! folds the id's two 64-bit halves with a multiply each and finishes with
-//! a 64-bit mixer, about 20 instructions.
+//! id, and an append of a batch of 100 hashed each id three to four
+//! times: a third of the CPU an append of 100 fresh ids spent over the
+//! version before ids were checked. A seeded multiply-and-mix of the two
+//! halves (about 20 instructions) replaced it, but was still computed
+//! three times per id for the active table alone, beside two more mixes
+//! per id for the store-wide filter (PERFORMANCE.md, issue 11). This one
+//! is built on the folded multiply of foldhash and ahash's fallback: each
+//! half of the id is XORed with a secret word, the two are multiplied
+//! into 128 bits, and the product's halves are XORed together; that is
+//! multiplied by a constant and folded once more (about ten instructions
+//! in all, see [`IdKey::hash`]). Every bit of the result depends on both
+//! halves of the id, so ids that differ only in one half (counters,
+//! time-ordered schemes such as UUID v7, whose first half is mostly the
+//! time) still spread.
 //!
-//! Both halves go in, never only the low 64 bits: a UUID v7's low bits
-//! are random, but an id is any 16 bytes the application chose, and ids
-//! that differ only in their high half (counters, time-ordered schemes)
-//! must not share a hash. Each map gets its own random seed from std's
-//! per-process random keys, so that the buckets ids land in cannot be
-//! predicted from the ids alone. That is a cheap obstacle, not SipHash's
-//! guarantee against flooding; the ids come from the application that
-//! links annals, not from strangers, and a flood of colliding ids would
-//! cost time, never a wrong answer.
+//! Collisions are the price of such a cheap hash, and ids come from the
+//! application, which may pass on ids chosen by someone else. The two
+//! secret words come from std's random keys once per process, so which
+//! ids collide depends on a secret: without it, no set of ids is known to
+//! share hashes (unlike the unseeded hashes of the on-disk id filters,
+//! whose collisions anyone can compute). That is foldhash's "minimal"
+//! resistance to flooding, not SipHash's guarantee. It is enough here
+//! because a flood of colliding ids would cost time, never a wrong
+//! answer: every structure compares whole ids before it answers "stored",
+//! and the probes of each are bounded. The key is per process rather
+//! than per table so that one hash serves every table; a table in memory
+//! is never compared with another process's.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::OnceLock;
 
-/// Builds [`IdHasher`]s with one random seed per map.
+/// The process's secret words for [`IdKey::hash`].
+static KEY: OnceLock<IdKey> = OnceLock::new();
+
+/// The secret of the id hash; see the module's docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IdKey {
+    lo: u64,
+    hi: u64,
+}
+
+impl IdKey {
+    /// The process's key, the same for every caller: made from std's
+    /// random keys on first use.
+    pub(crate) fn get() -> IdKey {
+        *KEY.get_or_init(|| {
+            #[cfg(test)]
+            if let Some(key) = IdKey::from_env() {
+                return key;
+            }
+            let random = RandomState::new();
+            IdKey {
+                lo: random.hash_one(0x616e_6e61_6c73_u64),
+                hi: random.hash_one(0x6964_7321_u64),
+            }
+        })
+    }
+
+    /// The key in `ANNALS_ID_KEY` (`lo,hi`), for a test to replay a
+    /// failure that depended on which ids collided.
+    #[cfg(test)]
+    fn from_env() -> Option<IdKey> {
+        let key = std::env::var("ANNALS_ID_KEY").ok()?;
+        let (lo, hi) = key.split_once(',')?;
+        Some(IdKey {
+            lo: lo.parse().ok()?,
+            hi: hi.parse().ok()?,
+        })
+    }
+
+    /// How to run a test again with this process's key.
+    #[cfg(test)]
+    pub(crate) fn replay() -> String {
+        let key = IdKey::get();
+        format!("ANNALS_ID_KEY={},{}", key.lo, key.hi)
+    }
+
+    /// The hash of one id: its halves XORed with the key, multiplied, the
+    /// 128-bit product folded, and that multiplied by a constant and folded
+    /// again. One folded multiply leaves the middle bits poorly spread when
+    /// one half of the ids is fixed and the other counts (a counter times a
+    /// constant; the test below caught bytes of the hash taking some values
+    /// 80 times as often as others); the second spreads every bit over the
+    /// others. All 64 bits are then usable: tables take their homes from
+    /// the top bits and fingerprints from the low ones.
+    #[inline]
+    pub(crate) fn hash(self, id: &[u8; 16]) -> u64 {
+        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = *id;
+        let lo = u64::from_le_bytes([a, b, c, d, e, f, g, h]);
+        let hi = u64::from_le_bytes([i, j, k, l, m, n, o, p]);
+        let first = fold(u128::from(lo ^ self.lo) * u128::from(hi ^ self.hi));
+        fold(u128::from(first) * u128::from(MIX))
+    }
+}
+
+/// An odd constant with well-spread bits (2^64 / φ) for the second
+/// multiply of [`IdKey::hash`].
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A 128-bit product's two halves, XORed.
+fn fold(product: u128) -> u64 {
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// Builds [`IdHasher`]s for std's maps and sets of ids: they hash an id as
+/// [`IdKey::hash`] does.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IdHashBuilder {
-    seed: u64,
+    key: IdKey,
 }
 
 impl Default for IdHashBuilder {
     fn default() -> IdHashBuilder {
-        IdHashBuilder {
-            seed: RandomState::new().hash_one(0x616e_6e61_6c73_u64),
-        }
+        IdHashBuilder { key: IdKey::get() }
     }
 }
 
@@ -40,68 +126,45 @@ impl BuildHasher for IdHashBuilder {
     type Hasher = IdHasher;
 
     fn build_hasher(&self) -> IdHasher {
-        IdHasher { state: self.seed }
+        IdHasher {
+            key: self.key,
+            state: 0,
+        }
     }
 }
 
-impl IdHashBuilder {
-    /// The hash of one id, as [`BuildHasher::hash_one`] would give it,
-    /// without going through `Hash` (which feeds a slice's length, then
-    /// its bytes a chunk at a time): two words and the finish.
-    pub(crate) fn hash_id(&self, id: &[u8; 16]) -> u64 {
-        let (lo, hi) = id.split_at(8);
-        let mut h = IdHasher { state: self.seed };
-        h.write_usize(16);
-        h.word(u64::from_le_bytes(lo.try_into().unwrap_or_default()));
-        h.word(u64::from_le_bytes(hi.try_into().unwrap_or_default()));
-        h.finish()
-    }
-}
-
-/// A fast hasher of event ids; see the module's docs.
+/// A hasher of event ids; see the module's docs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IdHasher {
+    key: IdKey,
     state: u64,
 }
 
-/// Odd multipliers with well-spread bits (from the finalizer of
-/// MurmurHash3, whose avalanche is well studied).
-const K1: u64 = 0xff51_afd7_ed55_8ccd;
-const K2: u64 = 0xc4ce_b9fe_1a85_ec53;
-
-impl IdHasher {
-    fn word(&mut self, w: u64) {
-        self.state = (self.state ^ w).wrapping_mul(K1).rotate_left(31);
-    }
-}
-
 impl Hasher for IdHasher {
+    /// An id arrives as one 16-byte write, hashed as [`IdKey::hash`]
+    /// does. Other writes (never made by annals, but a hasher must take
+    /// them) are folded in 16 bytes at a time, zero-padded.
     fn write(&mut self, bytes: &[u8]) {
-        // An id arrives as one 16-byte write: two words. Other lengths
-        // (never used by annals, but a hasher must take them) go 8 bytes
-        // at a time, the last word zero-padded.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            if let Some(w) = word.get_mut(..chunk.len()) {
-                w.copy_from_slice(chunk);
+        for chunk in bytes.chunks(16) {
+            let mut block = [0u8; 16];
+            if let Some(b) = block.get_mut(..chunk.len()) {
+                b.copy_from_slice(chunk);
             }
-            self.word(u64::from_le_bytes(word));
+            let h = self.key.hash(&block);
+            self.state = if self.state == 0 {
+                h
+            } else {
+                self.state.rotate_left(23) ^ h
+            };
         }
     }
 
     /// The length prefix a slice's `Hash` writes first: always 16 for an
-    /// id, so it is folded in cheaply rather than as a word of its own.
-    fn write_usize(&mut self, n: usize) {
-        self.state ^= n as u64;
-    }
+    /// id, and left out, so that an id hashes as [`IdKey::hash`] alone.
+    fn write_usize(&mut self, _: usize) {}
 
     fn finish(&self) -> u64 {
-        let mut h = self.state;
-        h ^= h >> 33;
-        h = h.wrapping_mul(K2);
-        h ^= h >> 33;
-        h = h.wrapping_mul(K1);
-        h ^ (h >> 33)
+        self.state
     }
 }
 
@@ -111,32 +174,34 @@ mod tests {
     use std::collections::HashSet;
 
     /// Ids that differ only in their high half, or only in their low half
-    /// (a counter in either), still spread over the buckets: no two of
-    /// 100,000 share a hash, and the low bits a small table uses take
-    /// every value about equally.
+    /// (a counter in either), still spread: no two of 100,000 share a
+    /// hash, and the low bits a std map uses and the top bits the annals
+    /// tables use take every value about equally.
     #[test]
     fn both_halves_of_an_id_change_its_hash() {
-        let b = IdHashBuilder::default();
-        for shift in [0u32, 64] {
+        let key = IdKey::get();
+        for shift in [0u32, 64, 40, 104] {
             let hashes: Vec<u64> = (0..100_000u128)
-                .map(|n| b.hash_one((n << shift).to_le_bytes()))
+                .map(|n| key.hash(&(n << shift).to_le_bytes()))
                 .collect();
             let distinct: HashSet<u64> = hashes.iter().copied().collect();
             assert_eq!(distinct.len(), hashes.len());
-            let mut buckets = [0u32; 256];
-            for h in &hashes {
-                buckets[(h & 255) as usize] += 1;
+            for bits_at in [0u32, 12, 56] {
+                let mut buckets = [0u32; 256];
+                for h in &hashes {
+                    buckets[(h >> bits_at & 255) as usize] += 1;
+                }
+                // 390 expected per bucket; 6 standard deviations either way.
+                assert!(
+                    buckets.iter().all(|n| (270..=510).contains(n)),
+                    "shift {shift} bits at {bits_at}: {buckets:?}"
+                );
             }
-            // 390 expected per bucket; 6 standard deviations either way.
-            assert!(
-                buckets.iter().all(|n| (270..=510).contains(n)),
-                "{buckets:?}"
-            );
         }
     }
 
     #[test]
-    fn hash_id_is_hash_one() {
+    fn a_map_hashes_an_id_as_the_key_does() {
         let b = IdHashBuilder::default();
         for n in [
             0u128,
@@ -145,15 +210,15 @@ mod tests {
             0x0192_f0c4_5b7e_7cc1_8a3e_2f1d_9c0b_4a11,
         ] {
             let id = n.to_le_bytes();
-            assert_eq!(b.hash_id(&id), b.hash_one(id));
+            assert_eq!(b.hash_one(id), IdKey::get().hash(&id));
         }
     }
 
     #[test]
-    fn the_same_id_hashes_the_same_in_one_map() {
-        let b = IdHashBuilder::default();
+    fn one_key_per_process() {
+        assert_eq!(IdKey::get(), IdKey::get());
         let id = [7u8; 16];
-        assert_eq!(b.hash_one(id), b.hash_one(id));
-        assert_ne!(b.hash_one(id), b.hash_one([8u8; 16]));
+        assert_eq!(IdKey::get().hash(&id), IdKey::get().hash(&id));
+        assert_ne!(IdKey::get().hash(&id), IdKey::get().hash(&[8u8; 16]));
     }
 }

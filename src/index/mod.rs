@@ -55,6 +55,7 @@ use active_ids::ActiveIds;
 use catalog::{Catalog, CatalogStream};
 use file::{IndexHeader, IndexView, PartChecks, StreamPart};
 use id_filter::{FilterDone, FilterJob, IdFilter, Tags};
+use id_hash::IdKey;
 
 /// One record of a frame, as [`Index::push_frame`] takes it.
 #[derive(Clone, Copy, Debug)]
@@ -506,27 +507,23 @@ fn rebuild(segment: &Segment, header: &IndexHeader) -> Option<Bytes> {
     index.active_table(header.open)?.bytes().cloned()
 }
 
-/// The most ids whose filter hashes [`Index::holds_any_id`] keeps on the
-/// stack: a batch of 100 (the common large batch) and then some.
-const HASHED_ON_STACK: usize = 128;
+/// The most ids whose hashes and filter tags [`Index::holds_any_id`]
+/// keeps on the stack: a batch of 100 (the common large batch) and then
+/// some.
+pub(crate) const HASHED_ON_STACK: usize = 128;
 
 /// What [`Stream::first_held`] holds until it is looked up.
 const FIRST_HELD_UNKNOWN: u64 = u64::MAX;
 
-/// Each id's [`file::id_hashes`] into `out` (as long as `ids`), with the
-/// tags of the sealed segments the store-wide filter says may hold it
-/// (every tag without a filter). The filter's words for all the ids are
-/// read first, so that their cache misses overlap (see
-/// [`IdFilter::touch`]).
-fn hash_ids(global: Option<(&IdFilter, u64)>, ids: &[[u8; 16]], out: &mut [((u64, u64), Tags)]) {
-    for (slot, id) in out.iter_mut().zip(ids) {
-        *slot = (file::id_hashes(id), Tags::ALL);
-    }
-    if let Some((filter, _)) = global {
-        filter.touch(out.iter().map(|(h, _)| *h));
-        for (h, tags) in out.iter_mut() {
-            *tags = filter.tags(*h);
-        }
+/// The tags of the sealed segments the store-wide filter says may hold
+/// each id, by its [`IdKey::hash`] in `hashes`, into `out` (as long);
+/// every tag without a filter. The filter's words for all the ids are
+/// read in one pass, so that their cache misses overlap (see
+/// [`IdFilter::tags_of_all`]).
+fn filter_tags(global: Option<(&IdFilter, u64)>, hashes: &[u64], out: &mut [Tags]) {
+    match global {
+        Some((filter, _)) => filter.tags_of_all(hashes, out),
+        None => out.fill(Tags::ALL),
     }
 }
 
@@ -1688,14 +1685,16 @@ impl Index {
     pub(crate) fn find_ids(&self, ids: &[[u8; 16]]) -> Result<Vec<Option<IdHit>>, Error> {
         let mut found: Vec<Option<IdHit>> = vec![None; ids.len()];
         let global = self.id_filter();
-        let mut hashes: Vec<((u64, u64), Tags)> = Vec::new();
+        let key = IdKey::get();
+        let hashes: Vec<u64> = ids.iter().map(|id| key.hash(id)).collect();
+        let mut tags: Vec<Tags> = Vec::new();
+        let mut disk: Vec<(u64, u64)> = Vec::new();
         if !self.sealed.is_empty() {
-            hashes.resize(ids.len(), ((0, 0), Tags::ALL));
-            hash_ids(global, ids, &mut hashes);
+            tags.resize(ids.len(), Tags::ALL);
+            filter_tags(global, &hashes, &mut tags);
+            disk = ids.iter().map(file::id_hashes).collect();
         }
-        let named = hashes
-            .iter()
-            .fold(Tags::default(), |all, (_, tags)| all.union(*tags));
+        let named = tags.iter().fold(Tags::default(), |all, t| all.union(*t));
         for table in &self.sealed {
             let covered = global.is_some_and(|(_, end)| table.end_position <= end);
             if covered && !named.has(table.segment) {
@@ -1703,9 +1702,10 @@ impl Index {
             }
             let hits: Vec<Option<u64>> = self.sealed_lookup(table, |view| {
                 ids.iter()
-                    .zip(&hashes)
+                    .zip(&disk)
+                    .zip(&tags)
                     .zip(&found)
-                    .map(|((id, (h, tags)), slot)| {
+                    .map(|(((id, h), tags), slot)| {
                         if slot.is_none() && (!covered || tags.has(table.segment)) {
                             view.id_position_hashed(id, *h)
                         } else {
@@ -1724,9 +1724,9 @@ impl Index {
             }
         }
         if !self.active.ids.is_empty() {
-            for (id, slot) in ids.iter().zip(found.iter_mut()) {
+            for ((id, h), slot) in ids.iter().zip(&hashes).zip(found.iter_mut()) {
                 if slot.is_none() {
-                    *slot = self.active.ids.index_of(id).map(|i| IdHit {
+                    *slot = self.active.ids.index_of_hashed(id, *h).map(|i| IdHit {
                         position: self.active.first_position + i as u64,
                         table: None,
                     });
@@ -1738,48 +1738,89 @@ impl Index {
 
     /// Whether any id of `ids` is stored: the writer's test of a batch
     /// before it looks further, which for fresh ids (the common case) ends
-    /// here. Each id is hashed once and looked up in the store-wide filter
-    /// (see [`id_filter`]), which names the tags of the segments that may
-    /// hold it; a sealed segment it covers is looked at only for the ids
-    /// that name its tag, the others (sealed since it was last extended,
-    /// or all of them before it is built) for every id: their own filter,
-    /// a hit confirmed in their id table. Then the active segment's ids.
-    /// Nothing is allocated for a batch of up to [`HASHED_ON_STACK`] ids.
-    /// Fails as [`find_ids`](Index::find_ids) does.
+    /// here. See [`holds_any_id_hashed`](Index::holds_any_id_hashed).
     pub(crate) fn holds_any_id(&self, ids: &[[u8; 16]]) -> Result<bool, Error> {
+        let key = IdKey::get();
+        let mut on_stack = [0u64; HASHED_ON_STACK];
+        let mut on_heap: Vec<u64>;
+        let hashes: &mut [u64] = match on_stack.get_mut(..ids.len()) {
+            Some(h) => h,
+            None => {
+                on_heap = vec![0; ids.len()];
+                &mut on_heap
+            }
+        };
+        for (h, id) in hashes.iter_mut().zip(ids) {
+            *h = key.hash(id);
+        }
+        self.holds_any_id_hashed(ids, hashes)
+    }
+
+    /// [`holds_any_id`](Index::holds_any_id) with each id's
+    /// [`IdKey::hash`] at hand in `hashes` (the writer's check computes
+    /// them once for its repeat check and this). Each id is looked up in
+    /// the store-wide filter (see [`id_filter`]), which names the tags of
+    /// the segments that may hold it; a sealed segment it covers is
+    /// looked at only for the ids that name its tag, the others (sealed
+    /// since it was last extended, or all of them before it is built) for
+    /// every id: their own filter, a hit confirmed in their id table. Then
+    /// the active segment's ids. Nothing is allocated for a batch of up
+    /// to [`HASHED_ON_STACK`] ids while the filter covers every sealed
+    /// segment; a segment it does not cover takes each id's on-disk
+    /// hashes, made once for all such segments. Fails as
+    /// [`find_ids`](Index::find_ids) does.
+    pub(crate) fn holds_any_id_hashed(
+        &self,
+        ids: &[[u8; 16]],
+        hashes: &[u64],
+    ) -> Result<bool, Error> {
+        debug_assert_eq!(ids.len(), hashes.len());
         if !self.sealed.is_empty() {
             let global = self.id_filter();
-            let mut on_stack = [((0u64, 0u64), Tags::ALL); HASHED_ON_STACK];
-            let mut on_heap: Vec<((u64, u64), Tags)>;
-            let hashes: &mut [((u64, u64), Tags)] = match on_stack.get_mut(..ids.len()) {
-                Some(h) => h,
+            let mut on_stack = [Tags::ALL; HASHED_ON_STACK];
+            let mut on_heap: Vec<Tags>;
+            let tags: &mut [Tags] = match on_stack.get_mut(..ids.len()) {
+                Some(t) => t,
                 None => {
-                    on_heap = vec![((0, 0), Tags::ALL); ids.len()];
+                    on_heap = vec![Tags::ALL; ids.len()];
                     &mut on_heap
                 }
             };
-            hash_ids(global, ids, hashes);
-            let hashes = &*hashes;
-            let named = hashes
-                .iter()
-                .fold(Tags::default(), |all, (_, tags)| all.union(*tags));
+            filter_tags(global, hashes, tags);
+            let tags = &*tags;
+            let named = tags.iter().fold(Tags::default(), |all, t| all.union(*t));
+            let mut disk: Vec<(u64, u64)> = Vec::new();
             for table in &self.sealed {
                 let covered = global.is_some_and(|(_, end)| table.end_position <= end);
                 if covered && !named.has(table.segment) {
                     continue;
                 }
-                let stored = self.sealed_lookup(table, |view| {
-                    ids.iter().zip(hashes).any(|(id, (h, tags))| {
-                        (!covered || tags.has(table.segment))
-                            && view.id_position_hashed(id, *h).is_some()
-                    })
-                })?;
+                let stored = if covered {
+                    self.sealed_lookup(table, |view| {
+                        ids.iter().zip(tags).any(|(id, tags)| {
+                            tags.has(table.segment)
+                                && view.id_position_hashed(id, file::id_hashes(id)).is_some()
+                        })
+                    })?
+                } else {
+                    if disk.is_empty() {
+                        disk = ids.iter().map(file::id_hashes).collect();
+                    }
+                    self.sealed_lookup(table, |view| {
+                        ids.iter()
+                            .zip(&disk)
+                            .any(|(id, h)| view.id_position_hashed(id, *h).is_some())
+                    })?
+                };
                 if stored {
                     return Ok(true);
                 }
             }
         }
-        Ok(ids.iter().any(|id| self.active.ids.index_of(id).is_some()))
+        Ok(ids
+            .iter()
+            .zip(hashes)
+            .any(|(id, h)| self.active.ids.index_of_hashed(id, *h).is_some()))
     }
 
     /// Brings the active segment's id slots for `ids` into cache, all

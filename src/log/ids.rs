@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::event::{AppendResult, ExpectedVersion};
-use crate::index::id_hash::IdHashBuilder;
+use crate::index::id_hash::{IdHashBuilder, IdKey};
 use crate::index::shared::SharedIndex;
 use crate::log::batch::{Batch, Part};
 use crate::read::ids::events_by_id;
@@ -93,7 +93,15 @@ pub(crate) fn check_ids(
     if batch.ids.is_empty() {
         return Ok(Verdict::Fresh);
     }
-    if let Some(at) = repeated(&batch.ids) {
+    // A batch of up to SMALL_BATCH ids hashes each once, on the stack, for
+    // its repeat check and the index's lookups (the store-wide filter and
+    // the active segment's table).
+    let mut on_stack = [0u64; SMALL_BATCH];
+    let (repeat, hashes) = match on_stack.get_mut(..batch.ids.len()) {
+        Some(hashes) => (repeated_small(&batch.ids, hashes), Some(&*hashes)),
+        None => (repeated(&batch.ids), None),
+    };
+    if let Some(at) = repeat {
         return Err(Error::DuplicateEventId {
             id: Uuid::from_bytes(batch.ids.get(at).copied().unwrap_or_default()),
             stream: stream_of(batch, at),
@@ -102,7 +110,11 @@ pub(crate) fn check_ids(
     }
     // Fresh ids, the common case, are told apart without allocating: the
     // index holds none of them.
-    if !index.read().holds_any_id(&batch.ids)? {
+    let stored = match hashes {
+        Some(hashes) => index.read().holds_any_id_hashed(&batch.ids, hashes)?,
+        None => index.read().holds_any_id(&batch.ids)?,
+    };
+    if !stored {
         return Ok(Verdict::Fresh);
     }
     let found: Vec<Option<Placed>> = events_by_id(index, &batch.ids)?
@@ -194,7 +206,10 @@ fn repeated(ids: &[[u8; 16]]) -> Option<usize> {
     match ids {
         [] | [_] => None,
         [a, b] => (a == b).then_some(1),
-        _ if ids.len() <= SMALL_BATCH => repeated_small(ids),
+        _ if ids.len() <= SMALL_BATCH => {
+            let mut hashes = [0u64; SMALL_BATCH];
+            repeated_small(ids, hashes.get_mut(..ids.len()).unwrap_or_default())
+        }
         _ => {
             let mut seen = std::collections::HashSet::with_capacity_and_hasher(
                 ids.len(),
@@ -210,32 +225,36 @@ fn repeated(ids: &[[u8; 16]]) -> Option<usize> {
 const SMALL_BATCH: usize = 128;
 
 /// [`repeated`] for at most [`SMALL_BATCH`] ids, with a table on the stack:
-/// 256 one-byte slots (an id's index plus one), probed linearly from a
-/// byte of a cheap fold of the id. A set on the heap cost a batch of 100
-/// about 8,000 instructions and an allocation, a tenth of an append's work
-/// under the writer's lock. Colliding ids cost comparisons, never a wrong
-/// answer, and at most 128 probes each.
-fn repeated_small(ids: &[[u8; 16]]) -> Option<usize> {
+/// 256 one-byte slots (an id's index plus one), probed linearly from the
+/// top byte of the id's hash. Each id's hash ([`IdKey::hash`]) goes into
+/// `hashes` (as long as `ids`) on the way, for the index's lookups next
+/// (up to the repeat, if there is one). A set on the heap cost a batch of
+/// 100 about 8,000 instructions and an allocation, a tenth of an append's
+/// work under the writer's lock; this takes about 25 an id with the hash.
+/// Colliding ids cost comparisons, never a wrong answer, and at most 128
+/// probes each.
+fn repeated_small(ids: &[[u8; 16]], hashes: &mut [u64]) -> Option<usize> {
+    const _: () = assert!(2 * SMALL_BATCH == 256);
+    debug_assert!(ids.len() <= SMALL_BATCH && hashes.len() == ids.len());
+    let key = IdKey::get();
     let mut slots = [0u8; 2 * SMALL_BATCH];
-    let mask = slots.len() - 1;
-    for (i, id) in ids.iter().enumerate() {
-        let (lo, hi) = id.split_at(8);
-        let lo = u64::from_le_bytes(lo.try_into().unwrap_or_default());
-        let hi = u64::from_le_bytes(hi.try_into().unwrap_or_default());
-        let fold = (lo ^ hi.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut at = (fold >> 56) as usize & mask;
+    // Slot indexes are bytes, so that they wrap round the 256 slots by
+    // themselves; a slot holds its id's index plus one (at most 128, so
+    // the cast is exact).
+    for (i, (id, h)) in ids.iter().zip(hashes.iter_mut()).enumerate() {
+        *h = key.hash(id);
+        let mut at = (*h >> 56) as u8;
+        // At most 128 slots are taken, so an empty one ends the probe.
         loop {
-            match slots.get(at).copied() {
-                Some(0) => {
-                    if let Some(slot) = slots.get_mut(at) {
-                        *slot = u8::try_from(i + 1).unwrap_or(u8::MAX);
-                    }
-                    break;
-                }
-                Some(s) if ids.get(usize::from(s) - 1) == Some(id) => return Some(i),
-                Some(_) => at = (at + 1) & mask,
-                None => break,
+            let slot = slots.get_mut(usize::from(at))?;
+            if *slot == 0 {
+                *slot = i as u8 + 1;
+                break;
             }
+            if ids.get(usize::from(*slot) - 1) == Some(id) {
+                return Some(i);
+            }
+            at = at.wrapping_add(1);
         }
     }
     None

@@ -1445,7 +1445,9 @@ mod tests {
                     .unwrap()
                     .segment();
                 assert!(
-                    filter.tags(crate::index::file::id_hashes(&id)).has(segment),
+                    filter
+                        .tags(crate::index::id_hash::IdKey::get().hash(&id))
+                        .has(segment),
                     "id of position {} (segment {segment}) not in the filter",
                     e.position
                 );
