@@ -996,7 +996,7 @@ impl Index {
         offset: u32,
         event_id: [u8; 16],
     ) -> Result<u32, String> {
-        name(event_type, "event type")?;
+        check_name(event_type, "event type")?;
         let known = match self.last {
             Some(id)
                 if self
@@ -2268,6 +2268,17 @@ fn name<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, String> {
         return Err(format!("{what} is empty"));
     }
     std::str::from_utf8(bytes).map_err(|_| format!("{what} is not UTF-8"))
+}
+
+/// Whether `bytes` is a name, as [`name`] decides, where no `&str` is
+/// needed (an event's type). An ASCII name, the common case, is UTF-8 as
+/// it stands and is found so a word at a time: `from_utf8` cost each
+/// event pushed about 95 instructions, a third of its push.
+fn check_name(bytes: &[u8], what: &str) -> Result<(), String> {
+    if !bytes.is_empty() && bytes.is_ascii() {
+        return Ok(());
+    }
+    name(bytes, what).map(|_| ())
 }
 
 #[cfg(test)]
