@@ -940,11 +940,19 @@ impl Index {
         let events = self.active.offsets.len();
         let streams = self.streams.len();
         let active_streams = self.active.streams.len();
-        let mut touched: Vec<u32> = Vec::new();
+        // The vectors an event goes into are sized for the rest of the
+        // frame when they fill: a batch's events mostly share a stream, and
+        // growing a new stream's list by doubling cost more than the push.
+        let entries = entries.into_iter();
+        let mut room = entries.size_hint().0;
+        let mut touched: Vec<u32> = Vec::with_capacity(room);
+        self.active.offsets.reserve(room);
         // Control records' states apply once the whole frame is taken, so
         // that a refused frame leaves them as they were.
         let mut states: Vec<(StreamKey, StreamState)> = Vec::new();
         for e in entries {
+            let room_here = room;
+            room = room.saturating_sub(1);
             if let Some(data) = e.control {
                 let state = std::str::from_utf8(e.stream)
                     .ok()
@@ -967,7 +975,7 @@ impl Index {
                 self.push_gap(e.offset, e.id);
                 continue;
             }
-            match self.push(e.stream, e.event_type, e.version, e.offset, e.id) {
+            match self.push(e.stream, e.event_type, e.version, e.offset, e.id, room_here) {
                 Ok(id) => touched.push(id),
                 Err(reason) => {
                     self.rollback(&touched, events, streams, active_streams);
@@ -988,6 +996,8 @@ impl Index {
     /// its stream's id. The names come as bytes from disk: they are checked
     /// to be non-empty UTF-8. Fails, naming the problem, on bad names or
     /// when `version` is not the stream's next version.
+    /// `room` is how many events of the frame are left, this one included:
+    /// what the stream's list makes room for when it is full.
     fn push(
         &mut self,
         stream: &[u8],
@@ -995,6 +1005,7 @@ impl Index {
         version: u64,
         offset: u32,
         event_id: [u8; 16],
+        room: usize,
     ) -> Result<u32, String> {
         check_name(event_type, "event type")?;
         let known = match self.last {
@@ -1035,6 +1046,9 @@ impl Index {
         if known.is_none() {
             s.next_version = version;
             s.first_position = position;
+        }
+        if s.active.len() == s.active.capacity() {
+            s.active.reserve(room);
         }
         s.active.push(position);
         s.next_version += 1;
@@ -2311,14 +2325,14 @@ mod tests {
     #[test]
     fn versions_must_be_dense_per_stream() {
         let mut index = Index::new(1);
-        index.push(b"a", b"T", 0, 64, uid(64)).unwrap();
-        index.push(b"b", b"T", 0, 128, uid(128)).unwrap();
-        index.push(b"a", b"U", 1, 192, uid(192)).unwrap();
-        assert!(index.push(b"a", b"T", 5, 256, uid(256)).is_err());
-        assert!(index.push(b"\xff", b"T", 0, 256, uid(256)).is_err());
+        index.push(b"a", b"T", 0, 64, uid(64), 1).unwrap();
+        index.push(b"b", b"T", 0, 128, uid(128), 1).unwrap();
+        index.push(b"a", b"U", 1, 192, uid(192), 1).unwrap();
+        assert!(index.push(b"a", b"T", 5, 256, uid(256), 1).is_err());
+        assert!(index.push(b"\xff", b"T", 0, 256, uid(256), 1).is_err());
         // A bad type refuses the push whole: no orphan stream "c".
-        assert!(index.push(b"c", b"", 0, 256, uid(256)).is_err());
-        assert!(index.push(b"c", b"\xff", 0, 256, uid(256)).is_err());
+        assert!(index.push(b"c", b"", 0, 256, uid(256), 1).is_err());
+        assert!(index.push(b"c", b"\xff", 0, 256, uid(256), 1).is_err());
         assert_eq!(index.stream_count(), 2);
         assert_eq!(index.len(), 3);
         assert_eq!(index.stream_version("a"), Some(1));
@@ -2359,7 +2373,7 @@ mod tests {
         assert_eq!(index.stream_version("a"), Some(1));
         assert_eq!(index.stream_version("new"), None);
         assert_eq!(index.stream_count(), 2);
-        index.push(b"new", b"T", 0, 256, uid(256)).unwrap();
+        index.push(b"new", b"T", 0, 256, uid(256), 1).unwrap();
         assert_eq!(index.stream_version("new"), Some(0));
     }
 
