@@ -380,11 +380,13 @@
 //! one write and one `fdatasync`. A lone appender never waits for company.
 //! Reads run in parallel with each other and with appends and never wait
 //! for an `fdatasync`; they see only whole, synced batches, and a read that
-//! starts after an append returned sees it. Readers and the writer never
+//! starts after an append returned sees it. Readers and the writer do not
 //! wait for each other: the index is held in two copies, a read holds one
 //! only to copy the locations it reads (it checks and decodes records with
 //! no lock held), and the writer adds each synced frame to the copy no
-//! reader holds, then points new reads at it. The cost is the index's
+//! reader holds, then points new reads at it. The writer waits only when
+//! readers hold both copies at the moment of a commit, and a reader at
+//! most for the push of one frame's entries, never for a sync. The cost is the index's
 //! memory per stream and per active-segment event, held twice, and each
 //! frame added twice (PERFORMANCE.md, "Readers and the writer", has the
 //! figures and what is still missed). The next

@@ -1166,8 +1166,9 @@ pub struct Stats {
     /// Bytes of the sealed segments' indexes (their files, mapped).
     pub index_file_bytes: u64,
     /// Bytes of memory the active segment's event-by-event index takes,
-    /// in both of the copies that let readers and the writer work without
-    /// waiting for each other; the only index memory that grows with
+    /// in each of the copies that let readers and the writer work without
+    /// waiting for each other (the second is made at the first change, an
+    /// append say, after an open); the only index memory that grows with
     /// events.
     pub active_index_bytes: u64,
     /// The number of the log's first segment: 0, or later once `$all`
@@ -1181,6 +1182,7 @@ pub struct Stats {
 impl Store {
     /// Counts of events, streams, segments and bytes.
     pub fn stats(&self) -> Stats {
+        let copies = self.index.copies();
         let index = self.index.read();
         // Deferred segments loaded first, so that their sizes are known (a
         // segment that fails its checks counts as holding nothing here;
@@ -1211,9 +1213,9 @@ impl Store {
                 .iter()
                 .map(|t| t.bytes().map_or(0, |b| b.len() as u64))
                 .sum(),
-            // The two copies hold the same entries (one may lag by a few
-            // frames): twice the one read here.
-            active_index_bytes: 2 * index.active_bytes() as u64,
+            // The copies hold the same entries (one may lag by a few
+            // frames): the one read here times how many there are.
+            active_index_bytes: (copies * index.active_bytes()) as u64,
             first_segment: u64::from(index.first_segment()),
             first_position: index.start_position(),
         }

@@ -610,8 +610,9 @@ struct Active {
     ids: ActiveIds,
 }
 
-/// Positions, streams and segments of one store. Cloned once, at open,
-/// for the second copy that readers and the writer share (see [`shared`]).
+/// Positions, streams and segments of one store. Cloned for the second
+/// copy that readers and the writer share (see [`shared`]), at the first
+/// change after an open, and at a follower's reload.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Index {
     store_id: u64,
