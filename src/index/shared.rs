@@ -271,13 +271,12 @@ impl SharedIndex {
     /// moment. When readers hold both, whichever is let go of first: a
     /// reader's hold of the current copy is short (a plan), while the other
     /// may be held long (a backup opening every segment), so waiting on
-    /// either alone could wait for the long one. The wait is a few yields,
-    /// then timed waits on the copy no new reader takes (so no reader
-    /// queues behind the writer), trying the current one between them.
+    /// either alone could wait for the long one. The wait is a series of
+    /// short timed waits on the copy no new reader takes (so no reader
+    /// queues behind the writer), woken as soon as that copy is let go,
+    /// with a try of the current one between them.
     fn free_copy(&self, current: usize) -> (usize, RwLockWriteGuard<'_, Index>) {
-        const YIELDS: u32 = 64;
         let other = 1 - current;
-        let mut tries = 0u32;
         loop {
             if let Some(index) = self.copies[other].try_write() {
                 return (other, index);
@@ -285,11 +284,7 @@ impl SharedIndex {
             if let Some(index) = self.copies[current].try_write() {
                 return (current, index);
             }
-            if tries < YIELDS {
-                tries += 1;
-                std::thread::yield_now();
-            } else if let Some(index) = self.copies[other].try_write_for(Duration::from_micros(100))
-            {
+            if let Some(index) = self.copies[other].try_write_for(Duration::from_micros(50)) {
                 return (other, index);
             }
         }
