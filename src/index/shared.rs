@@ -76,10 +76,15 @@ struct Changes {
     /// the index costs about as much as the rest of an open after a clean
     /// close, so the first change pays for it instead.
     second_made: bool,
+    /// Whether a copy refused a change the other took: a bug, after which
+    /// the copies differ. Every frame is refused from then on, so that the
+    /// writer stops (poisons) rather than answer from two indexes.
+    diverged: bool,
 }
 
 /// A change kept for a copy that could not take it when it was made.
-struct Kept(Box<dyn FnOnce(&mut Index) + Send>);
+/// It returns whether the copy took it.
+struct Kept(Box<dyn FnOnce(&mut Index) -> bool + Send>);
 
 impl std::fmt::Debug for Kept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,7 +132,7 @@ impl OwnedFrame {
         Kept(Box::new(move |index| frame.apply(index)))
     }
 
-    fn apply(self, index: &mut Index) {
+    fn apply(self, index: &mut Index) -> bool {
         let entries = self.entries.iter().map(|e| Entry {
             stream: &e.stream,
             event_type: &e.event_type,
@@ -136,15 +141,9 @@ impl OwnedFrame {
             id: e.id,
             control: e.control.as_deref(),
         });
-        // The other copy took this frame already, from the same state, so
-        // a refusal here is a bug; this copy goes on without the frame
-        // rather than stop taking changes.
-        if let Err(refused) =
-            index.push_frame(self.segment, self.frame, self.first_position, entries)
-        {
-            tracing::error!(reason = %refused.reason, "an index copy refused a frame the other took");
-            debug_assert!(false, "an index copy refused a frame the other took");
-        }
+        index
+            .push_frame(self.segment, self.frame, self.first_position, entries)
+            .is_ok()
     }
 }
 
@@ -201,6 +200,12 @@ impl SharedIndex {
                 entries.iter().copied(),
             )
         };
+        if self.changes.lock().diverged {
+            return Err(Refused {
+                offset: frame.start as u64,
+                reason: "the index's two copies differ since one refused a change".into(),
+            });
+        }
         self.change(push, Result::is_ok, |_| {
             OwnedFrame::kept(segment, frame.clone(), first_position, entries)
         })
@@ -216,7 +221,12 @@ impl SharedIndex {
         self.change(
             change,
             |_| true,
-            |mut change| Kept(Box::new(move |index| drop(change(index)))),
+            |mut change| {
+                Kept(Box::new(move |index| {
+                    drop(change(index));
+                    true
+                }))
+            },
         )
     }
 
@@ -240,9 +250,11 @@ impl SharedIndex {
             *self.copies[other].write() = copy;
             changes.second_made = true;
         }
-        let behind = &mut changes.behind;
         let (first, mut index) = self.free_copy(current);
-        catch_up(&mut index, &mut behind[first]);
+        if !catch_up(&mut index, &mut changes.behind[first]) {
+            changes.diverged = true;
+        }
+        let behind = &mut changes.behind;
         let out = apply(&mut index);
         drop(index);
         if !applied(&out) {
@@ -259,6 +271,10 @@ impl SharedIndex {
                 // What the change gave back (an index part it replaced,
                 // say) is freed with no copy locked.
                 drop(index);
+                if !applied(&second) {
+                    tracing::error!("an index copy refused a change the other took");
+                    changes.diverged = true;
+                }
                 drop(second);
             }
             None => behind[current].push(keep(apply)),
@@ -338,10 +354,16 @@ impl SharedIndex {
 }
 
 /// Makes `index` take the changes it is behind on, in order.
-fn catch_up(index: &mut Index, behind: &mut Vec<Kept>) {
+/// False if one was refused (see [`Changes::diverged`]).
+fn catch_up(index: &mut Index, behind: &mut Vec<Kept>) -> bool {
+    let mut took_all = true;
     for Kept(change) in behind.drain(..) {
-        change(index);
+        took_all &= change(index);
     }
+    if !took_all {
+        tracing::error!("an index copy refused a change the other took");
+    }
+    took_all
 }
 
 #[cfg(test)]
@@ -518,5 +540,40 @@ mod tests {
         drop(long);
         handle.join().unwrap();
         assert_eq!(shared.read().len(), 3);
+    }
+
+    /// Copies that came to differ (a bug: here forced by a frame pushed
+    /// into one alone) stop taking frames: the refusal reaches the writer,
+    /// which poisons, rather than readers getting answers from two
+    /// different indexes.
+    #[test]
+    fn a_frame_one_copy_refuses_stops_all_later_frames() {
+        let shared = SharedIndex::new(Index::new(1));
+        shared
+            .publish_frame(0, 64..128, 0, &[entry("a", 0, 64)], |_| {})
+            .unwrap();
+        // Copy 0 is not current now: a frame slipped into it alone.
+        assert_eq!(shared.current.load(Ordering::Relaxed), 1);
+        shared.copies[0]
+            .write()
+            .push_frame(0, 128..192, 1, [entry("a", 1, 128)])
+            .unwrap();
+        // The next frame goes to copy 0 first, which refuses it (position 1
+        // is taken there): refused, both copies as they were.
+        assert!(
+            shared
+                .publish_frame(0, 128..192, 1, &[entry("b", 0, 128)], |_| {})
+                .is_err()
+        );
+        // Copy 1 takes a frame copy 0 refuses at its catch-up or second
+        // push: the copies differ, and every later frame is refused.
+        let _ = shared.publish_frame(0, 128..192, 1, &[entry("a", 1, 128)], |_| {});
+        let _ = shared.publish_frame(0, 192..256, 2, &[entry("a", 2, 192)], |_| {});
+        assert!(shared.changes.lock().diverged);
+        assert!(
+            shared
+                .publish_frame(0, 256..320, 3, &[entry("a", 3, 256)], |_| {})
+                .is_err()
+        );
     }
 }
