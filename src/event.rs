@@ -140,6 +140,67 @@ impl fmt::Debug for RecordedEvent {
     }
 }
 
+/// An event as stored, borrowed from the segment's memory map: what
+/// [`Store::read_stream_with`](crate::Store::read_stream_with) and
+/// [`Store::read_all_with`](crate::Store::read_all_with) hand to their
+/// closure, one event at a time.
+///
+/// It holds the same fields as a [`RecordedEvent`], and costs nothing to
+/// make: no reference count, no allocation. It lives only for the call of
+/// the closure; keep what you need of it, or make a [`RecordedEvent`] of it
+/// with [`to_recorded`](EventRef::to_recorded) (which copies).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The stream the event belongs to.
+    pub stream_id: &'a str,
+    /// Its version within the stream, counting from 0.
+    pub version: u64,
+    /// Its position in the global log, counting from 0.
+    pub position: u64,
+    /// The event type.
+    pub event_type: &'a str,
+    /// The payload.
+    pub data: &'a [u8],
+    /// The metadata; empty when none was given.
+    pub metadata: &'a [u8],
+    /// The event id: the caller's, or a UUID v7 generated at append.
+    pub id: Uuid,
+    /// When the append was called, in microseconds since the Unix epoch.
+    pub recorded_at: u64,
+}
+
+impl EventRef<'_> {
+    /// An owned copy of the event: its strings and bytes copied out of the
+    /// map.
+    pub fn to_recorded(&self) -> RecordedEvent {
+        RecordedEvent {
+            stream_id: Arc::from(self.stream_id),
+            version: self.version,
+            position: self.position,
+            event_type: Arc::from(self.event_type),
+            data: Bytes::copy_from_slice(self.data),
+            metadata: Bytes::copy_from_slice(self.metadata),
+            id: self.id,
+            recorded_at: self.recorded_at,
+        }
+    }
+}
+
+impl fmt::Debug for EventRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventRef")
+            .field("stream_id", &self.stream_id)
+            .field("version", &self.version)
+            .field("position", &self.position)
+            .field("event_type", &self.event_type)
+            .field("data_len", &self.data.len())
+            .field("metadata_len", &self.metadata.len())
+            .field("id", &self.id)
+            .field("recorded_at", &self.recorded_at)
+            .finish()
+    }
+}
+
 /// The optimistic-concurrency check an append makes before it writes.
 ///
 /// The rules are EventStoreDB's. A failed check returns

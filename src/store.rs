@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use crate::error::Error;
 use crate::event::{
-    AppendCondition, AppendResult, EventData, ExpectedVersion, RecordedEvent, StreamAppend,
+    AppendCondition, AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent, StreamAppend,
 };
 use crate::index::shared::SharedIndex;
 use crate::io::{DIR_MODE, FILE_MODE};
@@ -25,6 +25,7 @@ use crate::read::commits::Commits;
 use crate::read::condition::Conditions;
 use crate::read::filter::{Filter, FilteredPage};
 use crate::read::follow::{Follower, Tail};
+use crate::read::borrowed;
 use crate::read::pages::{self, FILTER_SCAN_EVENTS};
 use crate::read::subscription::{Source, SubscribeFrom, Subscription};
 
@@ -452,6 +453,78 @@ impl Store {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
         self.counted(pages::all(&self.index, from_position, max_count))
+    }
+
+    /// Hands up to `max_count` events of `stream`, from version
+    /// `from_version` on, to `f` in version order, borrowed from the
+    /// segment maps; returns how many. The same events and errors as
+    /// [`read_stream`](Store::read_stream), for a caller that folds events
+    /// into state and keeps none of them: no event is allocated or
+    /// reference-counted. `f` runs with no lock held; the [`EventRef`] it
+    /// gets lives for the call (copy out what you keep, or use
+    /// [`EventRef::to_recorded`]). Should a record fail its checks part way
+    /// through, `f` has seen the events before it, each once, and the call
+    /// returns the error.
+    ///
+    /// ```
+    /// # use annals::{EventData, ExpectedVersion, Store};
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::open(dir.path())?;
+    /// # store.append("cart-1", ExpectedVersion::Any, &[EventData::new("Added", b"3".to_vec()), EventData::new("Added", b"4".to_vec())])?;
+    /// let mut items = 0u64;
+    /// let read = store.read_stream_with("cart-1", 0, 1000, |e| {
+    ///     if e.event_type == "Added" {
+    ///         items += std::str::from_utf8(e.data).unwrap().parse::<u64>().unwrap();
+    ///     }
+    /// })?;
+    /// assert_eq!((read, items), (2, 7));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_stream_with(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max_count: usize,
+        mut f: impl FnMut(EventRef<'_>),
+    ) -> Result<usize, Error> {
+        let read = borrowed::stream(&self.index, stream, from_version, max_count, &mut f)?;
+        self.metrics.read(read);
+        Ok(read)
+    }
+
+    /// Hands up to `max_count` events of the global log, from position
+    /// `from_position` on, to `f` in position order, borrowed from the
+    /// segment maps; returns how many. The same events as
+    /// [`read_all`](Store::read_all) (page on from the last position `f`
+    /// saw + 1), with [`read_stream_with`](Store::read_stream_with)'s
+    /// terms: nothing allocated per event, `f` called with no lock held.
+    ///
+    /// ```
+    /// # use annals::{EventData, ExpectedVersion, Store};
+    /// # fn main() -> Result<(), annals::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Store::open(dir.path())?;
+    /// # for s in ["a", "b", "a"] { store.append(s, ExpectedVersion::Any, &[EventData::new("T", b"xy".to_vec())])?; }
+    /// let (mut bytes, mut next) = (0, 0);
+    /// while store.read_all_with(next, 1000, |e| {
+    ///     bytes += e.data.len();
+    ///     next = e.position + 1;
+    /// })? > 0 {}
+    /// assert_eq!(bytes, 6);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_all_with(
+        &self,
+        from_position: u64,
+        max_count: usize,
+        mut f: impl FnMut(EventRef<'_>),
+    ) -> Result<usize, Error> {
+        let read = borrowed::all(&self.index, from_position, max_count, &mut f)?;
+        self.metrics.read(read);
+        Ok(read)
     }
 
     /// Reads up to `max_count` events of `stream`, newest first: versions

@@ -1854,6 +1854,7 @@ impl Index {
     /// The segment and record offset of the event at `position`.
     /// `Ok(None)` when no table covers it; an error when the table of a
     /// deferred segment cannot be loaded (its segment fails its checks).
+    #[cfg(test)]
     pub(crate) fn location(&self, position: u64) -> Result<Option<(u32, u32)>, Error> {
         if let Some(i) = position.checked_sub(self.active.first_position) {
             let offset = usize::try_from(i)
@@ -1873,6 +1874,58 @@ impl Index {
         };
         let offset = self.sealed_lookup(table, |view| view.offset(position))?;
         Ok(offset.map(|o| (table.segment, o)))
+    }
+
+    /// The locations of `positions`, appended to `out` in their order as
+    /// `(position, segment, offset)`: [`location`](Index::location) of
+    /// each, with one view of a sealed table for each run of positions in
+    /// it rather than one per position. A position no table covers is an
+    /// error: the caller took it from this index.
+    pub(crate) fn locations(
+        &self,
+        positions: impl Iterator<Item = u64>,
+        out: &mut Vec<(u64, u32, u32)>,
+    ) -> Result<(), Error> {
+        let missing = |position: u64| internal(format!("position {position} is not in the index"));
+        let mut positions = positions.peekable();
+        while let Some(position) = positions.next() {
+            if let Some(i) = position.checked_sub(self.active.first_position) {
+                let offset = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| self.active.offsets.get(i))
+                    .ok_or_else(|| missing(position))?;
+                out.push((position, self.active.segment, *offset));
+                continue;
+            }
+            let k = self
+                .sealed_firsts
+                .partition_point(|first| *first <= position)
+                .checked_sub(1)
+                .ok_or_else(|| missing(position))?;
+            let (Some(table), Some(&first)) = (self.sealed.get(k), self.sealed_firsts.get(k)) else {
+                return Err(missing(position));
+            };
+            let end = self
+                .sealed_firsts
+                .get(k + 1)
+                .copied()
+                .unwrap_or(self.active.first_position);
+            let start = out.len();
+            out.push((position, table.segment, 0));
+            while let Some(p) = positions.next_if(|p| (first..end).contains(p)) {
+                out.push((p, table.segment, 0));
+            }
+            let run = out.get(start..).unwrap_or_default();
+            let offsets = self.sealed_lookup(table, |view| {
+                run.iter()
+                    .map(|&(p, _, _)| view.offset(p))
+                    .collect::<Vec<_>>()
+            })?;
+            for (slot, offset) in out.iter_mut().skip(start).zip(offsets) {
+                slot.2 = offset.ok_or_else(|| missing(slot.0))?;
+            }
+        }
+        Ok(())
     }
 
     /// The positions of `stream` from version `from_version` on, at most
@@ -2412,6 +2465,17 @@ mod tests {
         assert_eq!(index.location(1).ok(), Some(Some((0, 160))));
         assert_eq!(index.location(2).ok(), Some(Some((0, 432))));
         assert_eq!(index.location(3).ok(), Some(Some((1, 96))));
+        // Many at once, across the sealed table and the active segment, in
+        // any order: the same locations.
+        let mut found = Vec::new();
+        index
+            .locations([3, 0, 1, 2, 3].into_iter(), &mut found)
+            .unwrap();
+        assert_eq!(
+            found,
+            vec![(3, 1, 96), (0, 0, 96), (1, 0, 160), (2, 0, 432), (3, 1, 96)]
+        );
+        assert!(index.locations([4].into_iter(), &mut found).is_err());
         let view = index.sealed()[0].view().unwrap();
         assert_eq!(view.header().data_end, 600);
         assert_eq!(view.header().last_frame_at, 400);

@@ -27,7 +27,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -35,8 +35,8 @@ use memmap2::{Mmap, MmapOptions, MmapRaw};
 
 use crate::error::Error;
 use crate::format::{
-    FORMAT_VERSION, FRAME_HEADER_LEN, MIN_FORMAT_VERSION, SEGMENT_HEADER_LEN, Salt, SegmentHeader,
-    check_segment_header, encode_segment_header, segment_format_version,
+    FORMAT_VERSION, FRAME_HEADER_LEN, MIN_FORMAT_VERSION, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    Salt, SegmentHeader, check_segment_header, encode_segment_header, segment_format_version,
 };
 use crate::io::FileIo;
 
@@ -129,6 +129,9 @@ pub(crate) struct Segment {
     /// record only in a segment of version 2 or later, which a build that
     /// cannot read control records refuses.
     format_version: AtomicU32,
+    /// Which records of this map a read has checked, made at the first
+    /// check: see [`Segment::is_verified`].
+    verified: OnceLock<Verified>,
 }
 
 impl Segment {
@@ -261,6 +264,7 @@ impl Segment {
             committed: AtomicUsize::new(0),
             data_len: AtomicUsize::new(0),
             format_version: AtomicU32::new(MIN_FORMAT_VERSION),
+            verified: OnceLock::new(),
         }
     }
 
@@ -344,6 +348,7 @@ impl Segment {
             committed: AtomicUsize::new(0),
             data_len: AtomicUsize::new(0),
             format_version: AtomicU32::new(FORMAT_VERSION),
+            verified: OnceLock::new(),
         })
     }
 
@@ -476,6 +481,30 @@ impl Segment {
         copy_from(self.map.get()?, offset, len)
     }
 
+    /// Whether the record of `position` passed its checksum in this map
+    /// before ([`set_verified`](Segment::set_verified)): a read may then
+    /// decode it without checking its checksum again. Bytes below the
+    /// watermark never change while the segment is mapped (invariant 2), so
+    /// a record checked once reads the same for as long as this map lives;
+    /// a scavenge that replaces the file makes a new `Segment`, with
+    /// nothing verified.
+    pub(crate) fn is_verified(&self, position: u64) -> bool {
+        self.verified
+            .get()
+            .is_some_and(|v| v.contains(position))
+    }
+
+    /// Records that the record of `position`, at the offset the index gives
+    /// for it, passed its checksum and every check of the read that found
+    /// it. `first_position` is the segment's first position (by the index),
+    /// which the bits count from; a position outside what the segment can
+    /// hold is not recorded.
+    pub(crate) fn set_verified(&self, position: u64, first_position: u64) {
+        self.verified
+            .get_or_init(|| Verified::new(first_position, self.len()))
+            .insert(position);
+    }
+
     /// The committed bytes as a [`Bytes`] that keeps the segment mapped:
     /// slices of it are the zero-copy payloads handed to readers.
     pub(crate) fn committed_bytes(self: &Arc<Self>) -> Bytes {
@@ -483,6 +512,70 @@ impl Segment {
             len: self.committed_len(),
             segment: Arc::clone(self),
         })
+    }
+}
+
+/// Positions per chunk of [`Verified`] bits.
+const VERIFIED_CHUNK_POSITIONS: usize = 4096;
+
+/// One chunk of [`Verified`] bits: 512 bytes.
+type VerifiedChunk = [AtomicU64; VERIFIED_CHUNK_POSITIONS / 64];
+
+/// Which records of one segment's map passed their checksum: a bit per
+/// position from the segment's first position, in chunks of
+/// [`VERIFIED_CHUNK_POSITIONS`] made when a record of theirs is first
+/// checked. So memory follows what was read, at most a bit per event
+/// (128 KiB for a 64 MiB segment of the smallest records), plus 16 bytes
+/// per chunk slot made with the first check. Bits are only ever set.
+#[derive(Debug)]
+struct Verified {
+    first_position: u64,
+    chunks: Box<[OnceLock<Box<VerifiedChunk>>]>,
+}
+
+impl Verified {
+    /// Bits for a segment of `len` bytes whose first position is
+    /// `first_position`: it holds at most one record per
+    /// [`RECORD_HEADER_LEN`] bytes.
+    fn new(first_position: u64, len: usize) -> Verified {
+        let positions = len / RECORD_HEADER_LEN;
+        let chunks = positions.div_ceil(VERIFIED_CHUNK_POSITIONS);
+        Verified {
+            first_position,
+            chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The chunk, word and bit of `position`, when the segment can hold it.
+    fn slot(&self, position: u64) -> Option<(usize, usize, u64)> {
+        let i = usize::try_from(position.checked_sub(self.first_position)?).ok()?;
+        let chunk = i / VERIFIED_CHUNK_POSITIONS;
+        (chunk < self.chunks.len()).then(|| {
+            let bit = i % VERIFIED_CHUNK_POSITIONS;
+            (chunk, bit / 64, 1u64 << (bit % 64))
+        })
+    }
+
+    fn contains(&self, position: u64) -> bool {
+        let Some((chunk, word, bit)) = self.slot(position) else {
+            return false;
+        };
+        self.chunks[chunk]
+            .get()
+            .is_some_and(|c| c[word].load(Ordering::Relaxed) & bit != 0)
+    }
+
+    fn insert(&self, position: u64) {
+        let Some((chunk, word, bit)) = self.slot(position) else {
+            return;
+        };
+        let words = self.chunks[chunk]
+            .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+        // Readers of a hot record set its bit once, not on every read: no
+        // write to a shared cache line when it is set already.
+        if words[word].load(Ordering::Relaxed) & bit == 0 {
+            words[word].fetch_or(bit, Ordering::Relaxed);
+        }
     }
 }
 

@@ -25,6 +25,7 @@
 //! and the plan holds the segments' maps, which keep a file a scavenge
 //! replaced or `$all` retention removed readable as it was.
 
+pub(crate) mod borrowed;
 pub(crate) mod commits;
 pub(crate) mod condition;
 pub(crate) mod filter;
@@ -41,7 +42,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::event::RecordedEvent;
-use crate::format::decode_record_bytes;
+use crate::format::{RawRecordView, decode_record_bytes, decode_verified_record};
 use crate::index::Index;
 use crate::index::shared::SharedIndex;
 use crate::log::segment::Segment;
@@ -54,13 +55,24 @@ pub(crate) struct Plan {
     events: Vec<(u64, u32, u32)>,
     /// The segments the locations point into, each once, in first-use
     /// order.
-    segments: Vec<Arc<Segment>>,
+    segments: Vec<Planned>,
     /// For a stream read: the stream's name and the version of its first
     /// event read, which every record read is checked against.
     stream: Option<(Arc<str>, u64)>,
     /// Whether control records are returned too (as events of their
     /// control streams); reads skip them, since they are not events.
     keep_control: bool,
+    /// Whether any stream had a lifecycle state when the read was planned,
+    /// so that the events must pass [`crate::lifecycle::Visibility`].
+    lifecycle: bool,
+}
+
+/// A segment a plan reads, and its first position by the index: where the
+/// segment's verified bits count from.
+#[derive(Debug)]
+struct Planned {
+    segment: Arc<Segment>,
+    first_position: u64,
 }
 
 impl Plan {
@@ -84,21 +96,31 @@ pub(crate) fn plan(
     let mut plan = Plan {
         events: Vec::with_capacity(positions.size_hint().0),
         stream,
+        lifecycle: index.has_lifecycle(),
         ..Plan::default()
     };
-    for position in positions {
-        let (segment, offset) = index
-            .location(position)?
-            .ok_or_else(|| internal(format!("position {position} is not in the index")))?;
+    index.locations(positions, &mut plan.events)?;
+    for &(_, segment, _) in &plan.events {
         // Newest first: a read rarely leaves the segment it is in.
         let number = u64::from(segment);
-        if !plan.segments.iter().rev().any(|s| s.number() == number) {
-            let found = index
-                .segment_arc(segment)
-                .ok_or_else(|| internal(format!("segment {segment} is not open")))?;
-            plan.segments.push(Arc::clone(found));
+        if plan
+            .segments
+            .iter()
+            .rev()
+            .any(|p| p.segment.number() == number)
+        {
+            continue;
         }
-        plan.events.push((position, segment, offset));
+        let found = index
+            .segment_arc(segment)
+            .ok_or_else(|| internal(format!("segment {segment} is not open")))?;
+        let first_position = index
+            .first_position_of(segment)
+            .ok_or_else(|| internal(format!("segment {segment} has no table")))?;
+        plan.segments.push(Planned {
+            segment: Arc::clone(found),
+            first_position,
+        });
     }
     Ok(plan)
 }
@@ -199,70 +221,38 @@ pub(crate) fn execute(plan: Plan) -> Result<Vec<RecordedEvent>, Failed> {
 /// [`keeping_control`](Plan::keeping_control)); gap records are never
 /// handed on.
 pub(crate) fn execute_into(
-    mut plan: Plan,
+    plan: Plan,
     sink: &mut impl FnMut(RecordedEvent, bool),
 ) -> Result<(), Failed> {
     // One `Bytes` owner per segment touched, so that each payload costs a
     // reference count, not an allocation.
-    let mut current: Option<(usize, Bytes)> = None;
+    let mut owner: Option<(u64, Bytes)> = None;
     let mut streams = Names::default();
     let mut types = Names::default();
-    for (i, (position, number, offset)) in std::mem::take(&mut plan.events).into_iter().enumerate()
-    {
-        let number = u64::from(number);
-        let k = match &current {
-            Some((k, _)) if plan.segments.get(*k).is_some_and(|s| s.number() == number) => *k,
-            _ => {
-                let k = plan
-                    .segments
-                    .iter()
-                    .position(|s| s.number() == number)
-                    .ok_or_else(|| internal(format!("segment {number} is not in the plan")))?;
-                current = Some((k, plan.segments[k].committed_bytes()));
-                k
-            }
+    walk(&plan, None, &mut |found| {
+        let Found {
+            segment,
+            offset,
+            record,
+            position,
+            ..
+        } = found;
+        let bytes = match &owner {
+            Some((number, bytes)) if *number == segment.number() => bytes,
+            _ => &owner.insert((segment.number(), segment.committed_bytes())).1,
         };
-        let (Some(segment), Some((_, bytes))) = (plan.segments.get(k), &current) else {
-            return Err(internal("segment bytes missing".into()).into());
+        // The owner was made after the walker read these bytes, so it
+        // reaches at least as far; checked rather than trusted, since
+        // `Bytes::slice` panics past its end.
+        if bytes.len() < offset + record.data.end {
+            return Err(internal("segment bytes shorter than a record read".into()).into());
+        }
+        let corrupt = |reason: String| Failed {
+            error: Error::corruption(segment.path(), offset as u64, reason),
+            segment: u32::try_from(segment.number()).ok(),
         };
-        let offset = offset as usize;
-        let at = |offset: u64, reason: String| Failed {
-            error: Error::corruption(segment.path(), offset, reason),
-            segment: u32::try_from(number).ok(),
-        };
-        let corrupt = |reason: String| at(offset as u64, reason);
-        let untrusted = bytes
-            .get(offset..)
-            .ok_or_else(|| corrupt("record lies past the committed end of its segment".into()))?;
-        let record = decode_record_bytes(untrusted, segment.salt())
-            .map_err(|e| at((offset + e.offset) as u64, e.reason))?;
-        if record.position != position {
-            return Err(corrupt(format!(
-                "record at position {} where the index has position {position}",
-                record.position
-            )));
-        }
-        if (record.control || record.gap) && !plan.keep_control && plan.stream.is_none() {
-            continue;
-        }
-        // A gap record holds nothing and belongs to no stream: even a read
-        // that keeps control records passes over it.
-        if record.gap && plan.stream.is_none() {
-            continue;
-        }
         let stream_id = match &plan.stream {
-            Some((name, first_version)) => {
-                let version = first_version + i as u64;
-                if record.stream != name.as_bytes() || record.version != version {
-                    return Err(corrupt(format!(
-                        "record is version {} of stream '{}' where the index has version {version} of '{}'",
-                        record.version,
-                        crate::error::excerpt(&String::from_utf8_lossy(record.stream)),
-                        crate::error::excerpt(name)
-                    )));
-                }
-                Arc::clone(name)
-            }
+            Some((name, _)) => Arc::clone(name),
             None => streams.get(record.stream, "stream id").map_err(corrupt)?,
         };
         let event_type = types
@@ -281,6 +271,112 @@ pub(crate) fn execute_into(
             },
             record.control,
         );
+        Ok(())
+    })
+}
+
+/// A record a [`walk`] found where its plan said, checked: its segment,
+/// its offset there, and its fields, borrowed from the segment's map.
+pub(crate) struct Found<'p> {
+    pub(crate) segment: &'p Arc<Segment>,
+    pub(crate) offset: usize,
+    pub(crate) record: RawRecordView<'p>,
+    pub(crate) position: u64,
+    /// The segment's committed bytes from the record on: the record's
+    /// field ranges are relative to them.
+    pub(crate) bytes: &'p [u8],
+}
+
+/// Walks the records of `plan` in its order, with no lock held, past those
+/// at or before position `after` (a read handing events on as it goes
+/// that runs again after a rebuild, see [`borrowed`]), and hands each to
+/// `f` once it passed its checks: its position is the one the index gave,
+/// and for a stream read its stream and version are the expected ones.
+/// Control records are handed on only by a plan
+/// [`keeping_control`](Plan::keeping_control) or a stream read (whose
+/// stream then is a control stream); gap records only by a stream read
+/// (which the stream check then refuses).
+///
+/// A record's checksum is checked the first time this process reads it
+/// through its segment's map and remembered there
+/// ([`Segment::set_verified`]); later reads decode it with every other
+/// check but that one. The bytes cannot have changed in between: bytes
+/// below the watermark never change while mapped.
+pub(crate) fn walk<'p>(
+    plan: &'p Plan,
+    after: Option<u64>,
+    f: &mut impl FnMut(Found<'p>) -> Result<(), Failed>,
+) -> Result<(), Failed> {
+    // The segment being read and its committed bytes.
+    let mut current: Option<(&'p Planned, &'p [u8])> = None;
+    for (i, &(position, number, offset)) in plan.events.iter().enumerate() {
+        if after.is_some_and(|a| position <= a) {
+            continue;
+        }
+        let number = u64::from(number);
+        let (planned, bytes) = match current {
+            Some((planned, bytes)) if planned.segment.number() == number => (planned, bytes),
+            _ => {
+                let planned = plan
+                    .segments
+                    .iter()
+                    .find(|p| p.segment.number() == number)
+                    .ok_or_else(|| internal(format!("segment {number} is not in the plan")))?;
+                *current.insert((planned, planned.segment.committed()))
+            }
+        };
+        let segment = &planned.segment;
+        let offset = offset as usize;
+        let at = |offset: u64, reason: String| Failed {
+            error: Error::corruption(segment.path(), offset, reason),
+            segment: u32::try_from(number).ok(),
+        };
+        let corrupt = |reason: String| at(offset as u64, reason);
+        let untrusted = bytes
+            .get(offset..)
+            .ok_or_else(|| corrupt("record lies past the committed end of its segment".into()))?;
+        let verified = segment.is_verified(position);
+        let record = if verified {
+            decode_verified_record(untrusted)
+        } else {
+            decode_record_bytes(untrusted, segment.salt())
+        }
+        .map_err(|e| at((offset + e.offset) as u64, e.reason))?;
+        if record.position != position {
+            return Err(corrupt(format!(
+                "record at position {} where the index has position {position}",
+                record.position
+            )));
+        }
+        if !verified {
+            segment.set_verified(position, planned.first_position);
+        }
+        if (record.control || record.gap) && !plan.keep_control && plan.stream.is_none() {
+            continue;
+        }
+        // A gap record holds nothing and belongs to no stream: even a read
+        // that keeps control records passes over it.
+        if record.gap && plan.stream.is_none() {
+            continue;
+        }
+        if let Some((name, first_version)) = &plan.stream {
+            let version = first_version + i as u64;
+            if record.stream != name.as_bytes() || record.version != version {
+                return Err(corrupt(format!(
+                    "record is version {} of stream '{}' where the index has version {version} of '{}'",
+                    record.version,
+                    crate::error::excerpt(&String::from_utf8_lossy(record.stream)),
+                    crate::error::excerpt(name)
+                )));
+            }
+        }
+        f(Found {
+            segment,
+            offset,
+            record,
+            position,
+            bytes: untrusted,
+        })?;
     }
     Ok(())
 }

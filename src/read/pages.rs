@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::ops::Range;
 
 use super::filter::{Filter, FilteredPage};
-use super::{plan, read_planned};
+use super::{Failed, Plan, execute, plan, read_planned, read_planned_with};
 use crate::error::Error;
 use crate::event::RecordedEvent;
 use crate::index::shared::SharedIndex;
@@ -45,56 +45,95 @@ fn stream_range(
     max_count: usize,
 ) -> Result<Vec<RecordedEvent>, Error> {
     let mut out: Vec<RecordedEvent> = Vec::new();
+    stream_chunks(index, stream, from_version, to_version, max_count, &mut |plan| {
+        owned(index, plan, &mut out)
+    })?;
+    Ok(out)
+}
+
+/// What running one chunk's plan did: how many events it examined (read
+/// and checked) and how many of them it kept (a read may return them now).
+pub(crate) type Ran = (usize, usize);
+
+/// Runs a plan the owned way: the events read into `out`, keeping those a
+/// read may return now.
+fn owned(index: &SharedIndex, plan: Plan, out: &mut Vec<RecordedEvent>) -> Result<Ran, Failed> {
+    let mut events = execute(plan)?;
+    let examined = events.len();
+    retain_visible(index, &mut events);
+    let kept = events.len();
+    out.append(&mut events);
+    Ok((examined, kept))
+}
+
+/// Plans the reads of up to `max_count` events of `stream` from version
+/// `from_version` up to `to_version` a chunk at a time, and has `run`
+/// read each: the owned read and the borrowed one
+/// ([`super::borrowed`]) share this. Events removed by the stream's
+/// lifecycle state are skipped: the read starts at the first version a
+/// read may return, and goes on past expired events until `run` kept
+/// `max_count` or the stream ends.
+pub(crate) fn stream_chunks(
+    index: &SharedIndex,
+    stream: &str,
+    from_version: u64,
+    to_version: u64,
+    max_count: usize,
+    run: &mut impl FnMut(Plan) -> Result<Ran, Failed>,
+) -> Result<(), Error> {
+    let mut kept = 0;
     let mut from = from_version;
     // At least once, so that a read of no events still learns whether the
     // stream exists.
     loop {
-        let want = max_count - out.len();
+        let want = max_count - kept;
         // Where the chunk planned under the lock ends, and where the
         // stream ends: the loop goes on only while events were hidden.
         let reached = Cell::new((from, from));
-        let mut events = read_planned(index, |index| {
-            let not_found = || Error::StreamNotFound {
-                stream: stream.to_owned(),
-            };
-            if is_reserved(stream) {
-                return Err(not_found());
-            }
-            let next = index.raw_next_version(stream);
-            let first_readable = match index.lifecycle(stream) {
-                Some(s) if s.tombstoned => {
-                    return Err(Error::StreamDeleted {
-                        stream: crate::error::excerpt(stream),
-                    });
+        let (examined, chunk_kept) = read_planned_with(
+            index,
+            |index| {
+                let not_found = || Error::StreamNotFound {
+                    stream: stream.to_owned(),
+                };
+                if is_reserved(stream) {
+                    return Err(not_found());
                 }
-                Some(s) => s.first_readable(next),
-                None => 0,
-            }
-            // Versions in segments that retention dropped are gone too.
-            .max(index.first_version(stream));
-            if index.stream_version(stream).is_none() {
-                return Err(not_found());
-            }
-            let from = from.max(first_readable).min(next);
-            let to = to_version.min(next);
-            let count = (to.saturating_sub(from)).min(want as u64) as usize;
-            let positions = index
-                .stream_positions(stream, from, count)
-                .ok_or_else(not_found)??;
-            let name = index.shared_name(stream).ok_or_else(not_found)?;
-            reached.set((from + positions.len() as u64, to));
-            plan(index, positions.into_iter(), Some((name, from)))
-        })?;
-        let examined = events.len();
-        retain_visible(index, &mut events);
-        out.append(&mut events);
+                let next = index.raw_next_version(stream);
+                let first_readable = match index.lifecycle(stream) {
+                    Some(s) if s.tombstoned => {
+                        return Err(Error::StreamDeleted {
+                            stream: crate::error::excerpt(stream),
+                        });
+                    }
+                    Some(s) => s.first_readable(next),
+                    None => 0,
+                }
+                // Versions in segments that retention dropped are gone too.
+                .max(index.first_version(stream));
+                if index.stream_version(stream).is_none() {
+                    return Err(not_found());
+                }
+                let from = from.max(first_readable).min(next);
+                let to = to_version.min(next);
+                let count = (to.saturating_sub(from)).min(want as u64) as usize;
+                let positions = index
+                    .stream_positions(stream, from, count)
+                    .ok_or_else(not_found)??;
+                let name = index.shared_name(stream).ok_or_else(not_found)?;
+                reached.set((from + positions.len() as u64, to));
+                plan(index, positions.into_iter(), Some((name, from)))
+            },
+            &mut *run,
+        )?;
+        kept += chunk_kept;
         let (at, end) = reached.get();
-        if examined == 0 || at >= end || out.len() >= max_count {
+        if examined == 0 || at >= end || kept >= max_count {
             break;
         }
         from = at;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Up to `max_count` events of `stream`, newest first, from version
@@ -160,27 +199,48 @@ pub(crate) fn all_until(
     max_count: usize,
 ) -> Result<(Vec<RecordedEvent>, u64), Error> {
     let mut out: Vec<RecordedEvent> = Vec::new();
+    let at = all_chunks(index, from_position, until, max_count, &mut |plan| {
+        owned(index, plan, &mut out)
+    })?;
+    Ok((out, at))
+}
+
+/// Plans the reads of up to `max_count` events of `$all` at positions
+/// from `from_position` up to `until` a chunk at a time, and has `run`
+/// read each (see [`stream_chunks`]); returns the position after the last
+/// one examined.
+pub(crate) fn all_chunks(
+    index: &SharedIndex,
+    from_position: u64,
+    until: u64,
+    max_count: usize,
+    run: &mut impl FnMut(Plan) -> Result<Ran, Failed>,
+) -> Result<u64, Error> {
+    let mut kept = 0;
     let mut at = from_position;
-    while out.len() < max_count {
-        let want = (max_count - out.len()) as u64;
+    while kept < max_count {
+        let want = (max_count - kept) as u64;
         let reached = Cell::new((at, at));
-        let mut events = read_planned(index, |index| {
-            let end = index.len().min(until);
-            // Positions before the log's start were dropped by retention.
-            let from = at.max(index.start_position()).min(end);
-            let to = from.saturating_add(want).min(end);
-            reached.set((to, end));
-            plan(index, from..to, None)
-        })?;
-        retain_visible(index, &mut events);
-        out.append(&mut events);
+        let (_, chunk_kept) = read_planned_with(
+            index,
+            |index| {
+                let end = index.len().min(until);
+                // Positions before the log's start were dropped by retention.
+                let from = at.max(index.start_position()).min(end);
+                let to = from.saturating_add(want).min(end);
+                reached.set((to, end));
+                plan(index, from..to, None)
+            },
+            &mut *run,
+        )?;
+        kept += chunk_kept;
         let (to, end) = reached.get();
         at = at.max(to);
         if to >= end {
             break;
         }
     }
-    Ok((out, at))
+    Ok(at)
 }
 
 /// Up to `max_count` events of `$all`, newest first, from `from_position`

@@ -28,7 +28,7 @@ pub use header::{
 };
 pub use record::{
     RECORD_FLAG_CONTROL, RECORD_FLAG_GAP, RECORD_HEADER_LEN, RawRecordView, RecordFields,
-    RecordView, decode_record, decode_record_bytes, encode_record, padded_record_len, seal_record,
+    RecordView, decode_record, decode_record_bytes, decode_verified_record, encode_record, padded_record_len, seal_record,
     set_gap_lengths, set_record_flags, set_recorded_at,
 };
 pub use time::{recorded_at_time, recorded_at_utc};

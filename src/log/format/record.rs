@@ -261,6 +261,25 @@ pub fn decode_record(untrusted: &[u8], salt: Salt) -> Result<RecordView<'_>, Dec
 /// [`decode_record`], except that the stream id and event type are left as
 /// bytes.
 pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView<'_>, DecodeError> {
+    decode_record_checked(untrusted, Some(salt))
+}
+
+/// Decodes the record at the start of `bytes` like
+/// [`decode_record_bytes`], with every check but its checksum and its
+/// padding's: for a record whose checksum passed earlier in the same
+/// mapping, whose bytes never change (a reader's verified records, see
+/// FORMAT.md, "Reading"). A record never checked must go through
+/// [`decode_record_bytes`].
+pub fn decode_verified_record(bytes: &[u8]) -> Result<RawRecordView<'_>, DecodeError> {
+    decode_record_checked(bytes, None)
+}
+
+/// The decoder behind both: the checksum (and the padding) are checked when
+/// `salt` is given.
+fn decode_record_checked(
+    untrusted: &[u8],
+    salt: Option<Salt>,
+) -> Result<RawRecordView<'_>, DecodeError> {
     let len = read_u32(untrusted, LEN_AT)? as usize;
     if len < RECORD_HEADER_LEN {
         return Err(DecodeError::new(
@@ -278,21 +297,23 @@ pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView
             ),
         ));
     };
-    let stored_crc = read_u32(record, CRC_AT)?;
-    let crc = salt.checksum(&[
-        record.get(LEN_AT..CRC_AT).unwrap_or_default(),
-        record.get(POSITION_AT..len).unwrap_or_default(),
-    ]);
-    if crc != stored_crc {
-        return Err(DecodeError::new(CRC_AT, "record checksum mismatch"));
-    }
-    // From here on the bytes are the ones that were written; the checks below
-    // catch an encoder bug rather than damage.
-    if record
-        .get(len..)
-        .is_some_and(|pad| pad.iter().any(|b| *b != 0))
-    {
-        return Err(DecodeError::new(len, "record padding is not zero"));
+    if let Some(salt) = salt {
+        let stored_crc = read_u32(record, CRC_AT)?;
+        let crc = salt.checksum(&[
+            record.get(LEN_AT..CRC_AT).unwrap_or_default(),
+            record.get(POSITION_AT..len).unwrap_or_default(),
+        ]);
+        if crc != stored_crc {
+            return Err(DecodeError::new(CRC_AT, "record checksum mismatch"));
+        }
+        // From here on the bytes are the ones that were written; the checks
+        // below catch an encoder bug rather than damage.
+        if record
+            .get(len..)
+            .is_some_and(|pad| pad.iter().any(|b| *b != 0))
+        {
+            return Err(DecodeError::new(len, "record padding is not zero"));
+        }
     }
     let flags = read_u32(record, FLAGS_AT)?;
     if flags & !KNOWN_FLAGS != 0 || flags == KNOWN_FLAGS {
