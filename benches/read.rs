@@ -10,7 +10,7 @@
 //!
 //! The stores are built once per run, before the first benchmark that needs
 //! them. After criterion's runs of each workload a paired side measurement
-//! interleaves the three systems call by call (see [`common::paired`]), and
+//! interleaves the systems call by call (see [`common::paired`]), and
 //! the run ends with two tables of figures, ratios and the issue's targets:
 //! the paired one, and criterion's.
 
@@ -48,7 +48,14 @@ const PRELOAD_THREADS: usize = 8;
 const C: &str = "c_read_stream_100";
 const D: &str = "d_read_all_page_1000";
 const E: &str = "e_reopen_first_read";
-const SYSTEMS: [&str; 3] = ["annals", "floor", "sqlite"];
+/// The systems measured: annals' owned reads, the baselines, and annals'
+/// borrowed reads (`read_stream_with`, `read_all_with`), whose closure
+/// passes each event's payload to `black_box` and keeps nothing. The
+/// reopen (e) measures the first three.
+const SYSTEMS: [&str; 4] = ["annals", "floor", "sqlite", "annals_with"];
+
+/// The systems the reopen (e) measures.
+const REOPENED: [&str; 3] = ["annals", "floor", "sqlite"];
 
 /// The three preloaded stores. The open handles live in `RefCell`s so that
 /// (e) can close them before it reopens the files.
@@ -161,6 +168,15 @@ impl Fixture {
                 let store = store.as_ref().expect("annals is open");
                 black_box(store.read_stream(name, 0, PER_STREAM).expect("read_stream")).len()
             }
+            "annals_with" => {
+                let store = self.annals.borrow();
+                let store = store.as_ref().expect("annals is open");
+                store
+                    .read_stream_with(name, 0, PER_STREAM, |e| {
+                        black_box(e.data);
+                    })
+                    .expect("read_stream_with")
+            }
             "floor" => {
                 let floor = self.floor.borrow();
                 let floor = floor.as_ref().expect("floor is open");
@@ -182,6 +198,15 @@ impl Fixture {
                 let store = self.annals.borrow();
                 let store = store.as_ref().expect("annals is open");
                 black_box(store.read_all(from as u64, PAGE).expect("read_all")).len()
+            }
+            "annals_with" => {
+                let store = self.annals.borrow();
+                let store = store.as_ref().expect("annals is open");
+                store
+                    .read_all_with(from as u64, PAGE, |e| {
+                        black_box(e.data);
+                    })
+                    .expect("read_all_with")
             }
             "floor" => {
                 let floor = self.floor.borrow();
@@ -280,7 +305,7 @@ fn bench_c(c: &mut Criterion, fx: &OnceCell<Fixture>, rec: &Recorder) {
 
     let fx = fx.get_or_init(Fixture::build);
     let seed = common::seed() ^ 0xC0;
-    let times = paired(3, Duration::from_secs(4), 1_000, 200_000, |round, s| {
+    let times = paired(SYSTEMS.len(), Duration::from_secs(4), 1_000, 200_000, |round, s| {
         let i = pick(seed, round, STREAMS);
         let t = Instant::now();
         let n = fx.read_stream(SYSTEMS[s], i);
@@ -324,7 +349,7 @@ fn bench_d(c: &mut Criterion, fx: &OnceCell<Fixture>, rec: &Recorder) {
 
     // Each system scans the log from the start, page by page, in step.
     let fx = fx.get_or_init(Fixture::build);
-    let times = paired(3, Duration::from_secs(4), 100, EVENTS / PAGE, |round, s| {
+    let times = paired(SYSTEMS.len(), Duration::from_secs(4), 100, EVENTS / PAGE, |round, s| {
         let t = Instant::now();
         let n = fx.read_page(SYSTEMS[s], round * PAGE);
         let elapsed = t.elapsed();
@@ -340,7 +365,7 @@ fn bench_e(c: &mut Criterion, fx: &OnceCell<Fixture>, rec: &Recorder) {
     let mut group = c.benchmark_group(E);
     configure(&mut group, samples, 3);
     group.sampling_mode(SamplingMode::Flat);
-    for system in SYSTEMS {
+    for system in REOPENED {
         let key = format!("{E}/{system}");
         rec.expect(&key, samples);
         let mut rng = Rng::new(common::seed() ^ 0xE);
@@ -363,17 +388,17 @@ fn bench_e(c: &mut Criterion, fx: &OnceCell<Fixture>, rec: &Recorder) {
     }
     group.finish();
 
-    if !rec.should_pair(E, &SYSTEMS) {
+    if !rec.should_pair(E, &REOPENED) {
         return;
     }
 
     let fx = fx.get_or_init(Fixture::build);
     fx.close();
     let seed = common::seed() ^ 0xE0;
-    let times = paired(3, Duration::from_secs(5), 5, 30, |round, s| {
+    let times = paired(REOPENED.len(), Duration::from_secs(5), 5, 30, |round, s| {
         let i = pick(seed, round, STREAMS);
         let t = Instant::now();
-        let open = fx.reopen(SYSTEMS[s], i);
+        let open = fx.reopen(REOPENED[s], i);
         let elapsed = t.elapsed();
         drop(open);
         elapsed
@@ -426,6 +451,18 @@ fn table(rec: &Recorder, paired: bool) {
             "—",
         );
         let rate = |d: Duration| fmt_rate(PER_STREAM as f64 / d.as_secs_f64());
+        if let Some(w) = med(C, SYSTEMS[3]) {
+            row(
+                "(c) read_stream_with (borrowed), latency per call",
+                [fmt_duration(w), fmt_duration(f), fmt_duration(s)],
+                [x(faster(f, w)), x(faster(s, w))],
+                &format!(
+                    "≥ 10× sqlite: **{}**; faster than floor: **{}**",
+                    verdict(faster(s, w) >= 10.0),
+                    verdict(faster(f, w) > 1.0)
+                ),
+            );
+        }
         row(
             "(c) read_stream, events/s",
             [rate(a), rate(f), rate(s)],
@@ -452,6 +489,24 @@ fn table(rec: &Recorder, paired: bool) {
                 verdict(vf > 1.0)
             ),
         );
+        if let Some(w) = med(D, SYSTEMS[3]) {
+            row(
+                "(d) read_all_with (borrowed), events/s",
+                [rate(w), rate(f), rate(s)],
+                [x(faster(f, w)), x(faster(s, w))],
+                &format!(
+                    "≥ 8× sqlite: **{}**; faster than floor: **{}**",
+                    verdict(faster(s, w) >= 8.0),
+                    verdict(faster(f, w) > 1.0)
+                ),
+            );
+            row(
+                "(d) read_all_with (borrowed), latency per page",
+                [fmt_duration(w), fmt_duration(f), fmt_duration(s)],
+                [x(faster(f, w)), x(faster(s, w))],
+                "—",
+            );
+        }
         row(
             "(d) read_all, MB/s of payload",
             [mbps(a), mbps(f), mbps(s)],
@@ -484,8 +539,9 @@ fn summary(rec: &Recorder) {
     println!("== annals read benchmarks: summary");
     println!();
     println!(
-        "Paired side measurement: the three systems interleaved call by call, medians of \
-         every call. Judge the targets by this table."
+        "Paired side measurement: the systems interleaved call by call, medians of \
+         every call. Judge the targets by this table. The annals column is the owned \
+         read; the borrowed rows put read_stream_with and read_all_with in it."
     );
     println!();
     table(rec, true);

@@ -515,6 +515,28 @@ impl Segment {
     }
 }
 
+/// Asks the CPU to bring the cache line of `bytes[at]` in, without
+/// waiting for it; nothing past the end of `bytes`. A read walking records
+/// spread over a segment calls it for records a few ahead of the one it
+/// decodes, so that their cache misses overlap rather than come one after
+/// another.
+#[inline]
+pub(crate) fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(byte) = bytes.get(at) {
+        // SAFETY: a prefetch is a hint that neither reads nor writes
+        // memory as far as the program can see, and never faults; the
+        // address is inside `bytes` anyway (checked above).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                std::ptr::from_ref(byte).cast::<i8>(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
 /// Positions per chunk of [`Verified`] bits.
 const VERIFIED_CHUNK_POSITIONS: usize = 4096;
 
