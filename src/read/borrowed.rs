@@ -121,6 +121,7 @@ struct LastType<'p> {
 /// The event of a record [`walk`] found, borrowed from its map: its stream
 /// id and event type checked to be non-empty UTF-8 (the stream id of a
 /// stream read was checked against the stream's name already).
+#[inline(always)]
 fn event_ref<'p>(
     plan: &'p Plan,
     found: &Found<'p>,

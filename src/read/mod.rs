@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::event::RecordedEvent;
-use crate::format::{RawRecordView, decode_record_bytes, decode_verified_record};
+use crate::format::{RawRecordView, decode_record_checked};
 use crate::index::Index;
 use crate::index::shared::SharedIndex;
 use crate::log::segment::{Segment, prefetch};
@@ -276,7 +276,15 @@ pub(crate) fn execute_into(
 }
 
 /// How many records ahead of the one it decodes [`walk`] asks for.
-const PREFETCH_AHEAD: usize = 4;
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks for the cache lines of the header and names of the record at
+/// `offset` of `bytes`.
+fn prefetch_record(bytes: &[u8], offset: usize) {
+    for line in [0, 64, 120] {
+        prefetch(bytes, offset + line);
+    }
+}
 
 /// A record a [`walk`] found where its plan said, checked: its segment,
 /// its offset there, and its fields, borrowed from the segment's map.
@@ -325,7 +333,15 @@ pub(crate) fn walk<'p>(
                     .iter()
                     .find(|p| p.segment.number() == number)
                     .ok_or_else(|| internal(format!("segment {number} is not in the plan")))?;
-                *current.insert((planned, planned.segment.committed()))
+                let bytes = planned.segment.committed();
+                // The records up to the one the loop asks for ahead: the
+                // first of a read, or of a segment, are asked for here.
+                for &(_, s, ahead) in plan.events.iter().skip(i).take(PREFETCH_AHEAD) {
+                    if u64::from(s) == number {
+                        prefetch_record(bytes, ahead as usize);
+                    }
+                }
+                *current.insert((planned, bytes))
             }
         };
         // The records a few ahead are mostly in the same segment: their
@@ -335,10 +351,7 @@ pub(crate) fn walk<'p>(
         if let Some(&(_, ahead_segment, ahead)) = plan.events.get(i + PREFETCH_AHEAD)
             && u64::from(ahead_segment) == number
         {
-            let ahead = ahead as usize;
-            for line in [0, 64, 120] {
-                prefetch(bytes, ahead + line);
-            }
+            prefetch_record(bytes, ahead as usize);
         }
         let segment = &planned.segment;
         let offset = offset as usize;
@@ -351,12 +364,8 @@ pub(crate) fn walk<'p>(
             .get(offset..)
             .ok_or_else(|| corrupt("record lies past the committed end of its segment".into()))?;
         let verified = segment.is_verified(position);
-        let record = if verified {
-            decode_verified_record(untrusted)
-        } else {
-            decode_record_bytes(untrusted, segment.salt())
-        }
-        .map_err(|e| at((offset + e.offset) as u64, e.reason))?;
+        let record = decode_record_checked(untrusted, (!verified).then(|| segment.salt()))
+            .map_err(|e| at((offset + e.offset) as u64, e.reason))?;
         if record.position != position {
             return Err(corrupt(format!(
                 "record at position {} where the index has position {position}",

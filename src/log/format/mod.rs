@@ -28,7 +28,7 @@ pub use header::{
 };
 pub use record::{
     RECORD_FLAG_CONTROL, RECORD_FLAG_GAP, RECORD_HEADER_LEN, RawRecordView, RecordFields,
-    RecordView, decode_record, decode_record_bytes, decode_verified_record, encode_record, padded_record_len, seal_record,
+    RecordView, decode_record, decode_record_bytes, decode_record_checked, encode_record, padded_record_len, seal_record,
     set_gap_lengths, set_record_flags, set_recorded_at,
 };
 pub use time::{recorded_at_time, recorded_at_utc};
@@ -149,6 +149,7 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Reads `N` bytes at `at`, or says the slice is too short.
+#[inline]
 fn array<const N: usize>(untrusted: &[u8], at: usize) -> Result<[u8; N], DecodeError> {
     at.checked_add(N)
         .and_then(|end| untrusted.get(at..end))
@@ -156,14 +157,12 @@ fn array<const N: usize>(untrusted: &[u8], at: usize) -> Result<[u8; N], DecodeE
         .ok_or_else(|| DecodeError::new(at, format!("truncated: {N} bytes needed here")))
 }
 
-fn read_u16(untrusted: &[u8], at: usize) -> Result<u16, DecodeError> {
-    array::<2>(untrusted, at).map(u16::from_le_bytes)
-}
-
+#[inline]
 fn read_u32(untrusted: &[u8], at: usize) -> Result<u32, DecodeError> {
     array::<4>(untrusted, at).map(u32::from_le_bytes)
 }
 
+#[inline]
 fn read_u64(untrusted: &[u8], at: usize) -> Result<u64, DecodeError> {
     array::<8>(untrusted, at).map(u64::from_le_bytes)
 }

@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use super::{ALIGN, DecodeError, Salt, align_up, array, put, read_u16, read_u32, read_u64};
+use super::{ALIGN, DecodeError, Salt, align_up, put, read_u32};
 
 /// Bytes of a record's fixed part; the variable fields follow it.
 pub const RECORD_HEADER_LEN: usize = 64;
@@ -264,19 +264,15 @@ pub fn decode_record_bytes(untrusted: &[u8], salt: Salt) -> Result<RawRecordView
     decode_record_checked(untrusted, Some(salt))
 }
 
-/// Decodes the record at the start of `bytes` like
-/// [`decode_record_bytes`], with every check but its checksum and its
-/// padding's: for a record whose checksum passed earlier in the same
-/// mapping, whose bytes never change (a reader's verified records, see
-/// FORMAT.md, "Reading"). A record never checked must go through
-/// [`decode_record_bytes`].
-pub fn decode_verified_record(bytes: &[u8]) -> Result<RawRecordView<'_>, DecodeError> {
-    decode_record_checked(bytes, None)
-}
-
-/// The decoder behind both: the checksum (and the padding) are checked when
-/// `salt` is given.
-fn decode_record_checked(
+/// Decodes the record at the start of `untrusted` like
+/// [`decode_record_bytes`], its checksum (and its padding) checked only
+/// when `salt` is given. `None` is for a record whose checksum passed
+/// earlier in the same map, whose bytes never change (a reader's verified
+/// records, see FORMAT.md, "Reading"); a record never checked must be
+/// given its salt. Inlined, so that a reader's loop does not copy the
+/// large view through a returned `Result`.
+#[inline(always)]
+pub fn decode_record_checked(
     untrusted: &[u8],
     salt: Option<Salt>,
 ) -> Result<RawRecordView<'_>, DecodeError> {
@@ -297,13 +293,17 @@ fn decode_record_checked(
             ),
         ));
     };
+    // The fixed part, read with no further bounds checks: `len` is at least
+    // its length.
+    let Some(head) = record.first_chunk::<RECORD_HEADER_LEN>().map(Head) else {
+        return Err(DecodeError::new(LEN_AT, "record shorter than its header"));
+    };
     if let Some(salt) = salt {
-        let stored_crc = read_u32(record, CRC_AT)?;
         let crc = salt.checksum(&[
             record.get(LEN_AT..CRC_AT).unwrap_or_default(),
             record.get(POSITION_AT..len).unwrap_or_default(),
         ]);
-        if crc != stored_crc {
+        if crc != head.u32::<CRC_AT>() {
             return Err(DecodeError::new(CRC_AT, "record checksum mismatch"));
         }
         // From here on the bytes are the ones that were written; the checks
@@ -315,7 +315,7 @@ fn decode_record_checked(
             return Err(DecodeError::new(len, "record padding is not zero"));
         }
     }
-    let flags = read_u32(record, FLAGS_AT)?;
+    let flags = head.u32::<FLAGS_AT>();
     if flags & !KNOWN_FLAGS != 0 || flags == KNOWN_FLAGS {
         return Err(DecodeError::new(
             FLAGS_AT,
@@ -328,8 +328,8 @@ fn decode_record_checked(
             "a gap record holds nothing but its header",
         ));
     }
-    let stream_len = usize::from(read_u16(record, STREAM_LEN_AT)?);
-    let type_len = usize::from(read_u16(record, TYPE_LEN_AT)?);
+    let stream_len = usize::from(head.u16::<STREAM_LEN_AT>());
+    let type_len = usize::from(head.u16::<TYPE_LEN_AT>());
     // Only a gap record has no stream: so an empty stream id means a gap
     // to everything that reads records.
     if flags & RECORD_FLAG_GAP == 0 && (stream_len == 0 || type_len == 0) {
@@ -338,8 +338,8 @@ fn decode_record_checked(
             "an event record with an empty stream id or event type",
         ));
     }
-    let metadata_len = read_u32(record, METADATA_LEN_AT)? as usize;
-    let data_len = read_u32(record, DATA_LEN_AT)? as usize;
+    let metadata_len = head.u32::<METADATA_LEN_AT>() as usize;
+    let data_len = head.u32::<DATA_LEN_AT>() as usize;
     if padded_record_len(stream_len, type_len, metadata_len, data_len).map(|(l, _)| l) != Some(len)
     {
         return Err(DecodeError::new(
@@ -351,19 +351,17 @@ fn decode_record_checked(
     let type_at = stream_at + stream_len;
     let metadata_at = type_at + type_len;
     let data_at = metadata_at + metadata_len;
-    let field = |range: Range<usize>| {
-        let at = range.start;
-        record
-            .get(range)
-            .ok_or_else(|| DecodeError::new(at, "field runs past the record"))
+    let (Some(stream), Some(event_type)) = (
+        record.get(stream_at..type_at),
+        record.get(type_at..metadata_at),
+    ) else {
+        return Err(DecodeError::new(stream_at, "field runs past the record"));
     };
-    let stream = field(stream_at..type_at)?;
-    let event_type = field(type_at..metadata_at)?;
     Ok(RawRecordView {
-        position: read_u64(record, POSITION_AT)?,
-        version: read_u64(record, VERSION_AT)?,
-        recorded_at_us: read_u64(record, RECORDED_AT_AT)?,
-        id: array::<16>(record, ID_AT)?,
+        position: head.u64::<POSITION_AT>(),
+        version: head.u64::<VERSION_AT>(),
+        recorded_at_us: head.u64::<RECORDED_AT_AT>(),
+        id: head.id(),
         stream,
         event_type,
         metadata: metadata_at..data_at,
@@ -372,6 +370,42 @@ fn decode_record_checked(
         control: flags & RECORD_FLAG_CONTROL != 0,
         gap: flags & RECORD_FLAG_GAP != 0,
     })
+}
+
+/// A record's fixed part, whose fields are read at constant offsets: an
+/// offset past its end fails to compile rather than at run time.
+struct Head<'a>(&'a [u8; RECORD_HEADER_LEN]);
+
+impl Head<'_> {
+    fn u16<const AT: usize>(&self) -> u16 {
+        let h = self.0;
+        u16::from_le_bytes([h[AT], h[AT + 1]])
+    }
+
+    fn u32<const AT: usize>(&self) -> u32 {
+        let h = self.0;
+        u32::from_le_bytes([h[AT], h[AT + 1], h[AT + 2], h[AT + 3]])
+    }
+
+    fn u64<const AT: usize>(&self) -> u64 {
+        let h = self.0;
+        u64::from_le_bytes([
+            h[AT],
+            h[AT + 1],
+            h[AT + 2],
+            h[AT + 3],
+            h[AT + 4],
+            h[AT + 5],
+            h[AT + 6],
+            h[AT + 7],
+        ])
+    }
+
+    fn id(&self) -> [u8; 16] {
+        let mut id = [0; 16];
+        id.copy_from_slice(&self.0[ID_AT..ID_AT + 16]);
+        id
+    }
 }
 
 /// `bytes`, found at offset `at` of a record, as non-empty UTF-8 text.
