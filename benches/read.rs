@@ -305,14 +305,20 @@ fn bench_c(c: &mut Criterion, fx: &OnceCell<Fixture>, rec: &Recorder) {
 
     let fx = fx.get_or_init(Fixture::build);
     let seed = common::seed() ^ 0xC0;
-    let times = paired(SYSTEMS.len(), Duration::from_secs(4), 1_000, 200_000, |round, s| {
-        let i = pick(seed, round, STREAMS);
-        let t = Instant::now();
-        let n = fx.read_stream(SYSTEMS[s], i);
-        let elapsed = t.elapsed();
-        assert_eq!(n, PER_STREAM);
-        elapsed
-    });
+    let times = paired(
+        SYSTEMS.len(),
+        Duration::from_secs(4),
+        1_000,
+        200_000,
+        |round, s| {
+            let i = pick(seed, round, STREAMS);
+            let t = Instant::now();
+            let n = fx.read_stream(SYSTEMS[s], i);
+            let elapsed = t.elapsed();
+            assert_eq!(n, PER_STREAM);
+            elapsed
+        },
+    );
     record_paired(rec, C, times);
 }
 
@@ -349,13 +355,19 @@ fn bench_d(c: &mut Criterion, fx: &OnceCell<Fixture>, rec: &Recorder) {
 
     // Each system scans the log from the start, page by page, in step.
     let fx = fx.get_or_init(Fixture::build);
-    let times = paired(SYSTEMS.len(), Duration::from_secs(4), 100, EVENTS / PAGE, |round, s| {
-        let t = Instant::now();
-        let n = fx.read_page(SYSTEMS[s], round * PAGE);
-        let elapsed = t.elapsed();
-        assert_eq!(n, PAGE);
-        elapsed
-    });
+    let times = paired(
+        SYSTEMS.len(),
+        Duration::from_secs(4),
+        100,
+        EVENTS / PAGE,
+        |round, s| {
+            let t = Instant::now();
+            let n = fx.read_page(SYSTEMS[s], round * PAGE);
+            let elapsed = t.elapsed();
+            assert_eq!(n, PAGE);
+            elapsed
+        },
+    );
     record_paired(rec, D, times);
 }
 

@@ -474,7 +474,8 @@ pub use backup::BackupReport;
 pub use bytes::Bytes;
 pub use error::{Error, Limit};
 pub use event::{
-    AppendCondition, AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent, StreamAppend,
+    AppendCondition, AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent,
+    StreamAppend,
 };
 pub use lifecycle::StreamLimits;
 pub use lifecycle::scavenge::ScavengeReport;

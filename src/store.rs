@@ -10,7 +10,8 @@ use parking_lot::Mutex;
 
 use crate::error::Error;
 use crate::event::{
-    AppendCondition, AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent, StreamAppend,
+    AppendCondition, AppendResult, EventData, EventRef, ExpectedVersion, RecordedEvent,
+    StreamAppend,
 };
 use crate::index::shared::SharedIndex;
 use crate::io::{DIR_MODE, FILE_MODE};
@@ -21,11 +22,11 @@ use crate::log::recovery::{LOCK_FILE, Mode, RecoveryReport, check_listing, recov
 use crate::log::writer::Writer;
 use crate::metrics::{Metrics, Recorder};
 use crate::options::Options;
+use crate::read::borrowed;
 use crate::read::commits::Commits;
 use crate::read::condition::Conditions;
 use crate::read::filter::{Filter, FilteredPage};
 use crate::read::follow::{Follower, Tail};
-use crate::read::borrowed;
 use crate::read::pages::{self, FILTER_SCAN_EVENTS};
 use crate::read::subscription::{Source, SubscribeFrom, Subscription};
 

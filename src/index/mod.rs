@@ -552,6 +552,49 @@ pub(crate) struct IdHit {
     pub table: Option<u32>,
 }
 
+/// The last version of a stream whose next version is `raw_next`, with
+/// the lifecycle state `state`: `None` when it has no events, none since a
+/// soft delete, or is tombstoned.
+pub(crate) fn visible_last(raw_next: u64, state: Option<StreamState>) -> Option<u64> {
+    let last = raw_next.checked_sub(1)?;
+    match state {
+        Some(s) if s.tombstoned || last < s.deleted_before => None,
+        _ => Some(last),
+    }
+}
+
+/// One stream's entry, looked up once by [`Index::stream_read`].
+pub(crate) struct StreamRead<'a> {
+    index: &'a Index,
+    s: &'a Stream,
+}
+
+impl StreamRead<'_> {
+    /// The stream's shared name.
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.s.name
+    }
+
+    /// Its next version as the log holds it ([`Index::raw_next_version`]).
+    pub(crate) fn raw_next_version(&self) -> u64 {
+        self.s.next_version
+    }
+
+    /// The first version the log holds ([`Index::first_version`]).
+    pub(crate) fn first_version(&self) -> u64 {
+        self.s.first_version.max(self.index.first_held(self.s))
+    }
+
+    /// Its positions from version `from_version` on, at most `max_count`
+    /// ([`Index::stream_positions`]).
+    pub(crate) fn positions(&self, from_version: u64, max_count: usize) -> Result<Vec<u64>, Error> {
+        let s = self.s;
+        let from = from_version.max(self.first_version()).min(s.next_version);
+        let to = from.saturating_add(max_count as u64).min(s.next_version);
+        self.index.collect_positions(s, from..to)
+    }
+}
+
 #[derive(Debug)]
 struct Stream {
     name: Arc<str>,
@@ -768,11 +811,15 @@ impl Index {
     /// The last version of `stream`, `None` when it has no events: none
     /// ever, none since a soft delete, or tombstoned.
     pub(crate) fn stream_version(&self, stream: &str) -> Option<u64> {
-        let last = self.raw_next_version(stream).checked_sub(1)?;
-        match self.lifecycle(stream) {
-            Some(s) if s.tombstoned || last < s.deleted_before => None,
-            _ => Some(last),
-        }
+        visible_last(self.raw_next_version(stream), self.lifecycle(stream))
+    }
+
+    /// The entry of `stream`, found once, for a read of it that asks
+    /// several things of it; `None` for a stream the index does not know.
+    pub(crate) fn stream_read(&self, stream: &str) -> Option<StreamRead<'_>> {
+        let id = *self.stream_ids.get(stream)?;
+        let s = self.streams.get(id as usize)?;
+        Some(StreamRead { index: self, s })
     }
 
     /// The next version of `stream` as the log holds it: how many versions
@@ -889,13 +936,6 @@ impl Index {
     /// Sets the lifecycle state of the stream whose key is `key`.
     pub(crate) fn set_lifecycle(&mut self, key: StreamKey, state: StreamState) {
         self.lifecycle.insert(key, state);
-    }
-
-    /// The index's shared copy of the name `stream`, if it has events.
-    pub(crate) fn shared_name(&self, stream: &str) -> Option<Arc<str>> {
-        self.stream_ids
-            .get_key_value(stream)
-            .map(|(k, _)| Arc::clone(k))
     }
 
     /// How many streams there are.
@@ -1902,7 +1942,8 @@ impl Index {
                 .partition_point(|first| *first <= position)
                 .checked_sub(1)
                 .ok_or_else(|| missing(position))?;
-            let (Some(table), Some(&first)) = (self.sealed.get(k), self.sealed_firsts.get(k)) else {
+            let (Some(table), Some(&first)) = (self.sealed.get(k), self.sealed_firsts.get(k))
+            else {
                 return Err(missing(position));
             };
             let end = self
@@ -1937,14 +1978,7 @@ impl Index {
         from_version: u64,
         max_count: usize,
     ) -> Option<Result<Vec<u64>, Error>> {
-        let id = *self.stream_ids.get(stream)?;
-        let s = self.streams.get(id as usize)?;
-        let from = from_version
-            .max(s.first_version)
-            .max(self.first_held(s))
-            .min(s.next_version);
-        let to = from.saturating_add(max_count as u64).min(s.next_version);
-        Some(self.collect_positions(s, from..to))
+        Some(self.stream_read(stream)?.positions(from_version, max_count))
     }
 
     fn collect_positions(&self, s: &Stream, versions: Range<u64>) -> Result<Vec<u64>, Error> {

@@ -489,9 +489,7 @@ impl Segment {
     /// a scavenge that replaces the file makes a new `Segment`, with
     /// nothing verified.
     pub(crate) fn is_verified(&self, position: u64) -> bool {
-        self.verified
-            .get()
-            .is_some_and(|v| v.contains(position))
+        self.verified.get().is_some_and(|v| v.contains(position))
     }
 
     /// Records that the record of `position`, at the offset the index gives
@@ -591,8 +589,8 @@ impl Verified {
         let Some((chunk, word, bit)) = self.slot(position) else {
             return;
         };
-        let words = self.chunks[chunk]
-            .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+        let words =
+            self.chunks[chunk].get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
         // Readers of a hot record set its bit once, not on every read: no
         // write to a shared cache line when it is set already.
         if words[word].load(Ordering::Relaxed) & bit == 0 {

@@ -26,9 +26,14 @@ pub(crate) fn stream(
     f: &mut dyn FnMut(EventRef<'_>),
 ) -> Result<usize, Error> {
     let mut handed = Handed::default();
-    stream_chunks(index, stream, from_version, u64::MAX, max_count, &mut |plan| {
-        handed.run(index, &plan, f)
-    })?;
+    stream_chunks(
+        index,
+        stream,
+        from_version,
+        u64::MAX,
+        max_count,
+        &mut |plan| handed.run(index, &plan, f),
+    )?;
     Ok(handed.count)
 }
 

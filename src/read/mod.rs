@@ -239,7 +239,11 @@ pub(crate) fn execute_into(
         } = found;
         let bytes = match &owner {
             Some((number, bytes)) if *number == segment.number() => bytes,
-            _ => &owner.insert((segment.number(), segment.committed_bytes())).1,
+            _ => {
+                &owner
+                    .insert((segment.number(), segment.committed_bytes()))
+                    .1
+            }
         };
         // The owner was made after the walker read these bytes, so it
         // reaches at least as far; checked rather than trusted, since

@@ -5,12 +5,14 @@
 
 use std::cell::Cell;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::filter::{Filter, FilteredPage};
 use super::{Failed, Plan, execute, plan, read_planned, read_planned_with};
 use crate::error::Error;
 use crate::event::RecordedEvent;
 use crate::index::shared::SharedIndex;
+use crate::index::visible_last;
 use crate::lifecycle::{is_reserved, retain_visible};
 
 /// How many events a filtered read examines at most per call, unless it
@@ -45,9 +47,14 @@ fn stream_range(
     max_count: usize,
 ) -> Result<Vec<RecordedEvent>, Error> {
     let mut out: Vec<RecordedEvent> = Vec::new();
-    stream_chunks(index, stream, from_version, to_version, max_count, &mut |plan| {
-        owned(index, plan, &mut out)
-    })?;
+    stream_chunks(
+        index,
+        stream,
+        from_version,
+        to_version,
+        max_count,
+        &mut |plan| owned(index, plan, &mut out),
+    )?;
     Ok(out)
 }
 
@@ -99,29 +106,29 @@ pub(crate) fn stream_chunks(
                 if is_reserved(stream) {
                     return Err(not_found());
                 }
-                let next = index.raw_next_version(stream);
-                let first_readable = match index.lifecycle(stream) {
-                    Some(s) if s.tombstoned => {
-                        return Err(Error::StreamDeleted {
-                            stream: crate::error::excerpt(stream),
-                        });
-                    }
-                    Some(s) => s.first_readable(next),
-                    None => 0,
+                let state = index.lifecycle(stream);
+                if state.is_some_and(|s| s.tombstoned) {
+                    return Err(Error::StreamDeleted {
+                        stream: crate::error::excerpt(stream),
+                    });
                 }
-                // Versions in segments that retention dropped are gone too.
-                .max(index.first_version(stream));
-                if index.stream_version(stream).is_none() {
+                // One lookup of the stream's entry for all that follows.
+                let entry = index.stream_read(stream).ok_or_else(not_found)?;
+                let next = entry.raw_next_version();
+                if visible_last(next, state).is_none() {
                     return Err(not_found());
                 }
+                let first_readable = state
+                    .map_or(0, |s| s.first_readable(next))
+                    // Versions in segments that retention dropped are gone
+                    // too.
+                    .max(entry.first_version());
                 let from = from.max(first_readable).min(next);
                 let to = to_version.min(next);
                 let count = (to.saturating_sub(from)).min(want as u64) as usize;
-                let positions = index
-                    .stream_positions(stream, from, count)
-                    .ok_or_else(not_found)??;
-                let name = index.shared_name(stream).ok_or_else(not_found)?;
+                let positions = entry.positions(from, count)?;
                 reached.set((from + positions.len() as u64, to));
+                let name = Arc::clone(entry.name());
                 plan(index, positions.into_iter(), Some((name, from)))
             },
             &mut *run,

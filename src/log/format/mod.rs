@@ -28,8 +28,8 @@ pub use header::{
 };
 pub use record::{
     RECORD_FLAG_CONTROL, RECORD_FLAG_GAP, RECORD_HEADER_LEN, RawRecordView, RecordFields,
-    RecordView, decode_record, decode_record_bytes, decode_record_checked, encode_record, padded_record_len, seal_record,
-    set_gap_lengths, set_record_flags, set_recorded_at,
+    RecordView, decode_record, decode_record_bytes, decode_record_checked, encode_record,
+    padded_record_len, seal_record, set_gap_lengths, set_record_flags, set_recorded_at,
 };
 pub use time::{recorded_at_time, recorded_at_utc};
 pub use walk::{End, Frame, Frames};
