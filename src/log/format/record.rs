@@ -372,39 +372,34 @@ pub fn decode_record_checked(
     })
 }
 
-/// A record's fixed part, whose fields are read at constant offsets: an
-/// offset past its end fails to compile rather than at run time.
+/// A record's fixed part, whose fields are read at constant offsets.
 struct Head<'a>(&'a [u8; RECORD_HEADER_LEN]);
 
 impl Head<'_> {
+    /// The `N` bytes at `AT`; zeros past the end, which the constant
+    /// offsets below never reach (`RECORD_HEADER_LEN` covers every field).
+    fn bytes<const AT: usize, const N: usize>(&self) -> [u8; N] {
+        self.0
+            .get(AT..)
+            .and_then(|rest| rest.first_chunk::<N>())
+            .copied()
+            .unwrap_or([0; N])
+    }
+
     fn u16<const AT: usize>(&self) -> u16 {
-        let h = self.0;
-        u16::from_le_bytes([h[AT], h[AT + 1]])
+        u16::from_le_bytes(self.bytes::<AT, 2>())
     }
 
     fn u32<const AT: usize>(&self) -> u32 {
-        let h = self.0;
-        u32::from_le_bytes([h[AT], h[AT + 1], h[AT + 2], h[AT + 3]])
+        u32::from_le_bytes(self.bytes::<AT, 4>())
     }
 
     fn u64<const AT: usize>(&self) -> u64 {
-        let h = self.0;
-        u64::from_le_bytes([
-            h[AT],
-            h[AT + 1],
-            h[AT + 2],
-            h[AT + 3],
-            h[AT + 4],
-            h[AT + 5],
-            h[AT + 6],
-            h[AT + 7],
-        ])
+        u64::from_le_bytes(self.bytes::<AT, 8>())
     }
 
     fn id(&self) -> [u8; 16] {
-        let mut id = [0; 16];
-        id.copy_from_slice(&self.0[ID_AT..ID_AT + 16]);
-        id
+        self.bytes::<ID_AT, 16>()
     }
 }
 
